@@ -1,0 +1,164 @@
+"""Conv1d as a module: torch's constructor, attributes, initialisation, repr and state dicts."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyopencl.array as cla
+
+from . import functional as F
+from .runtime import Device, get_device
+
+_rng = np.random.default_rng()
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the generator that initialises parameters."""
+    global _rng
+    _rng = np.random.default_rng(seed)
+
+
+class Parameter:
+    """A device array with a gradient slot, like torch.nn.Parameter."""
+
+    def __init__(self, data: cla.Array, requires_grad: bool = True):
+        self.data = data
+        self.grad: cla.Array | None = None
+        self.requires_grad = requires_grad
+
+    shape = property(lambda self: tuple(self.data.shape))
+    dtype = property(lambda self: self.data.dtype)
+
+    def numpy(self) -> np.ndarray:
+        return self.data.get()
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.numpy()
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def __repr__(self):
+        return f"Parameter containing:\n{self.numpy()!r}"
+
+
+class _ConvNd:
+    """Shared state of Conv1d and ConvTranspose1d: checks, parameters, state dicts."""
+
+    _transposed = False
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                 padding_mode, device, dtype, output_padding=0):
+        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups <= 0:
+            raise ValueError("groups must be a positive integer")
+        if in_channels % groups != 0:
+            raise ValueError("in_channels must be divisible by groups")
+        if out_channels % groups != 0:
+            raise ValueError("out_channels must be divisible by groups")
+        kernel_size, stride, dilation = (F.single(v, n) for v, n in ((kernel_size, "kernel_size"), (stride, "stride"), (dilation, "dilation")))
+        if isinstance(padding, str):
+            if padding not in ("valid", "same"):
+                raise ValueError(f"Invalid padding string '{padding}', should be one of {{'valid', 'same'}}")
+            if padding == "same" and stride != 1:
+                raise ValueError("padding='same' is not supported for strided convolutions")
+        else:
+            padding = (F.single(padding, "padding"),)
+        if padding_mode not in F.PADDING_MODES:
+            raise ValueError(f"padding_mode must be one of {list(F.PADDING_MODES)}, but got padding_mode='{padding_mode}'")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size, self.stride, self.dilation = (kernel_size,), (stride,), (dilation,)
+        self.padding = padding
+        self.output_padding = (F.single(output_padding, "output_padding"),)
+        self.groups = int(groups)
+        self.padding_mode = padding_mode
+        self.device: Device = get_device(device)
+        self.dtype = np.dtype(np.float32 if dtype is None else dtype)
+        if self.dtype not in F.SUPPORTED_DTYPES:
+            raise TypeError(f"dtype must be float16, float32 or float64, got {self.dtype}")
+        F.check_dtype_supported(self.device, self.dtype)
+        shape = (in_channels, out_channels // groups, kernel_size) if self._transposed else (out_channels, in_channels // groups, kernel_size)
+        self.weight = Parameter(self.device.empty(shape, self.dtype))
+        self.bias = Parameter(self.device.empty((out_channels,), self.dtype)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """U(-sqrt(k), sqrt(k)) with k = groups / (C_in * K) for weight and bias, as torch draws them."""
+        fan_in = self.weight.shape[1] * self.kernel_size[0]
+        bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+        self.weight.data.set(_rng.uniform(-bound, bound, self.weight.shape).astype(self.dtype))
+        if self.bias is not None:
+            self.bias.data.set(_rng.uniform(-bound, bound, self.bias.shape).astype(self.dtype))
+
+    def parameters(self) -> list[Parameter]:
+        return [p for p in (self.weight, self.bias) if p is not None]
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = None
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0,):
+            s += f", padding={self.padding!r}" if isinstance(self.padding, str) else f", padding={self.padding}"
+        if self.dilation != (1,):
+            s += f", dilation={self.dilation}"
+        if self.output_padding != (0,):
+            s += f", output_padding={self.output_padding}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
+        return s
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+    def state_dict(self) -> dict:
+        return {name: p.numpy() for name, p in (("weight", self.weight), ("bias", self.bias)) if p is not None}
+
+    def load_state_dict(self, state_dict, strict: bool = True):
+        own = {name: p for name, p in (("weight", self.weight), ("bias", self.bias)) if p is not None}
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        errors = []
+        if strict and unexpected:
+            errors.append("Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ". ")
+        if strict and missing:
+            errors.append("Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". ")
+        arrays = {}
+        for name, param in own.items():
+            if name not in state_dict:
+                continue
+            value = state_dict[name]
+            array = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
+            if array.shape != param.shape:
+                errors.append(f"size mismatch for {name}: copying a param with shape {list(array.shape)} from checkpoint, "
+                              f"the shape in current model is {list(param.shape)}.")
+            arrays[name] = array
+        if errors:
+            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(errors))
+        for name, array in arrays.items():
+            own[name].data.set(np.ascontiguousarray(array, dtype=self.dtype))
+        return missing, unexpected
+
+    def __call__(self, input):
+        return self.forward(input)
+
+
+class Conv1d(_ConvNd):
+    """torch.nn.Conv1d on OpenCL. Input (N, C_in, L) or (C_in, L); output (N, C_out, L_out)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
+                 bias=True, padding_mode="zeros", device=None, dtype=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, device, dtype)
+
+    def _pads(self) -> tuple[int, int]:
+        return F.resolve_padding(self.padding if isinstance(self.padding, str) else self.padding[0],
+                                 self.kernel_size[0], self.stride[0], self.dilation[0])
+
+    def forward(self, input):
+        pad_left, pad_right = self._pads()
+        return F.conv1d_forward(input, self.weight.data, None if self.bias is None else self.bias.data,
+                                self.stride[0], pad_left, pad_right, self.dilation[0], self.groups,
+                                self.padding_mode, self.device)

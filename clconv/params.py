@@ -1,0 +1,109 @@
+"""Per-device kernel parameters, from one place with one lookup order:
+
+    explicit override  ->  tuned cache  ->  built-in table by device type and vendor  ->  safe default
+
+The result is then fitted to the device's limits (work-group size, local memory) and to the shape, so
+every configuration a kernel is launched with is one the device can run.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+
+STRATEGIES = ("register", "local")
+
+# A safe default for any device: small register tiles, work-groups of 8.
+_SAFE_DEFAULT = {"strategy": "register", "TILE_CO": 4, "TILE_L": 2, "WG_L": 8, "WG_CO": 1, "CI_TILE": 4}
+
+# Built-in table: (device type, vendor substring or "") -> parameters over the safe default.
+# CPUs (PoCL) want register tiles without barriers: its work-item loop vectoriser gives up on barriers.
+# GPUs want work-group tiles staged in __local memory.
+_BUILTIN = {
+    ("CPU", ""): {"strategy": "register", "TILE_CO": 6, "TILE_L": 2, "WG_L": 8, "WG_CO": 1},
+    ("GPU", ""): {"strategy": "local", "TILE_CO": 4, "TILE_L": 2, "WG_L": 32, "WG_CO": 4, "CI_TILE": 4},
+    ("ACCELERATOR", ""): {"strategy": "local", "TILE_CO": 2, "TILE_L": 2, "WG_L": 16, "WG_CO": 4, "CI_TILE": 4},
+}
+
+_override_state = threading.local()
+
+
+@contextlib.contextmanager
+def override(**params):
+    """Force kernel parameters inside a `with` block (this thread only), e.g. override(strategy="local")."""
+    if "strategy" in params and params["strategy"] not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {params['strategy']!r}")
+    previous = getattr(_override_state, "params", {})
+    _override_state.params = {**previous, **params}
+    try:
+        yield
+    finally:
+        _override_state.params = previous
+
+
+def _tuned(device, pass_name: str, shape_key: tuple) -> dict:
+    from . import tuning_cache
+
+    return tuning_cache.lookup(device, pass_name, shape_key)
+
+
+def _builtin(device) -> dict:
+    vendor = device.cl_device.vendor.lower()
+    for (dtype, vend), params in _BUILTIN.items():
+        if dtype == device.type and vend and vend in vendor:
+            return params
+    return _BUILTIN.get((device.type, ""), {})
+
+
+def lookup(device, pass_name: str, shape_key: tuple) -> dict:
+    """Parameters for one pass on one device before fitting: the first layer that has an entry wins."""
+    params = dict(_SAFE_DEFAULT)
+    tuned = _tuned(device, pass_name, shape_key)
+    params.update(tuned if tuned else _builtin(device))
+    params.update(getattr(_override_state, "params", {}))
+    return params
+
+
+def _pow2_floor(v: int) -> int:
+    p = 1
+    while p * 2 <= v:
+        p *= 2
+    return p
+
+
+def fit(device, params: dict, *, rows: int, length: int, local_bytes) -> dict:
+    """Fit parameters to a shape and to the device.
+
+    rows: channels per group the tile rows cover; length: positions along dim 0;
+    local_bytes(p): __local memory the local strategy needs with parameters p.
+    Tiles never exceed the shape; work-groups never exceed the device; a local tile that cannot fit
+    shrinks, and falls back to the register strategy when even the smallest does not fit.
+    """
+    p = dict(params)
+    p["TILE_CO"] = max(1, min(p["TILE_CO"], rows))
+    lanes_needed = -(-length // p["TILE_L"])
+    p["WG_L"] = max(1, min(p["WG_L"], _pow2_floor(max(1, lanes_needed))))
+    if p["TILE_L"] * p["WG_L"] > length:
+        p["TILE_L"] = max(1, -(-length // p["WG_L"]))
+    max_wg = device.max_work_group_size
+    if p["strategy"] == "register":
+        p["WG_CO"] = 1
+    else:
+        p["WG_CO"] = max(1, min(p["WG_CO"], -(-rows // p["TILE_CO"])))
+    while p["WG_L"] * p["WG_CO"] > max_wg:
+        if p["WG_CO"] > 1:
+            p["WG_CO"] //= 2
+        else:
+            p["WG_L"] //= 2
+    if p["strategy"] == "local":
+        while local_bytes(p) > device.local_mem_size:
+            if p["CI_TILE"] > 1:
+                p["CI_TILE"] //= 2
+            elif p["TILE_L"] > 1:
+                p["TILE_L"] //= 2
+            elif p["WG_L"] > 1:
+                p["WG_L"] //= 2
+            else:
+                p["strategy"] = "register"
+                p["WG_CO"] = 1
+                break
+    return p

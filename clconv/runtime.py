@@ -1,0 +1,207 @@
+"""The OpenCL runtime: devices, their contexts and queues, the program cache and buffer pools.
+
+Everything that touches pyopencl objects directly lives here, so that the rest of the package sees
+plain Python errors and a handful of small methods.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pyopencl as cl
+import pyopencl.array as cla
+import pyopencl.tools
+
+_HERE = Path(__file__).resolve().parent
+# Installed wheels carry the kernels as the package `clconv.kernels`; a source checkout has them at top level.
+_KERNEL_DIRS = (_HERE / "kernels", _HERE.parent / "kernels")
+
+_NO_PLATFORM = (
+    "No OpenCL platform found. Install one: `pip install pocl-binary-distribution` gives a CPU device "
+    "on Linux x86-64; GPUs need their vendor's OpenCL driver (an ICD file under /etc/OpenCL/vendors)."
+)
+
+_DEVICE_TYPE_NAMES = {
+    cl.device_type.GPU: "GPU",
+    cl.device_type.ACCELERATOR: "ACCELERATOR",
+    cl.device_type.CPU: "CPU",
+}
+
+
+def kernel_source(filename: str) -> str:
+    for folder in _KERNEL_DIRS:
+        path = folder / filename
+        if path.is_file():
+            return path.read_text()
+    raise RuntimeError(f"clconv kernel source {filename!r} not found in {[str(d) for d in _KERNEL_DIRS]}")
+
+
+class Device:
+    """One OpenCL device with its context, one in-order queue, a buffer pool and a program cache.
+
+    The context and queue are created at first use. Launches go through `lock` so that one module can be
+    shared by several Python threads: kernel objects carry their arguments and are not thread-safe.
+    """
+
+    def __init__(self, cl_device: cl.Device, index: int, platform_index: int, device_index: int):
+        self.cl_device = cl_device
+        self.index = index
+        self.spec = f"{platform_index}:{device_index}"
+        self.name = cl_device.name.strip()
+        self.platform_name = cl_device.platform.name.strip()
+        self.type = next((n for t, n in _DEVICE_TYPE_NAMES.items() if cl_device.type & t), "OTHER")
+        self.driver_version = cl_device.driver_version.strip()
+        extensions = cl_device.extensions.split()
+        self.has_fp64 = "cl_khr_fp64" in extensions
+        self.max_work_group_size = cl_device.max_work_group_size
+        self.local_mem_size = cl_device.local_mem_size
+        self.max_alloc = cl_device.max_mem_alloc_size
+        self.global_mem_size = cl_device.global_mem_size
+        self.lock = threading.RLock()
+        self._context = None
+        self._queue = None
+        self._allocator = None
+        self._kernels: dict[tuple, cl.Kernel] = {}
+
+    def __repr__(self):
+        return f"Device({self.index}: {self.name!r} on {self.platform_name!r}, {self.type})"
+
+    @property
+    def context(self) -> cl.Context:
+        if self._context is None:
+            with self.lock:
+                if self._context is None:
+                    self._context = cl.Context([self.cl_device])
+        return self._context
+
+    @property
+    def queue(self) -> cl.CommandQueue:
+        if self._queue is None:
+            with self.lock:
+                if self._queue is None:
+                    self._queue = cl.CommandQueue(self.context)
+        return self._queue
+
+    @property
+    def allocator(self) -> cl.tools.MemoryPool:
+        if self._allocator is None:
+            with self.lock:
+                if self._allocator is None:
+                    self._allocator = cl.tools.MemoryPool(cl.tools.ImmediateAllocator(self.queue))
+        return self._allocator
+
+    def empty(self, shape, dtype) -> cla.Array:
+        try:
+            return cla.empty(self.queue, shape, dtype, allocator=self.allocator)
+        except cl.MemoryError as exc:
+            self.allocator.free_held()
+            raise MemoryError(f"out of device memory on {self.name} allocating {shape} {np.dtype(dtype).name}") from exc
+
+    def to_device(self, array: np.ndarray) -> cla.Array:
+        out = self.empty(array.shape, array.dtype)
+        out.set(np.ascontiguousarray(array))
+        return out
+
+    def kernel(self, filename: str, name: str, defines: dict) -> cl.Kernel:
+        """The kernel `name` of `filename` built with `-D` defines; built once per (source, options)."""
+        key = (filename, name, tuple(sorted(defines.items())))
+        kernel = self._kernels.get(key)
+        if kernel is None:
+            with self.lock:
+                kernel = self._kernels.get(key)
+                if kernel is None:
+                    options = [f"-D{k}={int(v) if isinstance(v, (bool, np.bool_)) else v}" for k, v in sorted(defines.items())]
+                    source = kernel_source("common.cl") + "\n" + kernel_source(filename)
+                    try:
+                        program = cl.Program(self.context, source).build(options=options)
+                    except cl.Error as exc:
+                        raise RuntimeError(
+                            f"clconv failed to build {filename} for {self.name} with options {' '.join(options)}:\n{exc}"
+                        ) from None
+                    kernel = getattr(program, name)
+                    self._kernels[key] = kernel
+        return kernel
+
+    def launch(self, kernel: cl.Kernel, global_size, local_size, *args, wait_for=None) -> cl.Event:
+        with self.lock:
+            try:
+                kernel.set_args(*args)
+                return cl.enqueue_nd_range_kernel(self.queue, kernel, global_size, local_size, wait_for=wait_for)
+            except cl.MemoryError as exc:
+                self.allocator.free_held()
+                raise MemoryError(f"out of device memory on {self.name}: {exc}") from None
+            except cl.Error as exc:
+                raise RuntimeError(f"clconv kernel launch failed on {self.name}: {exc}") from None
+
+
+_devices: list[Device] | None = None
+_devices_lock = threading.Lock()
+
+
+def devices() -> list[Device]:
+    """Every OpenCL device on every platform, in platform order."""
+    global _devices
+    if _devices is None:
+        with _devices_lock:
+            if _devices is None:
+                found = []
+                try:
+                    platforms = cl.get_platforms()
+                except cl.Error:
+                    platforms = []
+                for p_index, platform in enumerate(platforms):
+                    try:
+                        platform_devices = platform.get_devices()
+                    except cl.Error:
+                        continue
+                    for d_index, cl_device in enumerate(platform_devices):
+                        found.append(Device(cl_device, len(found), p_index, d_index))
+                _devices = found
+    return _devices
+
+
+_TYPE_PREFERENCE = {"GPU": 0, "ACCELERATOR": 1, "CPU": 2}
+
+
+def get_device(spec=None) -> Device:
+    """Resolve a device choice.
+
+    spec: None (CLCONV_DEVICE, else the first GPU, then accelerator, then CPU), a Device, an int index into
+    devices(), a "P:D" platform:device string, a case-insensitive substring of the platform or device name,
+    or a pyopencl.Device.
+    """
+    if isinstance(spec, Device):
+        return spec
+    found = devices()
+    if not found:
+        raise RuntimeError(_NO_PLATFORM)
+    if spec is None:
+        env = os.environ.get("CLCONV_DEVICE")
+        if env:
+            return get_device(env)
+        return min(found, key=lambda d: (_TYPE_PREFERENCE.get(d.type, 3), d.index))
+    if isinstance(spec, cl.Device):
+        for device in found:
+            if device.cl_device == spec:
+                return device
+        raise ValueError(f"pyopencl device {spec.name!r} is not among clconv.devices()")
+    if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
+        if not 0 <= spec < len(found):
+            raise ValueError(f"device index {spec} out of range: {len(found)} OpenCL device(s) found")
+        return found[int(spec)]
+    if isinstance(spec, str):
+        text = spec.strip()
+        if text.isdigit():
+            return get_device(int(text))
+        for device in found:
+            if device.spec == text:
+                return device
+        lowered = text.lower()
+        for device in found:
+            if lowered in device.name.lower() or lowered in device.platform_name.lower():
+                return device
+        names = ", ".join(f"{d.spec} {d.name!r} ({d.platform_name})" for d in found)
+        raise ValueError(f"no OpenCL device matches {spec!r}; available: {names}")
+    raise TypeError(f"device must be None, an int, a str, a clconv.Device or a pyopencl.Device, got {type(spec).__name__}")

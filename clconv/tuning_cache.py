@@ -1,0 +1,62 @@
+"""The tuned-parameter cache: a versioned JSON file in the user's cache directory.
+
+Keys name the platform, device, driver and clconv version, so a driver update or a new release starts
+afresh. `python -m clconv.tune` is the only writer; `params.lookup` the only reader.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+from . import __version__
+
+FORMAT_VERSION = 1
+_lock = threading.Lock()
+_loaded: dict | None = None
+
+
+def cache_path() -> Path:
+    env = os.environ.get("CLCONV_CACHE_DIR")
+    if env:
+        return Path(env) / "tuned.json"
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("clconv")) / "tuned.json"
+
+
+def device_key(device) -> str:
+    return f"{device.platform_name}|{device.name}|{device.driver_version}|clconv {__version__}"
+
+
+def shape_key_str(pass_name: str, shape_key: tuple) -> str:
+    return pass_name + ":" + ",".join(str(v) for v in shape_key)
+
+
+def _load() -> dict:
+    global _loaded
+    if _loaded is None:
+        with _lock:
+            try:
+                data = json.loads(cache_path().read_text())
+                _loaded = data if data.get("format") == FORMAT_VERSION else {"format": FORMAT_VERSION, "devices": {}}
+            except (OSError, ValueError):
+                _loaded = {"format": FORMAT_VERSION, "devices": {}}
+    return _loaded
+
+
+def lookup(device, pass_name: str, shape_key: tuple) -> dict:
+    entries = _load()["devices"].get(device_key(device), {})
+    return entries.get(shape_key_str(pass_name, shape_key), {})
+
+
+def store(device, pass_name: str, shape_key: tuple, params: dict) -> None:
+    data = _load()
+    with _lock:
+        data["devices"].setdefault(device_key(device), {})[shape_key_str(pass_name, shape_key)] = params
+        path = cache_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+        tmp.replace(path)

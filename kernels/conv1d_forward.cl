@@ -1,0 +1,146 @@
+/* conv1d_forward.cl: grouped, strided, dilated 1-D convolution with fused padding and bias.
+ *
+ *   y[n, co, l] = bias[co] + sum_{ci < C_IN_G, k < K} w[co, ci, k] * xpad[n, g*C_IN_G + ci, l*STRIDE + k*DILATION - pad_l]
+ *   with g = co / C_OUT_G; xpad reads through load_padded() (PAD_MODE) outside [0, L_in).
+ *
+ * Tile picture (one work-group, dim 0 = output positions, dim 1 = output-channel tiles, dim 2 = batch):
+ *
+ *        positions:  lane 0 1 .. WG_L-1 | lane 0 1 .. WG_L-1 | ...   (TILE_L blocks, interleaved so that
+ *   channels          <----- block 0 ---->  <---- block 1 ---->         neighbouring lanes touch neighbouring
+ *   TILE_CO rows      acc[c][t] holds (co0 + c, l0 + t*WG_L)             addresses: coalesced on GPUs,
+ *                                                                         vectorised across lanes by PoCL)
+ *
+ *   STRATEGY 0 (register): no barriers; every work-item reads its inputs straight from global memory.
+ *     A tile whose whole input window lies inside [0, L_in) takes the unguarded path.
+ *   STRATEGY 1 (local): WG_CO work-items share the tile rows; per chunk of CI_TILE input channels the
+ *     work-group stages the input window with its halo (CI_TILE x WIN) and the weights in __local memory.
+ *
+ * Macros read: C_IN_G, C_OUT_G, GROUPS, K, STRIDE, DILATION, HAS_BIAS, PAD_MODE, dtype (common.cl) and
+ * the tunables below. Runtime arguments: L_in, L_out, pad_l.
+ */
+#ifndef STRATEGY
+#define STRATEGY 0 /* 0 register-blocked without barriers, 1 __local tiles */
+#endif
+#ifndef TILE_CO
+#define TILE_CO 4 /* output channels per work-item */
+#endif
+#ifndef TILE_L
+#define TILE_L 2 /* output positions per work-item, WG_L apart */
+#endif
+#ifndef WG_L
+#define WG_L 8 /* work-group size along positions */
+#endif
+#ifndef WG_CO
+#define WG_CO 1 /* work-group size along output-channel tiles */
+#endif
+#ifndef CI_TILE
+#define CI_TILE 4 /* input channels staged per __local chunk (STRATEGY 1) */
+#endif
+
+#define C_IN (C_IN_G * GROUPS)
+#define C_OUT (C_OUT_G * GROUPS)
+#define SPAN_L (WG_L * TILE_L)                                   /* positions per work-group */
+#define SPAN_CO (WG_CO * TILE_CO)                                /* channels per work-group */
+#define CO_SPANS ((C_OUT_G + SPAN_CO - 1) / SPAN_CO)             /* work-group rows per group */
+#define WIN ((SPAN_L - 1) * STRIDE + (K - 1) * DILATION + 1)     /* input window of a work-group */
+
+__kernel __attribute__((reqd_work_group_size(WG_L, WG_CO, 1)))
+void conv1d_forward(__global const store_t *restrict x, __global const store_t *restrict w,
+                    __global const store_t *restrict bias, __global store_t *restrict y,
+                    const int L_in, const int L_out, const int pad_l)
+{
+    const int lane = get_local_id(0);
+    const int row = get_local_id(1);
+    const int span = get_group_id(1);
+    const int g = span / CO_SPANS;
+    const int co_first = g * C_OUT_G + (span % CO_SPANS) * SPAN_CO; /* first channel of the work-group */
+    const int co_end = (g + 1) * C_OUT_G;
+    const int n = get_global_id(2);
+    const int l_first = get_group_id(0) * SPAN_L; /* first position of the work-group */
+    const int win0 = l_first * STRIDE - pad_l;      /* first input index of its window */
+    __global const store_t *xg = x + ((long)n * C_IN + g * C_IN_G) * L_in;
+
+    acc_t acc[TILE_CO][TILE_L];
+    for (int c = 0; c < TILE_CO; ++c)
+        for (int t = 0; t < TILE_L; ++t)
+            acc[c][t] = 0;
+
+#if STRATEGY == 0
+    const int co0 = co_first + row * TILE_CO;
+    /* Rows past the group's last channel read a valid channel and are never stored: no branch inside. */
+    int w_row[TILE_CO];
+    for (int c = 0; c < TILE_CO; ++c)
+        w_row[c] = (co0 + c < co_end ? co0 + c : co_end - 1) * (C_IN_G * K);
+    const bool interior = win0 >= 0 && win0 + WIN <= L_in;
+
+#define FORWARD_ACCUMULATE(LOAD_X)                                                    \
+    for (int ci = 0; ci < C_IN_G; ++ci) {                                             \
+        __global const store_t *xr = xg + (long)ci * L_in;                            \
+        for (int k = 0; k < K; ++k) {                                                 \
+            acc_t xv[TILE_L];                                                         \
+            for (int t = 0; t < TILE_L; ++t)                                          \
+                xv[t] = LOAD_X(xr, win0 + (lane + t * WG_L) * STRIDE + k * DILATION); \
+            for (int c = 0; c < TILE_CO; ++c) {                                       \
+                const acc_t wv = LOAD(w, w_row[c] + ci * K + k);                      \
+                for (int t = 0; t < TILE_L; ++t)                                      \
+                    acc[c][t] += wv * xv[t];                                          \
+            }                                                                         \
+        }                                                                             \
+    }
+#define LOAD_INTERIOR(row_ptr, i) LOAD(row_ptr, i)
+#define LOAD_EDGE(row_ptr, i) load_padded(row_ptr, i, L_in)
+    if (interior) {
+        FORWARD_ACCUMULATE(LOAD_INTERIOR)
+    } else {
+        FORWARD_ACCUMULATE(LOAD_EDGE)
+    }
+#else
+    __local acc_t x_tile[CI_TILE][WIN];
+    __local acc_t w_tile[CI_TILE * K][SPAN_CO];
+    const int co0 = co_first + row * TILE_CO;
+    const int me = row * WG_L + lane;
+    for (int ci0 = 0; ci0 < C_IN_G; ci0 += CI_TILE) {
+        for (int idx = me; idx < CI_TILE * WIN; idx += WG_L * WG_CO) {
+            const int c = idx / WIN, j = idx % WIN;
+            x_tile[c][j] = ci0 + c < C_IN_G ? load_padded(xg + (long)(ci0 + c) * L_in, win0 + j, L_in) : (acc_t)0;
+        }
+        for (int idx = me; idx < CI_TILE * K * SPAN_CO; idx += WG_L * WG_CO) {
+            const int o = idx / (CI_TILE * K), ck = idx % (CI_TILE * K);
+            const int ci = ci0 + ck / K;
+            const int co = co_first + o;
+            w_tile[ck][o] = (co < co_end && ci < C_IN_G) ? LOAD(w, (co * C_IN_G + ci) * K + ck % K) : (acc_t)0;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int c = 0; c < CI_TILE; ++c) {
+            for (int k = 0; k < K; ++k) {
+                acc_t xv[TILE_L];
+                for (int t = 0; t < TILE_L; ++t)
+                    xv[t] = x_tile[c][(lane + t * WG_L) * STRIDE + k * DILATION];
+                for (int cc = 0; cc < TILE_CO; ++cc) {
+                    const acc_t wv = w_tile[c * K + k][row * TILE_CO + cc];
+                    for (int t = 0; t < TILE_L; ++t)
+                        acc[cc][t] += wv * xv[t];
+                }
+            }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+#endif
+
+    for (int c = 0; c < TILE_CO; ++c) {
+        const int co = co0 + c;
+        if (co >= co_end)
+            break;
+#if HAS_BIAS
+        const acc_t b = LOAD(bias, co);
+#else
+        const acc_t b = 0;
+#endif
+        __global store_t *yr = y + ((long)n * C_OUT + co) * L_out;
+        for (int t = 0; t < TILE_L; ++t) {
+            const int l = l_first + lane + t * WG_L;
+            if (l < L_out)
+                STORE(yr, l, acc[c][t] + b);
+        }
+    }
+}
