@@ -218,12 +218,12 @@ def launch_forward(device: Device, geo: ConvGeometry, x: cla.Array, weight: cla.
         "C_IN_G": geo.in_per_group, "C_OUT_G": geo.out_per_group, "GROUPS": geo.groups, "K": geo.kernel_size,
         "STRIDE": geo.stride, "DILATION": geo.dilation, "HAS_BIAS": bias is not None,
         "PAD_MODE": _PAD_MODE_CODE[geo.padding_mode], "STRATEGY": int(p["strategy"] == "local"),
-        "TILE_CO": p["TILE_CO"], "TILE_L": p["TILE_L"], "WG_L": p["WG_L"], "WG_CO": p["WG_CO"],
+        "TILE_CO": p["TILE_CO"], "TILE_L": p["TILE_L"], "VEC": p["VEC"], "WG_L": p["WG_L"], "WG_CO": p["WG_CO"],
         **({"CI_TILE": p["CI_TILE"]} if p["strategy"] == "local" else {}), **dtype_defines(x.dtype),
     }
     kernel = device.kernel("conv1d_forward.cl", "conv1d_forward", defines)
     span_co = p["WG_CO"] * p["TILE_CO"]
-    global_size = (_ceil_div(geo.length_out, p["WG_L"] * p["TILE_L"]) * p["WG_L"],
+    global_size = (_ceil_div(geo.length_out, p["WG_L"] * p["TILE_L"] * p["VEC"]) * p["WG_L"],
                    geo.groups * _ceil_div(geo.out_per_group, span_co) * p["WG_CO"], geo.batch)
     device.launch(kernel, global_size, (p["WG_L"], p["WG_CO"], 1), x.data, weight.data,
                   (bias if bias is not None else weight).data, y.data,

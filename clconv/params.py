@@ -13,13 +13,13 @@ import threading
 STRATEGIES = ("register", "local")
 
 # A safe default for any device: small register tiles, work-groups of 8.
-_SAFE_DEFAULT = {"strategy": "register", "TILE_CO": 4, "TILE_L": 2, "WG_L": 8, "WG_CO": 1, "CI_TILE": 4}
+_SAFE_DEFAULT = {"strategy": "register", "TILE_CO": 4, "TILE_L": 2, "VEC": 4, "WG_L": 8, "WG_CO": 1, "CI_TILE": 4}
 
 # Built-in table: (device type, vendor substring or "") -> parameters over the safe default.
 # CPUs (PoCL) want register tiles without barriers: its work-item loop vectoriser gives up on barriers.
 # GPUs want work-group tiles staged in __local memory.
 _BUILTIN = {
-    ("CPU", ""): {"strategy": "register", "TILE_CO": 6, "TILE_L": 2, "WG_L": 8, "WG_CO": 1},
+    ("CPU", ""): {"strategy": "register", "TILE_CO": 6, "TILE_L": 2, "VEC": 8, "WG_L": 4, "WG_CO": 1},
     ("GPU", ""): {"strategy": "local", "TILE_CO": 4, "TILE_L": 2, "WG_L": 32, "WG_CO": 4, "CI_TILE": 4},
     ("ACCELERATOR", ""): {"strategy": "local", "TILE_CO": 2, "TILE_L": 2, "WG_L": 16, "WG_CO": 4, "CI_TILE": 4},
 }
@@ -80,10 +80,12 @@ def fit(device, params: dict, *, rows: int, length: int, local_bytes) -> dict:
     """
     p = dict(params)
     p["TILE_CO"] = max(1, min(p["TILE_CO"], rows))
-    lanes_needed = -(-length // p["TILE_L"])
+    if p["strategy"] == "local":
+        p["VEC"] = 1
+    lanes_needed = -(-length // (p["TILE_L"] * p["VEC"]))
     p["WG_L"] = max(1, min(p["WG_L"], _pow2_floor(max(1, lanes_needed))))
-    if p["TILE_L"] * p["WG_L"] > length:
-        p["TILE_L"] = max(1, -(-length // p["WG_L"]))
+    if p["TILE_L"] * p["VEC"] * p["WG_L"] > length:
+        p["TILE_L"] = max(1, -(-length // (p["WG_L"] * p["VEC"])))
     max_wg = device.max_work_group_size
     if p["strategy"] == "register":
         p["WG_CO"] = 1

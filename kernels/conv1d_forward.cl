@@ -33,13 +33,22 @@
 #ifndef WG_CO
 #define WG_CO 1 /* work-group size along output-channel tiles */
 #endif
+#if STRATEGY == 1 && VEC != 1
+#error "the local strategy interleaves single positions: build it with VEC=1"
+#endif
 #ifndef CI_TILE
 #define CI_TILE 4 /* input channels staged per __local chunk (STRATEGY 1) */
 #endif
 
 #define C_IN (C_IN_G * GROUPS)
 #define C_OUT (C_OUT_G * GROUPS)
-#define SPAN_L (WG_L * TILE_L)                                   /* positions per work-group */
+#if STRATEGY == 0
+#define SPAN_L (WG_L * TILE_L * VEC)                             /* positions per work-group */
+#define POSITION(j) (l_first + lane * (TILE_L * VEC) + (j))      /* contiguous per work-item */
+#else
+#define SPAN_L (WG_L * TILE_L)
+#define POSITION(j) (l_first + lane + (j) * WG_L)                /* interleaved: lanes coalesce */
+#endif
 #define SPAN_CO (WG_CO * TILE_CO)                                /* channels per work-group */
 #define CO_SPANS ((C_OUT_G + SPAN_CO - 1) / SPAN_CO)             /* work-group rows per group */
 #define WIN ((SPAN_L - 1) * STRIDE + (K - 1) * DILATION + 1)     /* input window of a work-group */
@@ -60,45 +69,77 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
     const int win0 = l_first * STRIDE - pad_l;      /* first input index of its window */
     __global const store_t *xg = x + ((long)n * C_IN + g * C_IN_G) * L_in;
 
-    acc_t acc[TILE_CO][TILE_L];
-    for (int c = 0; c < TILE_CO; ++c)
-        for (int t = 0; t < TILE_L; ++t)
-            acc[c][t] = 0;
+    /* acc[c][j] holds channel co0 + c at position position(j); see POSITION below. */
+    acc_t acc[TILE_CO][TILE_L * VEC];
 
 #if STRATEGY == 0
+    /* Work-item: TILE_CO channels x TILE_L vectors of VEC consecutive positions starting at l0. */
     const int co0 = co_first + row * TILE_CO;
+    const int l0 = l_first + lane * (TILE_L * VEC);
+    const int i0 = l0 * STRIDE - pad_l;
     /* Rows past the group's last channel read a valid channel and are never stored: no branch inside. */
-    int w_row[TILE_CO];
+    __global const store_t *w_rows[TILE_CO];
+    UNROLL
     for (int c = 0; c < TILE_CO; ++c)
-        w_row[c] = (co0 + c < co_end ? co0 + c : co_end - 1) * (C_IN_G * K);
-    const bool interior = win0 >= 0 && win0 + WIN <= L_in;
+        w_rows[c] = w + (co0 + c < co_end ? co0 + c : co_end - 1) * (C_IN_G * K);
+    accv_t accv[TILE_CO][TILE_L];
+    UNROLL
+    for (int c = 0; c < TILE_CO; ++c)
+        UNROLL
+        for (int t = 0; t < TILE_L; ++t)
+            accv[c][t] = 0;
+    const bool interior = i0 >= 0 && i0 + (TILE_L * VEC - 1) * STRIDE + (K - 1) * DILATION < L_in;
 
-#define FORWARD_ACCUMULATE(LOAD_X)                                                    \
-    for (int ci = 0; ci < C_IN_G; ++ci) {                                             \
-        __global const store_t *xr = xg + (long)ci * L_in;                            \
-        for (int k = 0; k < K; ++k) {                                                 \
-            acc_t xv[TILE_L];                                                         \
-            for (int t = 0; t < TILE_L; ++t)                                          \
-                xv[t] = LOAD_X(xr, win0 + (lane + t * WG_L) * STRIDE + k * DILATION); \
-            for (int c = 0; c < TILE_CO; ++c) {                                       \
-                const acc_t wv = LOAD(w, w_row[c] + ci * K + k);                      \
-                for (int t = 0; t < TILE_L; ++t)                                      \
-                    acc[c][t] += wv * xv[t];                                          \
-            }                                                                         \
-        }                                                                             \
+#if STRIDE == 1
+#define LOAD_X_INTERIOR(xr, i) LOADV(xr + (i))
+#else
+#define LOAD_X_INTERIOR(xr, i) GATHER(xr + (i), STRIDE)
+#endif
+#define LOAD_X_EDGE(xr, i) GATHER_EDGE(xr, i, STRIDE, L_in)
+/* Pointers step through channels so that no 32-bit index is widened inside the loop. */
+#define FORWARD_ACCUMULATE(LOAD_X)                                              \
+    __global const store_t *xr = xg;                                            \
+    for (int ci = 0; ci < C_IN_G; ++ci, xr += L_in) {                           \
+        UNROLL                                                                  \
+        for (int k = 0; k < K; ++k) {                                           \
+            accv_t xv[TILE_L];                                                  \
+            UNROLL                                                              \
+            for (int t = 0; t < TILE_L; ++t)                                    \
+                xv[t] = LOAD_X(xr, i0 + t * VEC * STRIDE + k * DILATION);       \
+            UNROLL                                                              \
+            for (int c = 0; c < TILE_CO; ++c) {                                 \
+                const acc_t wv = LOAD(w_rows[c], ci * K + k);                   \
+                UNROLL                                                          \
+                for (int t = 0; t < TILE_L; ++t)                                \
+                    accv[c][t] += wv * xv[t];                                   \
+            }                                                                   \
+        }                                                                       \
     }
-#define LOAD_INTERIOR(row_ptr, i) LOAD(row_ptr, i)
-#define LOAD_EDGE(row_ptr, i) load_padded(row_ptr, i, L_in)
     if (interior) {
-        FORWARD_ACCUMULATE(LOAD_INTERIOR)
+        FORWARD_ACCUMULATE(LOAD_X_INTERIOR)
     } else {
-        FORWARD_ACCUMULATE(LOAD_EDGE)
+        FORWARD_ACCUMULATE(LOAD_X_EDGE)
     }
+    UNROLL
+    for (int c = 0; c < TILE_CO; ++c)
+        UNROLL
+        for (int t = 0; t < TILE_L; ++t) {
+            accv_lanes lanes;
+            lanes.v = accv[c][t];
+            UNROLL
+            for (int v = 0; v < VEC; ++v)
+                acc[c][t * VEC + v] = lanes.s[v];
+        }
 #else
     __local acc_t x_tile[CI_TILE][WIN];
     __local acc_t w_tile[CI_TILE * K][SPAN_CO];
     const int co0 = co_first + row * TILE_CO;
     const int me = row * WG_L + lane;
+    UNROLL
+    for (int c = 0; c < TILE_CO; ++c)
+        UNROLL
+        for (int t = 0; t < TILE_L; ++t)
+            acc[c][t] = 0;
     for (int ci0 = 0; ci0 < C_IN_G; ci0 += CI_TILE) {
         for (int idx = me; idx < CI_TILE * WIN; idx += WG_L * WG_CO) {
             const int c = idx / WIN, j = idx % WIN;
@@ -111,13 +152,18 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
             w_tile[ck][o] = (co < co_end && ci < C_IN_G) ? LOAD(w, (co * C_IN_G + ci) * K + ck % K) : (acc_t)0;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
+        UNROLL
         for (int c = 0; c < CI_TILE; ++c) {
+            UNROLL
             for (int k = 0; k < K; ++k) {
                 acc_t xv[TILE_L];
+                UNROLL
                 for (int t = 0; t < TILE_L; ++t)
                     xv[t] = x_tile[c][(lane + t * WG_L) * STRIDE + k * DILATION];
+                UNROLL
                 for (int cc = 0; cc < TILE_CO; ++cc) {
                     const acc_t wv = w_tile[c * K + k][row * TILE_CO + cc];
+                    UNROLL
                     for (int t = 0; t < TILE_L; ++t)
                         acc[cc][t] += wv * xv[t];
                 }
@@ -127,6 +173,7 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
     }
 #endif
 
+    UNROLL
     for (int c = 0; c < TILE_CO; ++c) {
         const int co = co0 + c;
         if (co >= co_end)
@@ -137,10 +184,11 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
         const acc_t b = 0;
 #endif
         __global store_t *yr = y + ((long)n * C_OUT + co) * L_out;
-        for (int t = 0; t < TILE_L; ++t) {
-            const int l = l_first + lane + t * WG_L;
+        UNROLL
+        for (int j = 0; j < TILE_L * VEC; ++j) {
+            const int l = POSITION(j);
             if (l < L_out)
-                STORE(yr, l, acc[c][t] + b);
+                STORE(yr, l, acc[c][j] + b);
         }
     }
 }
