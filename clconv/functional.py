@@ -193,34 +193,39 @@ def _ceil_div(a: int, b: int) -> int:
 
 # --- launches -------------------------------------------------------------------------------------
 
-def _forward_params(device: Device, geo: ConvGeometry, dtype) -> dict:
-    acc_bytes = 8 if np.dtype(dtype) == np.float64 else 4
-    key = (geo.in_per_group, geo.out_per_group, geo.groups, geo.kernel_size, geo.stride, geo.dilation, np.dtype(dtype).name)
+def _acc_bytes(dtype) -> int:
+    return 8 if np.dtype(dtype) == np.float64 else 4
 
-    def local_bytes(p):
-        span_l = p["WG_L"] * p["TILE_L"]
-        win = (span_l - 1) * geo.stride + (geo.kernel_size - 1) * geo.dilation + 1
-        return acc_bytes * p["CI_TILE"] * (win + geo.kernel_size * p["WG_CO"] * p["TILE_CO"])
 
-    p = _params.fit(device, _params.lookup(device, "forward", key), rows=geo.out_per_group,
-                    length=geo.length_out, local_bytes=local_bytes)
-    if p["strategy"] == "local":
-        p["CI_TILE"] = max(1, min(p["CI_TILE"], geo.in_per_group))
-    return p
+def _pass_params(device: Device, pass_name: str, geo: ConvGeometry, dtype, rows: int, length: int, local_bytes) -> dict:
+    """Parameters of one pass from the lookup chain, fitted to the shape and the device."""
+    key = (geo.in_per_group, geo.out_per_group, geo.groups, geo.kernel_size, geo.stride, geo.dilation,
+           geo.padding_mode, np.dtype(dtype).name)
+    p = _params.lookup(device, pass_name, key)
+    if np.dtype(dtype) == np.float64:
+        p["VEC"] = max(1, p["VEC"] // 2)  # double vectors take twice the registers
+    return _params.fit(device, p, rows=rows, length=length, local_bytes=local_bytes)
+
+
+def _common_defines(geo: ConvGeometry, dtype, p: dict) -> dict:
+    return {"C_IN_G": geo.in_per_group, "C_OUT_G": geo.out_per_group, "GROUPS": geo.groups,
+            "K": geo.kernel_size, "STRIDE": geo.stride, "DILATION": geo.dilation,
+            "STRATEGY": int(p["strategy"] == "local"), "VEC": p["VEC"], **dtype_defines(dtype)}
 
 
 def launch_forward(device: Device, geo: ConvGeometry, x: cla.Array, weight: cla.Array, bias, y: cla.Array) -> None:
     """y = conv1d(x) on the device; x (N, C_in, L_in), y (N, C_out, L_out), all C-contiguous."""
     if geo.batch == 0 or geo.length_out == 0 or geo.out_channels == 0:
         return
-    p = _forward_params(device, geo, x.dtype)
-    defines = {
-        "C_IN_G": geo.in_per_group, "C_OUT_G": geo.out_per_group, "GROUPS": geo.groups, "K": geo.kernel_size,
-        "STRIDE": geo.stride, "DILATION": geo.dilation, "HAS_BIAS": bias is not None,
-        "PAD_MODE": _PAD_MODE_CODE[geo.padding_mode], "STRATEGY": int(p["strategy"] == "local"),
-        "TILE_CO": p["TILE_CO"], "TILE_L": p["TILE_L"], "VEC": p["VEC"], "WG_L": p["WG_L"], "WG_CO": p["WG_CO"],
-        **({"CI_TILE": p["CI_TILE"]} if p["strategy"] == "local" else {}), **dtype_defines(x.dtype),
-    }
+
+    def local_bytes(p):
+        win = (p["WG_L"] * p["TILE_L"] - 1) * geo.stride + (geo.kernel_size - 1) * geo.dilation + 1
+        return _acc_bytes(x.dtype) * p["CI_TILE"] * (win + geo.kernel_size * p["WG_CO"] * p["TILE_CO"])
+
+    p = _pass_params(device, "forward", geo, x.dtype, geo.out_per_group, geo.length_out, local_bytes)
+    defines = {**_common_defines(geo, x.dtype, p), "HAS_BIAS": bias is not None,
+               "PAD_MODE": _PAD_MODE_CODE[geo.padding_mode], "TILE_CO": p["TILE_CO"], "TILE_L": p["TILE_L"],
+               "WG_L": p["WG_L"], "WG_CO": p["WG_CO"], "CI_TILE": min(p["CI_TILE"], geo.in_per_group)}
     kernel = device.kernel("conv1d_forward.cl", "conv1d_forward", defines)
     span_co = p["WG_CO"] * p["TILE_CO"]
     global_size = (_ceil_div(geo.length_out, p["WG_L"] * p["TILE_L"] * p["VEC"]) * p["WG_L"],
@@ -230,14 +235,102 @@ def launch_forward(device: Device, geo: ConvGeometry, x: cla.Array, weight: cla.
                   np.int32(geo.length_in), np.int32(geo.length_out), np.int32(geo.pad_left))
 
 
-def _finish(result: cla.Array, like, unbatched: bool):
+def launch_backward_data(device: Device, geo: ConvGeometry, dy: cla.Array, weight: cla.Array, bias, dx: cla.Array,
+                         length: int, pad_left: int) -> None:
+    """dx (N, C_in, length) = the gather of dy (N, C_out, L_out) back through the taps (zero padding pad_left)."""
+    if geo.batch == 0 or length == 0 or geo.in_channels == 0:
+        return
+    halo = _ceil_div((geo.kernel_size - 1) * geo.dilation, geo.stride)
+
+    def local_bytes(p):
+        win = p["WG_L"] * p["TILE_L"] + halo
+        return _acc_bytes(dy.dtype) * p["CI_TILE"] * (win + geo.kernel_size * p["WG_CO"] * p["TILE_CO"])
+
+    per_phase = _ceil_div(length, geo.stride)
+    p = _pass_params(device, "backward_data", geo, dy.dtype, geo.in_per_group, per_phase, local_bytes)
+    defines = {**_common_defines(geo, dy.dtype, p), "HAS_BIAS": bias is not None, "TILE_CI": p["TILE_CO"],
+               "TILE_L": p["TILE_L"], "WG_L": p["WG_L"], "WG_CI": p["WG_CO"],
+               "CO_TILE": min(p["CI_TILE"], geo.out_per_group)}
+    kernel = device.kernel("conv1d_backward_data.cl", "conv1d_backward_data", defines)
+    span_ci = p["WG_CO"] * p["TILE_CO"]
+    global_size = (_ceil_div(per_phase, p["WG_L"] * p["TILE_L"] * p["VEC"]) * p["WG_L"],
+                   geo.groups * _ceil_div(geo.in_per_group, span_ci) * p["WG_CO"], geo.batch * geo.stride)
+    device.launch(kernel, global_size, (p["WG_L"], p["WG_CO"], 1), dy.data, weight.data,
+                  (bias if bias is not None else weight).data, dx.data,
+                  np.int32(length), np.int32(geo.length_out), np.int32(pad_left))
+
+
+def input_gradient(device: Device, geo: ConvGeometry, dy: cla.Array, weight: cla.Array) -> cla.Array:
+    """The gradient of conv1d with respect to its input, (N, C_in, L_in); padding modes folded back."""
+    dx = device.empty((geo.batch, geo.in_channels, geo.length_in), dy.dtype)
+    if geo.padding_mode == "zeros":
+        launch_backward_data(device, geo, dy, weight, None, dx, geo.length_in, geo.pad_left)
+        return dx
+    padded_length = geo.length_in + geo.pad_left + geo.pad_right
+    dx_padded = device.empty((geo.batch, geo.in_channels, padded_length), dy.dtype)
+    launch_backward_data(device, geo, dy, weight, None, dx_padded, padded_length, 0)
+    if dx.size:
+        kernel = device.kernel("pad_fold.cl", "pad_fold", {"PAD_MODE": _PAD_MODE_CODE[geo.padding_mode], **dtype_defines(dy.dtype)})
+        device.launch(kernel, (_ceil_div(geo.length_in, 64) * 64, geo.batch * geo.in_channels), (64, 1),
+                      dx_padded.data, dx.data, np.int32(geo.length_in), np.int32(geo.pad_left), np.int32(geo.pad_right))
+    return dx
+
+
+_PARTIAL_BYTES_CAP = 64 << 20
+
+
+def weight_gradient_into(device: Device, geo: ConvGeometry, x: cla.Array, dy: cla.Array, dw: cla.Array,
+                           accumulate: bool) -> None:
+    """dw (C_out, C_in/groups, K) = sum over batch and positions of dy times the padded input, or dw += that."""
+    def local_bytes(p):
+        return _acc_bytes(x.dtype) * p["WG_CO"] * p["TILE_CO"] * p["LB"]
+
+    p = _pass_params(device, "backward_weight", geo, x.dtype, geo.out_per_group, geo.length_out, local_bytes)
+    tile_k = max(1, min(p["TILE_K"], geo.kernel_size))
+    lanes = geo.in_per_group * _ceil_div(geo.kernel_size, tile_k)
+    wg_a = max(1, min(p["WG_L"], _params.pow2_floor(lanes)))
+    span_co = p["WG_CO"] * p["TILE_CO"]
+    rows = geo.groups * _ceil_div(geo.out_per_group, span_co) * p["WG_CO"]
+    work_items = _ceil_div(lanes, wg_a) * wg_a * rows
+    vectors = geo.batch * _ceil_div(geo.length_out, p["VEC"])
+    w_size = dw.size
+    # Enough chunks to fill the device, each still a long run, within a memory cap; a function of the shape
+    # and the device parameters only, so the summation order (and the bits) never change between runs.
+    target = device.compute_units * (64 if device.type == "CPU" else 2048)
+    chunks = max(1, min(_ceil_div(target, work_items), vectors // 16,
+                        _PARTIAL_BYTES_CAP // max(1, w_size * _acc_bytes(x.dtype))))
+    partial = device.empty((chunks, w_size), np.float64 if x.dtype == np.float64 else np.float32)
+    defines = {**_common_defines(geo, x.dtype, p), "PAD_MODE": _PAD_MODE_CODE[geo.padding_mode],
+               "TILE_CO": p["TILE_CO"], "TILE_K": tile_k, "WG_A": wg_a, "WG_CO": p["WG_CO"], "LB": p["LB"]}
+    kernel = device.kernel("conv1d_backward_weight.cl", "conv1d_backward_weight_partial", defines)
+    device.launch(kernel, (_ceil_div(lanes, wg_a) * wg_a, rows, chunks), (wg_a, p["WG_CO"], 1),
+                  x.data, dy.data, partial.data, np.int32(geo.batch), np.int32(geo.length_in),
+                  np.int32(geo.length_out), np.int32(geo.pad_left), np.int32(chunks))
+    reduce = device.kernel("conv1d_backward_weight.cl", "conv1d_backward_weight_reduce", defines)
+    device.launch(reduce, (_ceil_div(w_size, 64) * 64,), (64,), partial.data, dw.data, np.int32(chunks),
+                  np.int32(accumulate))
+
+
+def bias_gradient_into(device: Device, dy: cla.Array, db: cla.Array, accumulate: bool) -> None:
+    """db (C,) = dy (N, C, L) summed over batch and positions, or db += that."""
+    batch, channels, length = dy.shape
+    vec = 4 if dy.dtype == np.float64 else 8
+    kernel = device.kernel("bias_grad.cl", "bias_grad", {"C": channels, "VEC": vec, **dtype_defines(dy.dtype)})
+    device.launch(kernel, (_ceil_div(channels, 8) * 8,), (8,), dy.data, db.data, np.int32(batch), np.int32(length),
+                  np.int32(accumulate))
+
+
+def finish(result: cla.Array, like, unbatched: bool):
     if unbatched:
         result = result.reshape(result.shape[1:])
     return result if is_device_array(like) else result.get()
 
 
 def conv1d_forward(x, weight, bias, stride, pad_left, pad_right, dilation, groups, padding_mode="zeros", device=None):
-    """The forward pass behind `conv1d` and `Conv1d`, with separate left/right padding and a padding mode."""
+    """The forward pass behind `conv1d` and `Conv1d`, with left/right padding and a padding mode.
+
+    Returns (output of the caller's kind, geometry, input on the device) so that a module can keep the last two.
+    """
     check_array(x, "input")
     check_array(weight, "weight")
     if bias is not None:
@@ -247,24 +340,95 @@ def conv1d_forward(x, weight, bias, stride, pad_left, pad_right, dilation, group
     check_same_dtype(x, weight, bias)
     dev = device_of(x, weight, bias, device=device)
     check_dtype_supported(dev, x.dtype)
-    x_dev = on_device(dev, x, "input")
+    x_dev = on_device(dev, x, "input").reshape(geo.batch, geo.in_channels, geo.length_in)
     w_dev = on_device(dev, weight, "weight")
     b_dev = None if bias is None else on_device(dev, bias, "bias")
     y = dev.empty((geo.batch, geo.out_channels, geo.length_out), x.dtype)
     launch_forward(dev, geo, x_dev, w_dev, b_dev, y)
-    return _finish(y, x, x.ndim == 2)
+    return finish(y, x, x.ndim == 2), geo, x_dev
 
 
-def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """torch.nn.functional.conv1d on OpenCL: numpy in, numpy out; pyopencl array in, pyopencl array out."""
-    check_array(weight, "weight")
-    if weight.ndim != 3:
-        raise RuntimeError(f"weight should have at least three dimensions, but got weight of size {list(weight.shape)}")
+def conv_arguments(kernel_size: int, stride, padding, dilation, groups) -> tuple[int, int, int, int, int]:
+    """(stride, pad_left, pad_right, dilation, groups) from the functional forms' arguments."""
     stride, dilation = single(stride, "stride"), single(dilation, "dilation")
     if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)):
         raise TypeError(f"groups must be an int, got {type(groups).__name__}")
     if stride > 0 and dilation > 0:
-        pad_left, pad_right = resolve_padding(padding, weight.shape[2], stride, dilation)
+        pad_left, pad_right = resolve_padding(padding, kernel_size, stride, dilation)
     else:
         pad_left = pad_right = 0 if isinstance(padding, str) else single(padding, "padding")
-    return conv1d_forward(input, weight, bias, stride, pad_left, pad_right, dilation, int(groups))
+    return stride, pad_left, pad_right, dilation, int(groups)
+
+
+def check_weight(weight):
+    check_array(weight, "weight")
+    if weight.ndim != 3:
+        raise RuntimeError(f"weight should have at least three dimensions, but got weight of size {list(weight.shape)}")
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """torch.nn.functional.conv1d on OpenCL: numpy in, numpy out; pyopencl array in, pyopencl array out."""
+    check_weight(weight)
+    return conv1d_forward(input, weight, bias, *conv_arguments(weight.shape[2], stride, padding, dilation, groups))[0]
+
+
+def conv_transpose1d_forward(input, weight, bias, stride, padding, output_padding, groups, dilation, device=None):
+    """The forward pass behind `conv_transpose1d` and `ConvTranspose1d`; returns as conv1d_forward does."""
+    check_array(input, "input", "conv_transpose1d")
+    check_array(weight, "weight", "conv_transpose1d")
+    if bias is not None:
+        check_array(bias, "bias", "conv_transpose1d")
+    geo = transpose_geometry(input.shape, weight.shape, None if bias is None else bias.shape, stride, padding,
+                             output_padding, dilation, groups)
+    check_same_dtype(input, weight, bias)
+    dev = device_of(input, weight, bias, device=device)
+    check_dtype_supported(dev, input.dtype)
+    x_dev = on_device(dev, input, "input").reshape(geo.batch, geo.out_channels, geo.length_out)
+    w_dev = on_device(dev, weight, "weight")
+    b_dev = None if bias is None else on_device(dev, bias, "bias")
+    y = dev.empty((geo.batch, geo.in_channels, geo.length_in), input.dtype)
+    launch_backward_data(dev, geo, x_dev, w_dev, b_dev, y, geo.length_in, geo.pad_left)
+    return finish(y, input, input.ndim == 2), geo, x_dev
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """torch.nn.functional.conv_transpose1d: the input gradient of conv1d, with an optional bias."""
+    check_weight(weight)
+    return conv_transpose1d_forward(input, weight, bias, single(stride, "stride"), single(padding, "padding"),
+                                    single(output_padding, "output_padding"), groups, single(dilation, "dilation"))[0]
+
+
+def transpose_geometry(x_shape, w_shape, bias_shape, stride, padding, output_padding, dilation, groups) -> ConvGeometry:
+    """The conv1d whose input gradient a conv_transpose1d computes: its input is the transpose's output."""
+    if len(x_shape) not in (2, 3):
+        raise RuntimeError(f"Expected 2D (unbatched) or 3D (batched) input to conv_transpose1d, but got input of size: {list(x_shape)}")
+    if len(w_shape) != 3:
+        raise RuntimeError(f"weight should have at least three dimensions, but got weight of size {list(w_shape)}")
+    if stride <= 0:
+        raise RuntimeError("non-positive stride is not supported")
+    if padding < 0:
+        raise RuntimeError("negative padding is not supported")
+    if output_padding < 0:
+        raise RuntimeError("negative output_padding is not supported")
+    if dilation <= 0:
+        raise RuntimeError("dilation should be greater than zero")
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups <= 0:
+        raise RuntimeError("non-positive groups is not supported")
+    if output_padding >= stride and output_padding >= dilation:
+        raise RuntimeError(f"output padding must be smaller than either stride or dilation, but got output_padding: {output_padding}, stride: {stride}, dilation: {dilation}")
+    batch, channels, length = (1, *x_shape) if len(x_shape) == 2 else x_shape
+    in_channels, out_per_group, kernel_size = w_shape
+    if channels != in_channels:
+        shown = list(x_shape) if len(x_shape) == 3 else [1, *x_shape]
+        raise RuntimeError(f"Given transposed=1, weight of size {list(w_shape)}, expected input{shown} to have {in_channels} channels, but got {channels} channels instead")
+    if in_channels % groups != 0:
+        raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by {groups} at dimension 0, but got weight of size {list(w_shape)} instead")
+    out_channels = out_per_group * groups
+    if bias_shape is not None and tuple(bias_shape) != (out_channels,):
+        raise RuntimeError(f"Given transposed=1, weight of size {list(w_shape)}, expected bias to be 1-dimensional with {out_channels} elements, but got bias of size {list(bias_shape)} instead")
+    length_out = (length - 1) * stride - 2 * padding + dilation * (kernel_size - 1) + output_padding + 1
+    if length_out <= 0:
+        raise RuntimeError(f"Given input size per channel: ({length}). Calculated output size per channel: ({length_out}). Output size is too small")
+    # The underlying conv1d: input (batch, out_channels, length_out) -> output (batch, in_channels, length).
+    return ConvGeometry(batch, out_channels, in_channels, length_out, length, kernel_size, stride, dilation,
+                        groups, padding, padding)

@@ -75,6 +75,7 @@ class _ConvNd:
             raise TypeError(f"dtype must be float16, float32 or float64, got {self.dtype}")
         F.check_dtype_supported(self.device, self.dtype)
         shape = (in_channels, out_channels // groups, kernel_size) if self._transposed else (out_channels, in_channels // groups, kernel_size)
+        self._saved = None  # (geometry, input on the device, caller's input) of the latest forward
         self.weight = Parameter(self.device.empty(shape, self.dtype))
         self.bias = Parameter(self.device.empty((out_channels,), self.dtype)) if bias else None
         self.reset_parameters()
@@ -144,6 +145,26 @@ class _ConvNd:
     def __call__(self, input):
         return self.forward(input)
 
+    def _accumulate(self, param: Parameter | None, compute) -> None:
+        """param.grad = compute(grad, accumulate) where torch would accumulate: summed until zero_grad()."""
+        if param is None or not param.requires_grad:
+            return
+        fresh = param.grad is None
+        if fresh:
+            param.grad = self.device.empty(param.shape, self.dtype)
+        compute(param.grad, not fresh)
+
+    def _saved_for_backward(self):
+        if self._saved is None:
+            raise RuntimeError(f"{type(self).__name__}.backward() called before any forward pass: run the module on an input first")
+        return self._saved
+
+    def _device_grad_output(self, grad_output, geo, unbatched: bool):
+        from .grad import check_grad_output
+
+        check_grad_output(grad_output, geo, self.dtype, unbatched)
+        return F.on_device(self.device, grad_output, "grad_output").reshape(geo.batch, geo.out_channels, geo.length_out)
+
 
 class Conv1d(_ConvNd):
     """torch.nn.Conv1d on OpenCL. Input (N, C_in, L) or (C_in, L); output (N, C_out, L_out)."""
@@ -159,6 +180,58 @@ class Conv1d(_ConvNd):
 
     def forward(self, input):
         pad_left, pad_right = self._pads()
-        return F.conv1d_forward(input, self.weight.data, None if self.bias is None else self.bias.data,
-                                self.stride[0], pad_left, pad_right, self.dilation[0], self.groups,
-                                self.padding_mode, self.device)
+        y, geo, x = F.conv1d_forward(input, self.weight.data, None if self.bias is None else self.bias.data,
+                                     self.stride[0], pad_left, pad_right, self.dilation[0], self.groups,
+                                     self.padding_mode, self.device)
+        self._saved = (geo, x, input)
+        return y
+
+    def backward(self, grad_output, input_grad: bool = True):
+        """Gradients for the latest forward: accumulates weight.grad and bias.grad, returns the input's gradient
+        (same kind and shape as that input) or None when input_grad=False."""
+        geo, x, input = self._saved_for_backward()
+        dy = self._device_grad_output(grad_output, geo, input.ndim == 2)
+        self._accumulate(self.weight, lambda grad, acc: F.weight_gradient_into(self.device, geo, x, dy, grad, acc))
+        self._accumulate(self.bias, lambda grad, acc: F.bias_gradient_into(self.device, dy, grad, acc))
+        if not input_grad:
+            return None
+        return F.finish(F.input_gradient(self.device, geo, dy, self.weight.data), input, input.ndim == 2)
+
+
+class ConvTranspose1d(_ConvNd):
+    """torch.nn.ConvTranspose1d on OpenCL: the input gradient of a Conv1d, with its own bias."""
+
+    _transposed = True
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
+                 bias=True, dilation=1, padding_mode="zeros", device=None, dtype=None):
+        if padding_mode != "zeros":
+            raise ValueError(f'Only "zeros" padding mode is supported for {type(self).__name__}')
+        if isinstance(padding, str):
+            raise ValueError(f"padding must be an int or a 1-tuple for {type(self).__name__}, got {padding!r}")
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, device, dtype, output_padding)
+
+    def forward(self, input):
+        y, geo, x = F.conv_transpose1d_forward(input, self.weight.data, None if self.bias is None else self.bias.data,
+                                               self.stride[0], self.padding[0], self.output_padding[0], self.groups,
+                                               self.dilation[0], self.device)
+        self._saved = (geo, x, input)
+        return y
+
+    def backward(self, grad_output, input_grad: bool = True):
+        """As Conv1d.backward. The underlying conv1d maps this module's output back to its input, so the roles
+        of its input and output gradient swap: the weight gradient reads grad_output as the conv's input."""
+        geo, x, input = self._saved_for_backward()
+        unbatched = input.ndim == 2
+        # grad_output has this module's output shape: the underlying conv's input shape.
+        out_geo = F.ConvGeometry(geo.batch, geo.out_channels, geo.in_channels, geo.length_out, geo.length_in,
+                                 geo.kernel_size, geo.stride, geo.dilation, geo.groups, geo.pad_left, geo.pad_right)
+        dy = self._device_grad_output(grad_output, out_geo, unbatched)
+        self._accumulate(self.weight, lambda grad, acc: F.weight_gradient_into(self.device, geo, dy, x, grad, acc))
+        self._accumulate(self.bias, lambda grad, acc: F.bias_gradient_into(self.device, dy, grad, acc))
+        if not input_grad:
+            return None
+        dx = self.device.empty((geo.batch, geo.out_channels, geo.length_out), self.dtype)
+        F.launch_forward(self.device, geo, dy, self.weight.data, None, dx)
+        return F.finish(dx, input, unbatched)

@@ -13,13 +13,16 @@ import threading
 STRATEGIES = ("register", "local")
 
 # A safe default for any device: small register tiles, work-groups of 8.
-_SAFE_DEFAULT = {"strategy": "register", "TILE_CO": 4, "TILE_L": 2, "VEC": 4, "WG_L": 8, "WG_CO": 1, "CI_TILE": 4}
+# TILE_CO / WG_CO tile the channels a pass writes (output channels forward, input channels for the input
+# gradient); CI_TILE is the channel chunk staged in __local memory; TILE_K and LB serve the weight gradient.
+_SAFE_DEFAULT = {"strategy": "register", "TILE_CO": 4, "TILE_L": 2, "VEC": 4, "WG_L": 8, "WG_CO": 1, "CI_TILE": 4,
+                 "TILE_K": 3, "LB": 64}
 
 # Built-in table: (device type, vendor substring or "") -> parameters over the safe default.
 # CPUs (PoCL) want register tiles without barriers: its work-item loop vectoriser gives up on barriers.
 # GPUs want work-group tiles staged in __local memory.
 _BUILTIN = {
-    ("CPU", ""): {"strategy": "register", "TILE_CO": 6, "TILE_L": 2, "VEC": 8, "WG_L": 4, "WG_CO": 1},
+    ("CPU", ""): {"strategy": "register", "TILE_CO": 6, "TILE_L": 2, "VEC": 8, "WG_L": 4, "WG_CO": 1, "TILE_K": 3},
     ("GPU", ""): {"strategy": "local", "TILE_CO": 4, "TILE_L": 2, "WG_L": 32, "WG_CO": 4, "CI_TILE": 4},
     ("ACCELERATOR", ""): {"strategy": "local", "TILE_CO": 2, "TILE_L": 2, "WG_L": 16, "WG_CO": 4, "CI_TILE": 4},
 }
@@ -63,7 +66,7 @@ def lookup(device, pass_name: str, shape_key: tuple) -> dict:
     return params
 
 
-def _pow2_floor(v: int) -> int:
+def pow2_floor(v: int) -> int:
     p = 1
     while p * 2 <= v:
         p *= 2
@@ -83,7 +86,7 @@ def fit(device, params: dict, *, rows: int, length: int, local_bytes) -> dict:
     if p["strategy"] == "local":
         p["VEC"] = 1
     lanes_needed = -(-length // (p["TILE_L"] * p["VEC"]))
-    p["WG_L"] = max(1, min(p["WG_L"], _pow2_floor(max(1, lanes_needed))))
+    p["WG_L"] = max(1, min(p["WG_L"], pow2_floor(max(1, lanes_needed))))
     if p["TILE_L"] * p["VEC"] * p["WG_L"] > length:
         p["TILE_L"] = max(1, -(-length // (p["WG_L"] * p["VEC"])))
     max_wg = device.max_work_group_size

@@ -56,6 +56,7 @@ class Device:
         extensions = cl_device.extensions.split()
         self.has_fp64 = "cl_khr_fp64" in extensions
         self.max_work_group_size = cl_device.max_work_group_size
+        self.compute_units = cl_device.max_compute_units
         self.local_mem_size = cl_device.local_mem_size
         self.max_alloc = cl_device.max_mem_alloc_size
         self.global_mem_size = cl_device.global_mem_size

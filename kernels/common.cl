@@ -33,6 +33,12 @@ typedef float acc_t;
 #define PAD_MODE 0 /* 0 zeros, 1 reflect, 2 replicate, 3 circular */
 #endif
 
+/* row[i] inside [0, len), zero outside. */
+inline acc_t load_masked(__global const store_t *row, int i, int len)
+{
+    return (i >= 0 && i < len) ? LOAD(row, i) : (acc_t)0;
+}
+
 /* Maps index i of the padded row onto the row [0, len) and reads it; zero where nothing maps.
  * The final range test also covers lanes past the end of a tile, whose i may lie beyond the padding. */
 inline acc_t load_padded(__global const store_t *row, int i, int len)
@@ -44,7 +50,7 @@ inline acc_t load_padded(__global const store_t *row, int i, int len)
 #elif PAD_MODE == 3
     i = i < 0 ? i + len : (i >= len ? i - len : i);
 #endif
-    return (i >= 0 && i < len) ? LOAD(row, i) : (acc_t)0;
+    return load_masked(row, i, len);
 }
 
 /* Vectors of VEC consecutive output positions, for register-blocked kernels on CPUs: PoCL vectorises
@@ -52,6 +58,7 @@ inline acc_t load_padded(__global const store_t *row, int i, int len)
  *   accv_t                      VEC lanes of acc_t; accv_lanes views them as an array
  *   GATHER(p, S)                lanes p[0], p[S], ..., p[(VEC-1)*S]
  *   GATHER_EDGE(r, i, S, len)   lanes load_padded(r, i + j*S, len)
+ *   GATHER_MASKED(r, i, S, len) lanes load_masked(r, i + j*S, len)
  *   LOADV(p)                    lanes p[0 .. VEC-1]: one unaligned vector load where the type allows.
  * vloadn would be the obvious choice but is an out-of-line call on PoCL; a packed struct gives the
  * unaligned vector load instead.
@@ -75,18 +82,23 @@ typedef union { accv_t v; acc_t s[VEC]; } accv_lanes;
 #if VEC == 1
 #define GATHER(p, S) (LOAD(p, 0))
 #define GATHER_EDGE(r, i, S, len) (load_padded(r, (i), len))
+#define GATHER_MASKED(r, i, S, len) (load_masked(r, (i), len))
 #elif VEC == 2
 #define GATHER(p, S) ((accv_t)(LOAD(p, 0 * (S)), LOAD(p, 1 * (S))))
 #define GATHER_EDGE(r, i, S, len) ((accv_t)(load_padded(r, (i) + 0 * (S), len), load_padded(r, (i) + 1 * (S), len)))
+#define GATHER_MASKED(r, i, S, len) ((accv_t)(load_masked(r, (i) + 0 * (S), len), load_masked(r, (i) + 1 * (S), len)))
 #elif VEC == 4
 #define GATHER(p, S) ((accv_t)(LOAD(p, 0 * (S)), LOAD(p, 1 * (S)), LOAD(p, 2 * (S)), LOAD(p, 3 * (S))))
 #define GATHER_EDGE(r, i, S, len) ((accv_t)(load_padded(r, (i) + 0 * (S), len), load_padded(r, (i) + 1 * (S), len), load_padded(r, (i) + 2 * (S), len), load_padded(r, (i) + 3 * (S), len)))
+#define GATHER_MASKED(r, i, S, len) ((accv_t)(load_masked(r, (i) + 0 * (S), len), load_masked(r, (i) + 1 * (S), len), load_masked(r, (i) + 2 * (S), len), load_masked(r, (i) + 3 * (S), len)))
 #elif VEC == 8
 #define GATHER(p, S) ((accv_t)(LOAD(p, 0 * (S)), LOAD(p, 1 * (S)), LOAD(p, 2 * (S)), LOAD(p, 3 * (S)), LOAD(p, 4 * (S)), LOAD(p, 5 * (S)), LOAD(p, 6 * (S)), LOAD(p, 7 * (S))))
 #define GATHER_EDGE(r, i, S, len) ((accv_t)(load_padded(r, (i) + 0 * (S), len), load_padded(r, (i) + 1 * (S), len), load_padded(r, (i) + 2 * (S), len), load_padded(r, (i) + 3 * (S), len), load_padded(r, (i) + 4 * (S), len), load_padded(r, (i) + 5 * (S), len), load_padded(r, (i) + 6 * (S), len), load_padded(r, (i) + 7 * (S), len)))
+#define GATHER_MASKED(r, i, S, len) ((accv_t)(load_masked(r, (i) + 0 * (S), len), load_masked(r, (i) + 1 * (S), len), load_masked(r, (i) + 2 * (S), len), load_masked(r, (i) + 3 * (S), len), load_masked(r, (i) + 4 * (S), len), load_masked(r, (i) + 5 * (S), len), load_masked(r, (i) + 6 * (S), len), load_masked(r, (i) + 7 * (S), len)))
 #elif VEC == 16
 #define GATHER(p, S) ((accv_t)(LOAD(p, 0 * (S)), LOAD(p, 1 * (S)), LOAD(p, 2 * (S)), LOAD(p, 3 * (S)), LOAD(p, 4 * (S)), LOAD(p, 5 * (S)), LOAD(p, 6 * (S)), LOAD(p, 7 * (S)), LOAD(p, 8 * (S)), LOAD(p, 9 * (S)), LOAD(p, 10 * (S)), LOAD(p, 11 * (S)), LOAD(p, 12 * (S)), LOAD(p, 13 * (S)), LOAD(p, 14 * (S)), LOAD(p, 15 * (S))))
 #define GATHER_EDGE(r, i, S, len) ((accv_t)(load_padded(r, (i) + 0 * (S), len), load_padded(r, (i) + 1 * (S), len), load_padded(r, (i) + 2 * (S), len), load_padded(r, (i) + 3 * (S), len), load_padded(r, (i) + 4 * (S), len), load_padded(r, (i) + 5 * (S), len), load_padded(r, (i) + 6 * (S), len), load_padded(r, (i) + 7 * (S), len), load_padded(r, (i) + 8 * (S), len), load_padded(r, (i) + 9 * (S), len), load_padded(r, (i) + 10 * (S), len), load_padded(r, (i) + 11 * (S), len), load_padded(r, (i) + 12 * (S), len), load_padded(r, (i) + 13 * (S), len), load_padded(r, (i) + 14 * (S), len), load_padded(r, (i) + 15 * (S), len)))
+#define GATHER_MASKED(r, i, S, len) ((accv_t)(load_masked(r, (i) + 0 * (S), len), load_masked(r, (i) + 1 * (S), len), load_masked(r, (i) + 2 * (S), len), load_masked(r, (i) + 3 * (S), len), load_masked(r, (i) + 4 * (S), len), load_masked(r, (i) + 5 * (S), len), load_masked(r, (i) + 6 * (S), len), load_masked(r, (i) + 7 * (S), len), load_masked(r, (i) + 8 * (S), len), load_masked(r, (i) + 9 * (S), len), load_masked(r, (i) + 10 * (S), len), load_masked(r, (i) + 11 * (S), len), load_masked(r, (i) + 12 * (S), len), load_masked(r, (i) + 13 * (S), len), load_masked(r, (i) + 14 * (S), len), load_masked(r, (i) + 15 * (S), len)))
 #endif
 #if !defined(DTYPE_HALF) && VEC > 1
 typedef struct __attribute__((packed)) { accv_t v; } unaligned_accv;

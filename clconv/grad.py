@@ -1,0 +1,56 @@
+"""Gradients of conv1d as functions, mirroring torch.nn.grad."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import functional as F
+
+
+def check_grad_output(grad_output, geo: F.ConvGeometry, dtype, unbatched: bool) -> None:
+    F.check_array(grad_output, "grad_output", "backward")
+    expected = (geo.out_channels, geo.length_out) if unbatched else (geo.batch, geo.out_channels, geo.length_out)
+    if tuple(grad_output.shape) != expected:
+        raise RuntimeError(f"grad_output has size {list(grad_output.shape)}, but the convolution's output has size {list(expected)}")
+    if grad_output.dtype != dtype:
+        raise RuntimeError(f"grad_output type ({F.torch_type_name(grad_output.dtype)}) and input type "
+                           f"({F.torch_type_name(dtype)}) should be the same")
+
+
+def _size(size, name: str) -> tuple:
+    try:
+        size = tuple(int(v) for v in size)
+    except TypeError:
+        raise TypeError(f"{name} must be a sequence of ints, got {type(size).__name__}") from None
+    return size
+
+
+def conv1d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1):
+    """The gradient of conv1d with respect to an input of size `input_size` (torch.nn.grad.conv1d_input)."""
+    F.check_weight(weight)
+    input_size = _size(input_size, "input_size")
+    stride, pad_left, pad_right, dilation, groups = F.conv_arguments(weight.shape[2], stride, padding, dilation, groups)
+    geo = F.conv_geometry(input_size, weight.shape, None, stride, pad_left, pad_right, dilation, groups)
+    check_grad_output(grad_output, geo, weight.dtype, len(input_size) == 2)
+    dev = F.device_of(grad_output, weight)
+    F.check_dtype_supported(dev, weight.dtype)
+    dy = F.on_device(dev, grad_output, "grad_output").reshape(geo.batch, geo.out_channels, geo.length_out)
+    dx = F.input_gradient(dev, geo, dy, F.on_device(dev, weight, "weight"))
+    return F.finish(dx, grad_output, len(input_size) == 2)
+
+
+def conv1d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1):
+    """The gradient of conv1d with respect to a weight of size `weight_size` (torch.nn.grad.conv1d_weight)."""
+    F.check_array(input, "input", "conv1d_weight")
+    weight_size = _size(weight_size, "weight_size")
+    if len(weight_size) != 3:
+        raise RuntimeError(f"weight should have at least three dimensions, but got weight of size {list(weight_size)}")
+    stride, pad_left, pad_right, dilation, groups = F.conv_arguments(weight_size[2], stride, padding, dilation, groups)
+    geo = F.conv_geometry(input.shape, weight_size, None, stride, pad_left, pad_right, dilation, groups)
+    check_grad_output(grad_output, geo, input.dtype, input.ndim == 2)
+    dev = F.device_of(input, grad_output)
+    F.check_dtype_supported(dev, input.dtype)
+    x = F.on_device(dev, input, "input").reshape(geo.batch, geo.in_channels, geo.length_in)
+    dy = F.on_device(dev, grad_output, "grad_output").reshape(geo.batch, geo.out_channels, geo.length_out)
+    dw = dev.empty(weight_size, input.dtype)
+    F.weight_gradient_into(dev, geo, x, dy, dw, accumulate=False)
+    return dw if F.is_device_array(input) or F.is_device_array(grad_output) else dw.get()

@@ -1,0 +1,26 @@
+/* bias_grad.cl: the bias gradient, db[c] = sum_{n, l} dy[n, c, l] (+ db[c] when accumulating).
+ *
+ * One work-item per channel sums VEC-lane vectors along each row, then the lanes, in a fixed order:
+ * the same bits on every run. Grid: dim 0 = channel. Macros read: C (channels), dtype, VEC.
+ */
+__kernel void bias_grad(__global const store_t *restrict dy, __global store_t *restrict db,
+                        const int N, const int L, const int accumulate)
+{
+    const int c = get_global_id(0);
+    if (c >= C)
+        return;
+    accv_t acc = 0;
+    for (int n = 0; n < N; ++n) {
+        __global const store_t *row = dy + ((long)n * C + c) * L;
+        int l = 0;
+        for (; l + VEC <= L; l += VEC)
+            acc += LOADV(row + l);
+        acc += GATHER_MASKED(row, l, 1, L);
+    }
+    accv_lanes lanes;
+    lanes.v = acc;
+    acc_t sum = 0;
+    for (int v = 0; v < VEC; ++v)
+        sum += lanes.s[v];
+    STORE(db, c, accumulate ? LOAD(db, c) + sum : sum);
+}

@@ -1,0 +1,187 @@
+/* conv1d_backward_data.cl: the input gradient of conv1d as a gather (also conv_transpose1d's forward).
+ *
+ *   dx[n, g*C_IN_G + ci, i] = bias[g*C_IN_G + ci] + sum_{co < C_OUT_G, k < K : (i + pad_l - k*DILATION) = l*STRIDE, 0 <= l < L_src}
+ *                             w[g*C_OUT_G + co, ci, k] * dy[n, g*C_OUT_G + co, l]
+ *
+ * Stride phases without atomics: write q = i + pad_l = rho + STRIDE*m with rho = q mod STRIDE. Tap k
+ * reaches q only when (rho - k*DILATION) mod STRIDE == 0, and then from l = m + (rho - k*DILATION)/STRIDE.
+ * A work-item keeps one phase rho, so the tap test is uniform and the l it reads are consecutive in m.
+ *
+ * Grid: dim 0 = m (positions of one phase), dim 1 = input-channel tiles, dim 2 = n * STRIDE + rho.
+ *   STRATEGY 0 (register): TILE_CI channels x TILE_L vectors of VEC consecutive m per work-item.
+ *   STRATEGY 1 (local): WG_L x WG_CI work-items, positions interleaved WG_L apart; per chunk of CO_TILE
+ *     output channels the work-group stages dy's window (CO_TILE x WIN, WIN = SPAN_L + HALO) and the
+ *     weights in __local memory.
+ *
+ * Macros read: C_IN_G, C_OUT_G, GROUPS, K, STRIDE, DILATION, HAS_BIAS, dtype (common.cl), tunables below.
+ * Runtime arguments: L_dst (length of dx), L_src (length of dy), pad_l.
+ */
+#ifndef STRATEGY
+#define STRATEGY 0 /* 0 register-blocked without barriers, 1 __local tiles */
+#endif
+#ifndef TILE_CI
+#define TILE_CI 4 /* input channels per work-item */
+#endif
+#ifndef TILE_L
+#define TILE_L 2 /* position vectors (register) or positions (local) per work-item */
+#endif
+#ifndef WG_L
+#define WG_L 8 /* work-group size along positions */
+#endif
+#ifndef WG_CI
+#define WG_CI 1 /* work-group size along channel tiles */
+#endif
+#ifndef CO_TILE
+#define CO_TILE 4 /* output channels staged per __local chunk (STRATEGY 1) */
+#endif
+#if STRATEGY == 1 && VEC != 1
+#error "the local strategy interleaves single positions: build it with VEC=1"
+#endif
+
+#define C_IN (C_IN_G * GROUPS)
+#define C_OUT (C_OUT_G * GROUPS)
+#define SPAN_L (WG_L * TILE_L * VEC)
+#define SPAN_CI (WG_CI * TILE_CI)
+#define CI_SPANS ((C_IN_G + SPAN_CI - 1) / SPAN_CI)
+#define HALO (((K - 1) * DILATION + STRIDE - 1) / STRIDE) /* furthest l behind m that a tap reads */
+#define WIN (SPAN_L + HALO)
+
+inline int floor_div(int a, int b) { return a >= 0 ? a / b : -((b - 1 - a) / b); }
+
+__kernel __attribute__((reqd_work_group_size(WG_L, WG_CI, 1)))
+void conv1d_backward_data(__global const store_t *restrict dy, __global const store_t *restrict w,
+                          __global const store_t *restrict bias, __global store_t *restrict dx,
+                          const int L_dst, const int L_src, const int pad_l)
+{
+    const int lane = get_local_id(0);
+    const int row = get_local_id(1);
+    const int span = get_group_id(1);
+    const int g = span / CI_SPANS;
+    const int ci_first = g * C_IN_G + (span % CI_SPANS) * SPAN_CI;
+    const int ci_end = (g + 1) * C_IN_G;
+    const int ci0 = ci_first + row * TILE_CI;
+    const int n = get_global_id(2) / STRIDE;
+    const int rho = get_global_id(2) % STRIDE;
+    const int m_lo = -floor_div(rho - pad_l, STRIDE); /* first m whose i is >= 0 */
+    const int m_first = m_lo + get_group_id(0) * SPAN_L;
+    __global const store_t *dyg = dy + ((long)n * C_OUT + g * C_OUT_G) * L_src;
+
+    /* acc[c][j] holds channel ci0 + c at m = POSITION(j). */
+    acc_t acc[TILE_CI][TILE_L * VEC];
+
+#if STRATEGY == 0
+#define POSITION(j) (m_first + lane * (TILE_L * VEC) + (j))
+    const int m0 = POSITION(0);
+    __global const store_t *w_rows[TILE_CI];
+    UNROLL
+    for (int c = 0; c < TILE_CI; ++c)
+        w_rows[c] = w + ((long)g * C_OUT_G * C_IN_G + (ci0 + c < ci_end ? ci0 + c : ci_end - 1) - g * C_IN_G) * K;
+    accv_t accv[TILE_CI][TILE_L];
+    UNROLL
+    for (int c = 0; c < TILE_CI; ++c)
+        UNROLL
+        for (int t = 0; t < TILE_L; ++t)
+            accv[c][t] = 0;
+    const bool interior = m0 - HALO >= 0 && m0 + TILE_L * VEC <= L_src;
+
+#define LOAD_DY_INTERIOR(r, l) LOADV(r + (l))
+#define LOAD_DY_EDGE(r, l) GATHER_MASKED(r, l, 1, L_src)
+#define BACKWARD_DATA_ACCUMULATE(LOAD_DY)                                       \
+    __global const store_t *dyr = dyg;                                          \
+    for (int co = 0; co < C_OUT_G; ++co, dyr += L_src) {                        \
+        UNROLL                                                                  \
+        for (int k = 0; k < K; ++k) {                                           \
+            const int q = rho - k * DILATION;                                   \
+            if (STRIDE == 1 || q % STRIDE == 0) {                               \
+                const int off = STRIDE == 1 ? q : floor_div(q, STRIDE);         \
+                accv_t dyv[TILE_L];                                             \
+                UNROLL                                                          \
+                for (int t = 0; t < TILE_L; ++t)                                \
+                    dyv[t] = LOAD_DY(dyr, m0 + off + t * VEC);                  \
+                UNROLL                                                          \
+                for (int c = 0; c < TILE_CI; ++c) {                             \
+                    const acc_t wv = LOAD(w_rows[c], co * (C_IN_G * K) + k);    \
+                    UNROLL                                                      \
+                    for (int t = 0; t < TILE_L; ++t)                            \
+                        accv[c][t] += wv * dyv[t];                              \
+                }                                                               \
+            }                                                                   \
+        }                                                                       \
+    }
+    if (interior) {
+        BACKWARD_DATA_ACCUMULATE(LOAD_DY_INTERIOR)
+    } else {
+        BACKWARD_DATA_ACCUMULATE(LOAD_DY_EDGE)
+    }
+    UNROLL
+    for (int c = 0; c < TILE_CI; ++c)
+        UNROLL
+        for (int t = 0; t < TILE_L; ++t) {
+            accv_lanes lanes;
+            lanes.v = accv[c][t];
+            UNROLL
+            for (int v = 0; v < VEC; ++v)
+                acc[c][t * VEC + v] = lanes.s[v];
+        }
+#else
+#define POSITION(j) (m_first + lane + (j) * WG_L)
+    __local acc_t dy_tile[CO_TILE][WIN];
+    __local acc_t w_tile[CO_TILE * K][SPAN_CI];
+    const int me = row * WG_L + lane;
+    UNROLL
+    for (int c = 0; c < TILE_CI; ++c)
+        UNROLL
+        for (int t = 0; t < TILE_L; ++t)
+            acc[c][t] = 0;
+    for (int co0 = 0; co0 < C_OUT_G; co0 += CO_TILE) {
+        for (int idx = me; idx < CO_TILE * WIN; idx += WG_L * WG_CI) {
+            const int c = idx / WIN, l = m_first - HALO + idx % WIN;
+            dy_tile[c][idx % WIN] = (co0 + c < C_OUT_G && l >= 0 && l < L_src) ? LOAD(dyg + (long)(co0 + c) * L_src, l) : (acc_t)0;
+        }
+        for (int idx = me; idx < CO_TILE * K * SPAN_CI; idx += WG_L * WG_CI) {
+            const int o = idx / (CO_TILE * K), ck = idx % (CO_TILE * K);
+            const int co = co0 + ck / K, ci = ci_first + o;
+            w_tile[ck][o] = (co < C_OUT_G && ci < ci_end)
+                ? LOAD(w, ((long)(g * C_OUT_G + co) * C_IN_G + ci - g * C_IN_G) * K + ck % K) : (acc_t)0;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        UNROLL
+        for (int c = 0; c < CO_TILE; ++c) {
+            UNROLL
+            for (int k = 0; k < K; ++k) {
+                const int q = rho - k * DILATION;
+                if (STRIDE == 1 || q % STRIDE == 0) {
+                    const int off = HALO + (STRIDE == 1 ? q : floor_div(q, STRIDE));
+                    UNROLL
+                    for (int cc = 0; cc < TILE_CI; ++cc) {
+                        const acc_t wv = w_tile[c * K + k][row * TILE_CI + cc];
+                        UNROLL
+                        for (int t = 0; t < TILE_L; ++t)
+                            acc[cc][t] += wv * dy_tile[c][lane + t * WG_L + off];
+                    }
+                }
+            }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+#endif
+
+    UNROLL
+    for (int c = 0; c < TILE_CI; ++c) {
+        const int ci = ci0 + c;
+        if (ci >= ci_end)
+            break;
+#if HAS_BIAS
+        const acc_t b = LOAD(bias, ci);
+#else
+        const acc_t b = 0;
+#endif
+        __global store_t *dxr = dx + ((long)n * C_IN + ci) * L_dst;
+        UNROLL
+        for (int j = 0; j < TILE_L * VEC; ++j) {
+            const int i = rho + STRIDE * POSITION(j) - pad_l;
+            if (i < L_dst)
+                STORE(dxr, i, acc[c][j] + b);
+        }
+    }
+}
