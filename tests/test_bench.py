@@ -1,0 +1,42 @@
+"""The benchmark's smoke run: bench/compare_devices.py --quick ends cleanly and writes sane results."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "compare_devices.py"
+SHAPE_NAMES = {"example", "dense", "depthwise", "wav2vec", "tcn", "grouped", "dense-reflect"}
+
+
+@pytest.mark.slow
+def test_quick_bench_writes_results(tmp_path):
+    proc = subprocess.run([sys.executable, str(BENCH), "--quick", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+
+    report = json.loads((tmp_path / "results.json").read_text())
+    assert report["settings"]["quick"] is True
+    assert report["machine"]["cpu_count"] >= 1
+    opencl = [c for c in report["columns"] if c["kind"] == "opencl"]
+    assert opencl and all(c["name"] and c["platform"] for c in opencl)
+
+    rows = report["rows"]
+    assert {row["shape"] for row in rows} == SHAPE_NAMES
+    forward = [row for row in rows if row["pass"] == "forward"]
+    assert {row["shape"] for row in forward} == SHAPE_NAMES
+    for row in rows:
+        assert not row["errors"], row["errors"]
+        assert row["gflop"] > 0
+        for column in opencl:
+            result = row["results"][column["label"]]
+            assert result["median_ms"] > 0 and result["gflops"] > 0
+            if "max_rel_err" in result:
+                assert result["max_rel_err"] < 1e-3, (row["shape"], row["pass"], result["max_rel_err"])
+
+    table = (tmp_path / "results.md").read_text()
+    for name in SHAPE_NAMES:
+        assert f"| {name} (" in table
+    assert "GFLOP/s" in table
