@@ -276,7 +276,7 @@ def input_gradient(device: Device, geo: ConvGeometry, dy: cla.Array, weight: cla
     return dx
 
 
-_PARTIAL_BYTES_CAP = 64 << 20
+_PARTIAL_BYTES_CAP = 128 << 20
 
 
 def weight_gradient_into(device: Device, geo: ConvGeometry, x: cla.Array, dy: cla.Array, dw: cla.Array,
@@ -294,11 +294,12 @@ def weight_gradient_into(device: Device, geo: ConvGeometry, x: cla.Array, dy: cl
     work_items = _ceil_div(lanes, wg_a) * wg_a * rows
     vectors = geo.batch * _ceil_div(geo.length_out, p["VEC"])
     w_size = dw.size
-    # Enough chunks to fill the device, each still a long run, within a memory cap; a function of the shape
-    # and the device parameters only, so the summation order (and the bits) never change between runs.
+    # Chunks: enough to fill the device and short enough (RUN positions) that a chunk's rows stay in cache
+    # while consecutive work-items reuse them; capped in memory. A function of the shape and the device
+    # parameters only, so the summation order (and the bits) never change between runs.
     target = device.compute_units * (64 if device.type == "CPU" else 2048)
-    chunks = max(1, min(_ceil_div(target, work_items), vectors // 16,
-                        _PARTIAL_BYTES_CAP // max(1, w_size * _acc_bytes(x.dtype))))
+    chunks = max(_ceil_div(target, work_items), _ceil_div(geo.batch * geo.length_out, p["RUN"]))
+    chunks = max(1, min(chunks, vectors // 4, _PARTIAL_BYTES_CAP // max(1, w_size * _acc_bytes(x.dtype))))
     partial = device.empty((chunks, w_size), np.float64 if x.dtype == np.float64 else np.float32)
     defines = {**_common_defines(geo, x.dtype, p), "PAD_MODE": _PAD_MODE_CODE[geo.padding_mode],
                "TILE_CO": p["TILE_CO"], "TILE_K": tile_k, "WG_A": wg_a, "WG_CO": p["WG_CO"], "LB": p["LB"]}

@@ -14,17 +14,22 @@ STRATEGIES = ("register", "local")
 
 # A safe default for any device: small register tiles, work-groups of 8.
 # TILE_CO / WG_CO tile the channels a pass writes (output channels forward, input channels for the input
-# gradient); CI_TILE is the channel chunk staged in __local memory; TILE_K and LB serve the weight gradient.
+# gradient); CI_TILE is the channel chunk staged in __local memory; TILE_K, LB and RUN serve the weight
+# gradient (taps per work-item, positions per __local block, positions per partial-sum chunk).
 _SAFE_DEFAULT = {"strategy": "register", "TILE_CO": 4, "TILE_L": 2, "VEC": 4, "WG_L": 8, "WG_CO": 1, "CI_TILE": 4,
-                 "TILE_K": 3, "LB": 64}
+                 "TILE_K": 3, "LB": 64, "RUN": 2048}
 
-# Built-in table: (device type, vendor substring or "") -> parameters over the safe default.
+# Built-in table: (device type, vendor substring or "") -> pass ("*" for all) -> parameters over the default.
 # CPUs (PoCL) want register tiles without barriers: its work-item loop vectoriser gives up on barriers.
 # GPUs want work-group tiles staged in __local memory.
 _BUILTIN = {
-    ("CPU", ""): {"strategy": "register", "TILE_CO": 6, "TILE_L": 2, "VEC": 8, "WG_L": 4, "WG_CO": 1, "TILE_K": 3},
-    ("GPU", ""): {"strategy": "local", "TILE_CO": 4, "TILE_L": 2, "WG_L": 32, "WG_CO": 4, "CI_TILE": 4},
-    ("ACCELERATOR", ""): {"strategy": "local", "TILE_CO": 2, "TILE_L": 2, "WG_L": 16, "WG_CO": 4, "CI_TILE": 4},
+    ("CPU", ""): {
+        "*": {"strategy": "register", "TILE_CO": 6, "TILE_L": 2, "VEC": 8, "WG_L": 4, "WG_CO": 1},
+        # 16 vector registers on AVX2: 4 x 3 accumulators plus 4 dy vectors.
+        "backward_weight": {"TILE_CO": 4, "TILE_K": 3},
+    },
+    ("GPU", ""): {"*": {"strategy": "local", "TILE_CO": 4, "TILE_L": 2, "WG_L": 32, "WG_CO": 4, "CI_TILE": 4, "RUN": 8192}},
+    ("ACCELERATOR", ""): {"*": {"strategy": "local", "TILE_CO": 2, "TILE_L": 2, "WG_L": 16, "WG_CO": 4, "CI_TILE": 4}},
 }
 
 _override_state = threading.local()
@@ -49,19 +54,18 @@ def _tuned(device, pass_name: str, shape_key: tuple) -> dict:
     return tuning_cache.lookup(device, pass_name, shape_key)
 
 
-def _builtin(device) -> dict:
+def _builtin(device, pass_name: str) -> dict:
     vendor = device.cl_device.vendor.lower()
-    for (dtype, vend), params in _BUILTIN.items():
-        if dtype == device.type and vend and vend in vendor:
-            return params
-    return _BUILTIN.get((device.type, ""), {})
+    entry = next((e for (dtype, vend), e in _BUILTIN.items() if dtype == device.type and vend and vend in vendor),
+                 _BUILTIN.get((device.type, ""), {}))
+    return {**entry.get("*", {}), **entry.get(pass_name, {})}
 
 
 def lookup(device, pass_name: str, shape_key: tuple) -> dict:
     """Parameters for one pass on one device before fitting: the first layer that has an entry wins."""
     params = dict(_SAFE_DEFAULT)
     tuned = _tuned(device, pass_name, shape_key)
-    params.update(tuned if tuned else _builtin(device))
+    params.update(tuned if tuned else _builtin(device, pass_name))
     params.update(getattr(_override_state, "params", {}))
     return params
 

@@ -58,15 +58,6 @@ void conv1d_backward_weight_partial(__global const store_t *restrict x, __global
     const int co_end = (g + 1) * C_OUT_G;
     const int co0 = g * C_OUT_G + (span % CO_SPANS) * SPAN_CO + get_local_id(1) * TILE_CO;
     const int chunk = get_global_id(2);
-    /* Clamped rows and taps compute duplicates that are never stored. */
-    int co_c[TILE_CO], k_c[TILE_K];
-    UNROLL
-    for (int c = 0; c < TILE_CO; ++c)
-        co_c[c] = co0 + c < co_end ? co0 + c : co_end - 1;
-    UNROLL
-    for (int t = 0; t < TILE_K; ++t)
-        k_c[t] = k0 + t < K ? k0 + t : K - 1;
-
     const int vpn = (L_out + VEC - 1) / VEC; /* position vectors per sample */
     const long total = (long)N * vpn;
     const long v_begin = total * chunk / chunks, v_end = total * (chunk + 1) / chunks;
@@ -80,43 +71,64 @@ void conv1d_backward_weight_partial(__global const store_t *restrict x, __global
     }
 
 #if STRATEGY == 0
-    int n = (int)(v_begin / vpn), l = (int)(v_begin % vpn) * VEC;
-    for (long v = v_begin; v < v_end; ++v) {
-        __global const store_t *xr = x + ((long)n * C_IN + g * C_IN_G + ci) * L_in;
-        __global const store_t *dyn = dy + (long)n * C_OUT * L_out;
-        const int i0 = l * STRIDE - pad_l;
-        const bool interior = l + VEC <= L_out && i0 + k_c[0] * DILATION >= 0
-                              && i0 + (VEC - 1) * STRIDE + k_c[TILE_K - 1] * DILATION < L_in;
-        accv_t dyv[TILE_CO], xv[TILE_K];
-        if (interior) {
-            UNROLL
-            for (int c = 0; c < TILE_CO; ++c)
-                dyv[c] = LOADV(dyn + (long)co_c[c] * L_out + l);
-            UNROLL
-            for (int t = 0; t < TILE_K; ++t)
-                xv[t] = STRIDE == 1 ? LOADV(xr + i0 + k_c[t] * DILATION) : GATHER(xr + i0 + k_c[t] * DILATION, STRIDE);
-        } else {
-            UNROLL
-            for (int c = 0; c < TILE_CO; ++c)
-                dyv[c] = GATHER_MASKED(dyn + (long)co_c[c] * L_out, l, 1, L_out);
-            UNROLL
-            for (int t = 0; t < TILE_K; ++t)
-                xv[t] = GATHER_EDGE(xr, i0 + k_c[t] * DILATION, STRIDE, L_in);
+    /* Tiles that would overhang the group's last channel or the last tap slide back to end on it (the
+     * host keeps TILE_CO <= C_OUT_G and TILE_K <= K); shared rows and taps are stored by their own tile.
+     * acc[c][t] holds (co_base + c, k_base + t). */
+    const int co_base = co0 + TILE_CO > co_end ? co_end - TILE_CO : co0;
+    const int k_base = k0 + TILE_K > K ? K - TILE_K : k0;
+    /* The chunk's vectors, one sample at a time; per sample the vectors whose loads all lie inside the
+     * rows take the unguarded path: lv in [lv_in_lo, lv_in_hi). */
+    const int lv_in_lo = pad_l - k_base * DILATION <= 0 ? 0 : (pad_l - k_base * DILATION + VEC * STRIDE - 1) / (VEC * STRIDE);
+    const int last_start = L_in - 1 + pad_l - (k_base + TILE_K - 1) * DILATION - (VEC - 1) * STRIDE;
+    const int lv_in_hi_x = last_start < 0 ? 0 : last_start / (VEC * STRIDE) + 1;
+    const int lv_in_hi = lv_in_hi_x < L_out / VEC ? lv_in_hi_x : L_out / VEC;
+    for (long vs = v_begin; vs < v_end;) {
+        const int n = (int)(vs / vpn);
+        const int lv0 = (int)(vs - (long)n * vpn);
+        const int lv1 = v_end - vs < vpn - lv0 ? lv0 + (int)(v_end - vs) : vpn;
+        const int mid_lo = lv_in_lo < lv0 ? lv0 : (lv_in_lo > lv1 ? lv1 : lv_in_lo);
+        const int mid_hi = lv_in_hi < mid_lo ? mid_lo : (lv_in_hi > lv1 ? lv1 : lv_in_hi);
+        __global const store_t *xr = x + ((long)n * C_IN + g * C_IN_G + ci) * L_in + k_base * DILATION - pad_l;
+        __global const store_t *dyr = dy + ((long)n * C_OUT + co_base) * L_out;
+
+#if STRIDE == 1
+#define LOAD_X_INTERIOR(i) LOADV(xr + (i))
+#else
+#define LOAD_X_INTERIOR(i) GATHER(xr + (i), STRIDE)
+#endif
+#define LOAD_X_EDGE(i) GATHER_EDGE(xr + pad_l - k_base * DILATION, (i) - pad_l + k_base * DILATION, STRIDE, L_in)
+#define LOAD_DY_INTERIOR(c, l) LOADV(dyr + (long)(c) * L_out + (l))
+#define LOAD_DY_EDGE(c, l) GATHER_MASKED(dyr + (long)(c) * L_out, l, 1, L_out)
+#define WEIGHT_STEP(lv, LOAD_DY, LOAD_X)                                    \
+        {                                                                   \
+            const int l = (lv) * VEC;                                       \
+            accv_t dyv[TILE_CO];                                            \
+            UNROLL                                                          \
+            for (int c = 0; c < TILE_CO; ++c)                               \
+                dyv[c] = LOAD_DY(c, l);                                     \
+            UNROLL                                                          \
+            for (int t = 0; t < TILE_K; ++t) {                              \
+                const accv_t xv = LOAD_X(l * STRIDE + t * DILATION);        \
+                UNROLL                                                      \
+                for (int c = 0; c < TILE_CO; ++c)                           \
+                    acc[c][t] += dyv[c] * xv;                               \
+            }                                                               \
         }
-        UNROLL
-        for (int c = 0; c < TILE_CO; ++c) {
-            UNROLL
-            for (int t = 0; t < TILE_K; ++t)
-                acc[c][t] += dyv[c] * xv[t];
-        }
-        l += VEC;
-        if (l >= vpn * VEC) {
-            l = 0;
-            ++n;
-        }
+        for (int lv = lv0; lv < mid_lo; ++lv)
+            WEIGHT_STEP(lv, LOAD_DY_EDGE, LOAD_X_EDGE)
+        for (int lv = mid_lo; lv < mid_hi; ++lv)
+            WEIGHT_STEP(lv, LOAD_DY_INTERIOR, LOAD_X_INTERIOR)
+        for (int lv = mid_hi; lv < lv1; ++lv)
+            WEIGHT_STEP(lv, LOAD_DY_EDGE, LOAD_X_EDGE)
+        vs += lv1 - lv0;
     }
 #else
     /* Positions p in [v_begin, v_end) of the flattened (n, l) range, LB at a time. */
+    const int co_base = co0, k_base = k0;
+    int k_c[TILE_K]; /* taps past the last are clamped: computed, never stored */
+    UNROLL
+    for (int t = 0; t < TILE_K; ++t)
+        k_c[t] = k0 + t < K ? k0 + t : K - 1;
     __local acc_t dy_tile[SPAN_CO][LB];
     const int me = get_local_id(1) * WG_A + get_local_id(0);
     const int co_first = g * C_OUT_G + (span % CO_SPANS) * SPAN_CO;
@@ -154,19 +166,21 @@ void conv1d_backward_weight_partial(__global const store_t *restrict x, __global
     __global acc_t *out = partial + (long)chunk * W_SIZE;
     UNROLL
     for (int c = 0; c < TILE_CO; ++c) {
-        if (co0 + c >= co_end)
-            break;
+        const int co = co_base + c;
+        if (co < co0 || co >= co_end)
+            continue;
         UNROLL
         for (int t = 0; t < TILE_K; ++t) {
-            if (k0 + t >= K)
-                break;
+            const int k = k_base + t;
+            if (k < k0 || k >= K)
+                continue;
             accv_lanes lanes;
             lanes.v = acc[c][t];
             acc_t sum = 0;
             UNROLL
             for (int v = 0; v < VEC; ++v)
                 sum += lanes.s[v];
-            out[((co0 + c) * C_IN_G + ci) * K + k0 + t] = sum;
+            out[(co * C_IN_G + ci) * K + k] = sum;
         }
     }
 }

@@ -69,19 +69,18 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
     const int win0 = l_first * STRIDE - pad_l;      /* first input index of its window */
     __global const store_t *xg = x + ((long)n * C_IN + g * C_IN_G) * L_in;
 
-    /* acc[c][j] holds channel co0 + c at position position(j); see POSITION below. */
+    /* acc[c][j] holds channel co_base + c at position POSITION(j). */
     acc_t acc[TILE_CO][TILE_L * VEC];
 
 #if STRATEGY == 0
-    /* Work-item: TILE_CO channels x TILE_L vectors of VEC consecutive positions starting at l0. */
+    /* Work-item: TILE_CO consecutive channels from co_base x TILE_L vectors of VEC consecutive positions
+     * from l0. A tile that would overhang its group's last channel slides back to end on it; the rows it
+     * shares with the tile before are that tile's to store. Every weight and input offset in the loop
+     * is then a compile-time constant from a pointer that steps one input channel at a time. */
     const int co0 = co_first + row * TILE_CO;
+    const int co_base = co0 + TILE_CO > co_end ? co_end - TILE_CO : co0;
     const int l0 = l_first + lane * (TILE_L * VEC);
     const int i0 = l0 * STRIDE - pad_l;
-    /* Rows past the group's last channel read a valid channel and are never stored: no branch inside. */
-    __global const store_t *w_rows[TILE_CO];
-    UNROLL
-    for (int c = 0; c < TILE_CO; ++c)
-        w_rows[c] = w + (co0 + c < co_end ? co0 + c : co_end - 1) * (C_IN_G * K);
     accv_t accv[TILE_CO][TILE_L];
     UNROLL
     for (int c = 0; c < TILE_CO; ++c)
@@ -91,24 +90,24 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
     const bool interior = i0 >= 0 && i0 + (TILE_L * VEC - 1) * STRIDE + (K - 1) * DILATION < L_in;
 
 #if STRIDE == 1
-#define LOAD_X_INTERIOR(xr, i) LOADV(xr + (i))
+#define LOAD_X_INTERIOR(xr, i) LOADV(xr + i0 + (i))
 #else
-#define LOAD_X_INTERIOR(xr, i) GATHER(xr + (i), STRIDE)
+#define LOAD_X_INTERIOR(xr, i) GATHER(xr + i0 + (i), STRIDE)
 #endif
-#define LOAD_X_EDGE(xr, i) GATHER_EDGE(xr, i, STRIDE, L_in)
-/* Pointers step through channels so that no 32-bit index is widened inside the loop. */
+#define LOAD_X_EDGE(xr, i) GATHER_EDGE(xr, i0 + (i), STRIDE, L_in)
 #define FORWARD_ACCUMULATE(LOAD_X)                                              \
     __global const store_t *xr = xg;                                            \
-    for (int ci = 0; ci < C_IN_G; ++ci, xr += L_in) {                           \
+    __global const store_t *wp = w + (long)co_base * (C_IN_G * K);              \
+    for (int ci = 0; ci < C_IN_G; ++ci, xr += L_in, wp += K) {                  \
         UNROLL                                                                  \
         for (int k = 0; k < K; ++k) {                                           \
             accv_t xv[TILE_L];                                                  \
             UNROLL                                                              \
             for (int t = 0; t < TILE_L; ++t)                                    \
-                xv[t] = LOAD_X(xr, i0 + t * VEC * STRIDE + k * DILATION);       \
+                xv[t] = LOAD_X(xr, t * VEC * STRIDE + k * DILATION);            \
             UNROLL                                                              \
             for (int c = 0; c < TILE_CO; ++c) {                                 \
-                const acc_t wv = LOAD(w_rows[c], ci * K + k);                   \
+                const acc_t wv = LOAD(wp, c * (C_IN_G * K) + k);                \
                 UNROLL                                                          \
                 for (int t = 0; t < TILE_L; ++t)                                \
                     accv[c][t] += wv * xv[t];                                   \
@@ -134,6 +133,7 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
     __local acc_t x_tile[CI_TILE][WIN];
     __local acc_t w_tile[CI_TILE * K][SPAN_CO];
     const int co0 = co_first + row * TILE_CO;
+    const int co_base = co0;
     const int me = row * WG_L + lane;
     UNROLL
     for (int c = 0; c < TILE_CO; ++c)
@@ -175,9 +175,9 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
 
     UNROLL
     for (int c = 0; c < TILE_CO; ++c) {
-        const int co = co0 + c;
-        if (co >= co_end)
-            break;
+        const int co = co_base + c;
+        if (co < co0 || co >= co_end)
+            continue;
 #if HAS_BIAS
         const acc_t b = LOAD(bias, co);
 #else
