@@ -511,8 +511,9 @@ def markdown(report: dict) -> str:
             "GFLOP/s = 2*N*C_out*L_out*(C_in/groups)*K / time for every pass. "
             "max rel err: largest |clconv - torch| over the largest |torch| among the OpenCL columns.", "",
             *lines]
-    problems = [f"- {row['shape']} {row['pass']} {label}: {message}" for row in report["rows"]
-                for label, message in {**row["skipped"], **row["errors"]}.items()]
+    problems = {f"- {row['shape']} {label}: skipped, {why}" for row in report["rows"] for label, why in row["skipped"].items()}
+    problems = sorted(problems) + [f"- {row['shape']} {row['pass']} {label}: {message}"
+                                   for row in report["rows"] for label, message in row["errors"].items()]
     if problems:
         out += ["", "Skipped or failed:", *problems]
     return "\n".join(out) + "\n"
