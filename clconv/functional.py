@@ -40,15 +40,18 @@ def same_padding(kernel_size: int, dilation: int) -> tuple[int, int]:
 
 
 def resolve_padding(padding, kernel_size: int, stride: int, dilation: int) -> tuple[int, int]:
-    """(left, right) zero-padding amounts from an int, a 1-tuple, 'same' or 'valid'."""
+    """(left, right) zero-padding amounts from an int, a 1-tuple, 'same' or 'valid'.
+
+    The functional form raises RuntimeError as torch.nn.functional does; modules check earlier, with ValueError.
+    """
     if isinstance(padding, str):
         if padding == "valid":
             return 0, 0
         if padding == "same":
             if stride != 1:
-                raise ValueError("padding='same' is not supported for strided convolutions")
+                raise RuntimeError("padding='same' is not supported for strided convolutions")
             return same_padding(kernel_size, dilation)
-        raise ValueError(f"Invalid padding string '{padding}', should be one of {{'valid', 'same'}}")
+        raise RuntimeError(f"Invalid padding string '{padding}', should be one of {{'valid', 'same'}}")
     p = single(padding, "padding")
     return p, p
 

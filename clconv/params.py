@@ -24,7 +24,7 @@ _SAFE_DEFAULT = {"strategy": "register", "TILE_CO": 4, "TILE_L": 2, "VEC": 4, "W
 # GPUs want work-group tiles staged in __local memory.
 _BUILTIN = {
     ("CPU", ""): {
-        "*": {"strategy": "register", "TILE_CO": 6, "TILE_L": 2, "VEC": 8, "WG_L": 4, "WG_CO": 1},
+        "*": {"strategy": "register", "TILE_CO": 6, "TILE_L": 2, "VEC": 8, "WG_L": 4, "WG_CO": 4},
         # 16 vector registers on AVX2: 4 x 3 accumulators plus 4 dy vectors.
         "backward_weight": {"TILE_CO": 4, "TILE_K": 3},
     },
@@ -94,10 +94,7 @@ def fit(device, params: dict, *, rows: int, length: int, local_bytes) -> dict:
     if p["TILE_L"] * p["VEC"] * p["WG_L"] > length:
         p["TILE_L"] = max(1, -(-length // (p["WG_L"] * p["VEC"])))
     max_wg = device.max_work_group_size
-    if p["strategy"] == "register":
-        p["WG_CO"] = 1
-    else:
-        p["WG_CO"] = max(1, min(p["WG_CO"], -(-rows // p["TILE_CO"])))
+    p["WG_CO"] = max(1, min(p["WG_CO"], pow2_floor(-(-rows // p["TILE_CO"]))))
     while p["WG_L"] * p["WG_CO"] > max_wg:
         if p["WG_CO"] > 1:
             p["WG_CO"] //= 2
@@ -113,6 +110,5 @@ def fit(device, params: dict, *, rows: int, length: int, local_bytes) -> dict:
                 p["WG_L"] //= 2
             else:
                 p["strategy"] = "register"
-                p["WG_CO"] = 1
                 break
     return p

@@ -51,6 +51,9 @@ class Device:
         self.spec = f"{platform_index}:{device_index}"
         self.name = cl_device.name.strip()
         self.platform_name = cl_device.platform.name.strip()
+        # What a name search looks through: PoCL calls its platform "Portable Computing Language".
+        self._search_text = " ".join((self.name, self.platform_name, cl_device.platform.vendor,
+                                      cl_device.platform.version, cl_device.vendor)).lower()
         self.type = next((n for t, n in _DEVICE_TYPE_NAMES.items() if cl_device.type & t), "OTHER")
         self.driver_version = cl_device.driver_version.strip()
         extensions = cl_device.extensions.split()
@@ -102,7 +105,8 @@ class Device:
 
     def to_device(self, array: np.ndarray) -> cla.Array:
         out = self.empty(array.shape, array.dtype)
-        out.set(np.ascontiguousarray(array))
+        if array.size:
+            out.set(np.ascontiguousarray(array))
         return out
 
     def kernel(self, filename: str, name: str, defines: dict) -> cl.Kernel:
@@ -170,8 +174,8 @@ def get_device(spec=None) -> Device:
     """Resolve a device choice.
 
     spec: None (CLCONV_DEVICE, else the first GPU, then accelerator, then CPU), a Device, an int index into
-    devices(), a "P:D" platform:device string, a case-insensitive substring of the platform or device name,
-    or a pyopencl.Device.
+    devices(), a "P:D" platform:device string, a case-insensitive substring of the device or platform name,
+    vendor or version ("pocl", "nvidia", "oclgrind"), or a pyopencl.Device.
     """
     if isinstance(spec, Device):
         return spec
@@ -201,7 +205,7 @@ def get_device(spec=None) -> Device:
                 return device
         lowered = text.lower()
         for device in found:
-            if lowered in device.name.lower() or lowered in device.platform_name.lower():
+            if lowered in device._search_text:
                 return device
         names = ", ".join(f"{d.spec} {d.name!r} ({d.platform_name})" for d in found)
         raise ValueError(f"no OpenCL device matches {spec!r}; available: {names}")
