@@ -5,6 +5,7 @@ Arrays arrive as numpy arrays (uploaded, result downloaded) or as pyopencl array
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -200,10 +201,20 @@ def _acc_bytes(dtype) -> int:
     return 8 if np.dtype(dtype) == np.float64 else 4
 
 
+def params_key(geo: ConvGeometry, dtype) -> tuple:
+    """What a pass's tuned parameters depend on: everything compiled in, not the batch or the lengths."""
+    return (geo.in_per_group, geo.out_per_group, geo.groups, geo.kernel_size, geo.stride, geo.dilation,
+            geo.padding_mode, np.dtype(dtype).name)
+
+
 def _pass_params(device: Device, pass_name: str, geo: ConvGeometry, dtype, rows: int, length: int, local_bytes) -> dict:
     """Parameters of one pass from the lookup chain, fitted to the shape and the device."""
-    key = (geo.in_per_group, geo.out_per_group, geo.groups, geo.kernel_size, geo.stride, geo.dilation,
-           geo.padding_mode, np.dtype(dtype).name)
+    key = params_key(geo, dtype)
+    if os.environ.get("CLCONV_AUTOTUNE") == "1" and not _params.is_overridden() and not _params.has_tuned(device, pass_name, key):
+        from . import tune
+
+        if not tune.tuning_active():
+            tune.tune_pass(device, pass_name, geo, dtype)
     p = _params.lookup(device, pass_name, key)
     if np.dtype(dtype) == np.float64:
         p["VEC"] = max(1, p["VEC"] // 2)  # double vectors take twice the registers

@@ -48,10 +48,22 @@ def override(**params):
         _override_state.params = previous
 
 
+def safe_default() -> dict:
+    return dict(_SAFE_DEFAULT)
+
+
+def is_overridden() -> bool:
+    return bool(getattr(_override_state, "params", {}))
+
+
 def _tuned(device, pass_name: str, shape_key: tuple) -> dict:
     from . import tuning_cache
 
     return tuning_cache.lookup(device, pass_name, shape_key)
+
+
+def has_tuned(device, pass_name: str, shape_key: tuple) -> bool:
+    return bool(_tuned(device, pass_name, shape_key))
 
 
 def _builtin(device, pass_name: str) -> dict:

@@ -1,0 +1,131 @@
+"""Kernel tuner: `python -m clconv.tune` times candidate parameters per device, shape and pass.
+
+Every candidate is fitted to the device's limits, must reproduce the reference result (the safe default
+configuration) before it is timed, and the fastest is written to the tuned cache that `params.lookup` reads.
+`CLCONV_AUTOTUNE=1` runs the same search for a new shape at first use.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import threading
+import time
+
+import numpy as np
+
+from . import functional as F
+from . import params, tuning_cache
+from .runtime import Device, get_device
+
+PASSES = ("forward", "backward_data", "backward_weight")
+
+_REGISTER = [{"strategy": "register", "TILE_CO": co, "TILE_L": tl, "VEC": vec, "WG_L": wl, "WG_CO": wc}
+             for (co, tl, vec), (wl, wc) in itertools.product(
+                 [(6, 2, 8), (4, 2, 8), (4, 3, 8), (8, 1, 8), (2, 4, 8), (1, 8, 8), (4, 4, 4), (3, 4, 8)],
+                 [(4, 4), (8, 1)])]
+_REGISTER_WEIGHT = [{"strategy": "register", "TILE_CO": co, "TILE_K": tk, "VEC": vec, "RUN": run, "WG_L": 4, "WG_CO": 4}
+                    for (co, tk, vec), run in itertools.product(
+                        [(4, 3, 8), (3, 3, 8), (2, 3, 8), (4, 2, 8), (6, 2, 8), (2, 4, 8), (1, 8, 8), (4, 3, 4)],
+                        [1024, 4096])]
+_LOCAL = [{"strategy": "local", "TILE_CO": co, "TILE_L": tl, "WG_L": wl, "WG_CO": wc, "CI_TILE": ct}
+          for co, tl, wl, wc, ct in [(4, 2, 32, 4, 4), (2, 2, 16, 8, 8), (4, 4, 16, 4, 4), (2, 1, 64, 4, 8), (1, 4, 32, 8, 4)]]
+_LOCAL_WEIGHT = [{"strategy": "local", "TILE_CO": co, "TILE_K": tk, "WG_L": wl, "WG_CO": wc, "LB": lb, "RUN": 8192}
+                 for co, tk, wl, wc, lb in [(4, 3, 32, 4, 64), (2, 3, 64, 2, 64), (4, 1, 16, 8, 128)]]
+
+
+def candidates(pass_name: str) -> list[dict]:
+    if pass_name == "backward_weight":
+        return _REGISTER_WEIGHT + _LOCAL_WEIGHT
+    return _REGISTER + _LOCAL
+
+
+def _runner(device: Device, pass_name: str, geo: F.ConvGeometry, dtype):
+    """A function running one pass on random device data and returning its output array."""
+    rng = np.random.default_rng(0)
+    x = device.to_device(rng.standard_normal((geo.batch, geo.in_channels, geo.length_in)).astype(dtype))
+    w = device.to_device(rng.standard_normal((geo.out_channels, geo.in_per_group, geo.kernel_size)).astype(dtype))
+    dy = device.to_device(rng.standard_normal((geo.batch, geo.out_channels, geo.length_out)).astype(dtype))
+    if pass_name == "forward":
+        out = device.empty(dy.shape, dtype)
+        return lambda: (F.launch_forward(device, geo, x, w, None, out), out)[1]
+    if pass_name == "backward_data":
+        return lambda: F.input_gradient(device, geo, dy, w)
+    out = device.empty(w.shape, dtype)
+    return lambda: (F.weight_gradient_into(device, geo, x, dy, out, False), out)[1]
+
+
+def _median_time(device: Device, run, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        device.queue.finish()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+_tuning = threading.local()
+
+
+def tuning_active() -> bool:
+    return getattr(_tuning, "active", False)
+
+
+def tune_pass(device: Device, pass_name: str, geo: F.ConvGeometry, dtype, repeats: int = 3, verbose: bool = False) -> dict:
+    """Time every valid candidate for one pass and store the fastest in the tuned cache; returns it."""
+    dtype = np.dtype(dtype)
+    tolerance = {"float16": 1e-2, "float32": 1e-4, "float64": 1e-10}[dtype.name]
+    _tuning.active = True
+    try:
+        run = _runner(device, pass_name, geo, dtype)
+        with params.override(**params.safe_default()):
+            reference = run().get().astype(np.float64)
+        scale = 1.0 + np.abs(reference).max(initial=0.0)
+        best, best_time = None, float("inf")
+        for candidate in candidates(pass_name):
+            with params.override(**candidate):
+                try:
+                    result = run().get().astype(np.float64)
+                except RuntimeError as exc:  # a build the device rejects is not a candidate
+                    if verbose:
+                        print(f"  {candidate}: rejected ({str(exc).splitlines()[0]})")
+                    continue
+                if not np.abs(result - reference).max(initial=0.0) <= tolerance * scale:
+                    raise RuntimeError(f"candidate {candidate} for {pass_name} disagrees with the reference on {device.name}")
+                elapsed = _median_time(device, run, repeats)
+            if verbose:
+                print(f"  {candidate}: {elapsed * 1e3:.3f} ms")
+            if elapsed < best_time:
+                best, best_time = candidate, elapsed
+    finally:
+        _tuning.active = False
+    tuning_cache.store(device, pass_name, F.params_key(geo, dtype), best)
+    return best
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Tune clconv kernels for one device and a set of shapes.")
+    parser.add_argument("--device", default=None, help="device spec (index, P:D or name substring); default device")
+    parser.add_argument("--shape", action="append", default=None, metavar="N,C_IN,L,C_OUT,K[,stride,pad,dil,groups]",
+                        help="shape to tune (repeatable); default: the benchmark's mid-size shapes")
+    parser.add_argument("--passes", default=",".join(PASSES))
+    parser.add_argument("--dtype", default="float32", choices=["float16", "float32", "float64"])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    device = get_device(args.device)
+    shapes = args.shape or ["20,16,50,33,3,2,0,1,1", "32,512,1000,512,3,1,1,1,1", "16,256,4000,256,31,1,15,1,256",
+                            "8,1,16000,512,10,5,0,1,1", "16,64,8192,64,3,1,8,8,1", "32,128,2048,128,5,1,2,1,4"]
+    print(f"tuning on {device.name} ({device.platform_name}); cache {tuning_cache.cache_path()}")
+    for text in shapes:
+        values = [int(v) for v in text.split(",")]
+        n, c_in, length, c_out, k = values[:5]
+        stride, pad, dilation, groups = (values[5:] + [1, 0, 1, 1][len(values) - 5:])[:4]
+        geo = F.conv_geometry((n, c_in, length), (c_out, c_in // groups, k), None, stride, pad, pad, dilation, groups)
+        for pass_name in args.passes.split(","):
+            print(f"{text} {pass_name}:")
+            best = tune_pass(device, pass_name, geo, args.dtype, args.repeats, verbose=True)
+            print(f"  -> {best}")
+
+
+if __name__ == "__main__":
+    main()
