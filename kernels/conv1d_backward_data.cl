@@ -66,41 +66,48 @@ void conv1d_backward_data(__global const store_t *restrict dy, __global const st
     const int m_first = m_lo + get_group_id(0) * SPAN_L;
     __global const store_t *dyg = dy + ((long)n * C_OUT + g * C_OUT_G) * L_src;
 
-    /* acc[c][j] holds channel ci0 + c at m = POSITION(j). */
+    /* acc[c][j] holds channel ci_base + c at m = POSITION(j). */
     acc_t acc[TILE_CI][TILE_L * VEC];
 
 #if STRATEGY == 0
 #define POSITION(j) (m_first + lane * (TILE_L * VEC) + (j))
+    /* A tile that would overhang the group's last channel slides back to end on it (the host keeps
+     * TILE_CI <= C_IN_G); shared rows are stored by their own tile. acc rows are ci_base + c. */
+    const int ci_base = ci0 + TILE_CI > ci_end ? ci_end - TILE_CI : ci0;
     const int m0 = POSITION(0);
-    __global const store_t *w_rows[TILE_CI];
-    UNROLL
-    for (int c = 0; c < TILE_CI; ++c)
-        w_rows[c] = w + ((long)g * C_OUT_G * C_IN_G + (ci0 + c < ci_end ? ci0 + c : ci_end - 1) - g * C_IN_G) * K;
     accv_t accv[TILE_CI][TILE_L];
     UNROLL
     for (int c = 0; c < TILE_CI; ++c)
         UNROLL
         for (int t = 0; t < TILE_L; ++t)
             accv[c][t] = 0;
+    /* Tap k reads dy from l = m + tap_off[k]; taps off this phase are skipped. */
+    int tap_off[K];
+    bool tap_on[K];
+    UNROLL
+    for (int k = 0; k < K; ++k) {
+        const int q = rho - k * DILATION;
+        tap_on[k] = STRIDE == 1 || q % STRIDE == 0;
+        tap_off[k] = STRIDE == 1 ? q : floor_div(q, STRIDE);
+    }
     const bool interior = m0 - HALO >= 0 && m0 + TILE_L * VEC <= L_src;
 
-#define LOAD_DY_INTERIOR(r, l) LOADV(r + (l))
-#define LOAD_DY_EDGE(r, l) GATHER_MASKED(r, l, 1, L_src)
+#define LOAD_DY_INTERIOR(r, l) LOADV(r + m0 + (l))
+#define LOAD_DY_EDGE(r, l) GATHER_MASKED(r, m0 + (l), 1, L_src)
 #define BACKWARD_DATA_ACCUMULATE(LOAD_DY)                                       \
     __global const store_t *dyr = dyg;                                          \
-    for (int co = 0; co < C_OUT_G; ++co, dyr += L_src) {                        \
+    __global const store_t *wp = w + ((long)g * C_OUT_G * C_IN_G + ci_base - g * C_IN_G) * K; \
+    for (int co = 0; co < C_OUT_G; ++co, dyr += L_src, wp += C_IN_G * K) {      \
         UNROLL                                                                  \
         for (int k = 0; k < K; ++k) {                                           \
-            const int q = rho - k * DILATION;                                   \
-            if (STRIDE == 1 || q % STRIDE == 0) {                               \
-                const int off = STRIDE == 1 ? q : floor_div(q, STRIDE);         \
+            if (tap_on[k]) {                                                    \
                 accv_t dyv[TILE_L];                                             \
                 UNROLL                                                          \
                 for (int t = 0; t < TILE_L; ++t)                                \
-                    dyv[t] = LOAD_DY(dyr, m0 + off + t * VEC);                  \
+                    dyv[t] = LOAD_DY(dyr, tap_off[k] + t * VEC);                \
                 UNROLL                                                          \
                 for (int c = 0; c < TILE_CI; ++c) {                             \
-                    const acc_t wv = LOAD(w_rows[c], co * (C_IN_G * K) + k);    \
+                    const acc_t wv = LOAD(wp, c * K + k);                       \
                     UNROLL                                                      \
                     for (int t = 0; t < TILE_L; ++t)                            \
                         accv[c][t] += wv * dyv[t];                              \
@@ -125,6 +132,7 @@ void conv1d_backward_data(__global const store_t *restrict dy, __global const st
         }
 #else
 #define POSITION(j) (m_first + lane + (j) * WG_L)
+    const int ci_base = ci0;
     __local acc_t dy_tile[CO_TILE][WIN];
     __local acc_t w_tile[CO_TILE * K][SPAN_CI];
     const int me = row * WG_L + lane;
@@ -168,9 +176,9 @@ void conv1d_backward_data(__global const store_t *restrict dy, __global const st
 
     UNROLL
     for (int c = 0; c < TILE_CI; ++c) {
-        const int ci = ci0 + c;
-        if (ci >= ci_end)
-            break;
+        const int ci = ci_base + c;
+        if (ci < ci0 || ci >= ci_end)
+            continue;
 #if HAS_BIAS
         const acc_t b = LOAD(bias, ci);
 #else
