@@ -26,8 +26,19 @@ typedef float acc_t;
 #define STORE(p, i, v) ((p)[i] = (v))
 #endif
 
-/* Loops over tile dimensions are unrolled so that the accumulator arrays live in registers. */
+/* Loops over tile dimensions are unrolled so that the accumulator arrays live in registers. Tap loops
+ * unroll fully only while K is small: code size, and PoCL's compile time, grow with K x tile (a fully
+ * unrolled K=40 kernel took half a minute to build); guarded edge paths do not unroll them at all. */
 #define UNROLL _Pragma("unroll")
+#define NO_UNROLL _Pragma("nounroll")
+#ifndef UNROLL_K_MAX
+#define UNROLL_K_MAX 8 /* largest K whose tap loop unrolls fully */
+#endif
+#if K <= UNROLL_K_MAX
+#define UNROLL_TAPS _Pragma("unroll")
+#else
+#define UNROLL_TAPS _Pragma("unroll 4")
+#endif
 
 #ifndef PAD_MODE
 #define PAD_MODE 0 /* 0 zeros, 1 reflect, 2 replicate, 3 circular */

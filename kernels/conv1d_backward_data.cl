@@ -84,7 +84,7 @@ void conv1d_backward_data(__global const store_t *restrict dy, __global const st
     /* Tap k reads dy from l = m + tap_off[k]; taps off this phase are skipped. */
     int tap_off[K];
     bool tap_on[K];
-    UNROLL
+    UNROLL_TAPS
     for (int k = 0; k < K; ++k) {
         const int q = rho - k * DILATION;
         tap_on[k] = STRIDE == 1 || q % STRIDE == 0;
@@ -94,11 +94,11 @@ void conv1d_backward_data(__global const store_t *restrict dy, __global const st
 
 #define LOAD_DY_INTERIOR(r, l) LOADV(r + m0 + (l))
 #define LOAD_DY_EDGE(r, l) GATHER_MASKED(r, m0 + (l), 1, L_src)
-#define BACKWARD_DATA_ACCUMULATE(LOAD_DY)                                       \
+#define BACKWARD_DATA_ACCUMULATE(LOAD_DY, TAP_LOOP)                             \
     __global const store_t *dyr = dyg;                                          \
     __global const store_t *wp = w + ((long)g * C_OUT_G * C_IN_G + ci_base - g * C_IN_G) * K; \
     for (int co = 0; co < C_OUT_G; ++co, dyr += L_src, wp += C_IN_G * K) {      \
-        UNROLL                                                                  \
+        TAP_LOOP                                                                \
         for (int k = 0; k < K; ++k) {                                           \
             if (tap_on[k]) {                                                    \
                 accv_t dyv[TILE_L];                                             \
@@ -116,9 +116,9 @@ void conv1d_backward_data(__global const store_t *restrict dy, __global const st
         }                                                                       \
     }
     if (interior) {
-        BACKWARD_DATA_ACCUMULATE(LOAD_DY_INTERIOR)
+        BACKWARD_DATA_ACCUMULATE(LOAD_DY_INTERIOR, UNROLL_TAPS)
     } else {
-        BACKWARD_DATA_ACCUMULATE(LOAD_DY_EDGE)
+        BACKWARD_DATA_ACCUMULATE(LOAD_DY_EDGE, NO_UNROLL)
     }
     UNROLL
     for (int c = 0; c < TILE_CI; ++c)
@@ -155,7 +155,7 @@ void conv1d_backward_data(__global const store_t *restrict dy, __global const st
         barrier(CLK_LOCAL_MEM_FENCE);
         UNROLL
         for (int c = 0; c < CO_TILE; ++c) {
-            UNROLL
+            UNROLL_TAPS
             for (int k = 0; k < K; ++k) {
                 const int q = rho - k * DILATION;
                 if (STRIDE == 1 || q % STRIDE == 0) {

@@ -95,11 +95,11 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
 #define LOAD_X_INTERIOR(xr, i) GATHER(xr + i0 + (i), STRIDE)
 #endif
 #define LOAD_X_EDGE(xr, i) GATHER_EDGE(xr, i0 + (i), STRIDE, L_in)
-#define FORWARD_ACCUMULATE(LOAD_X)                                              \
+#define FORWARD_ACCUMULATE(LOAD_X, TAP_LOOP)                                    \
     __global const store_t *xr = xg;                                            \
     __global const store_t *wp = w + (long)co_base * (C_IN_G * K);              \
     for (int ci = 0; ci < C_IN_G; ++ci, xr += L_in, wp += K) {                  \
-        UNROLL                                                                  \
+        TAP_LOOP                                                                \
         for (int k = 0; k < K; ++k) {                                           \
             accv_t xv[TILE_L];                                                  \
             UNROLL                                                              \
@@ -115,9 +115,9 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
         }                                                                       \
     }
     if (interior) {
-        FORWARD_ACCUMULATE(LOAD_X_INTERIOR)
+        FORWARD_ACCUMULATE(LOAD_X_INTERIOR, UNROLL_TAPS)
     } else {
-        FORWARD_ACCUMULATE(LOAD_X_EDGE)
+        FORWARD_ACCUMULATE(LOAD_X_EDGE, NO_UNROLL)
     }
     UNROLL
     for (int c = 0; c < TILE_CO; ++c)
@@ -154,7 +154,7 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
         barrier(CLK_LOCAL_MEM_FENCE);
         UNROLL
         for (int c = 0; c < CI_TILE; ++c) {
-            UNROLL
+            UNROLL_TAPS
             for (int k = 0; k < K; ++k) {
                 acc_t xv[TILE_L];
                 UNROLL
