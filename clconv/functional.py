@@ -12,6 +12,7 @@ import numpy as np
 import pyopencl.array as cla
 
 from . import params as _params
+from . import pieces
 from .runtime import Device, get_device
 
 SUPPORTED_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
@@ -344,7 +345,8 @@ def finish(result: cla.Array, like, unbatched: bool):
 def conv1d_forward(x, weight, bias, stride, pad_left, pad_right, dilation, groups, padding_mode="zeros", device=None):
     """The forward pass behind `conv1d` and `Conv1d`, with left/right padding and a padding mode.
 
-    Returns (output of the caller's kind, geometry, input on the device) so that a module can keep the last two.
+    Returns (output of the caller's kind, geometry, input on the device) so that a module can keep the last two;
+    a host input too large for the device is computed in pieces, and then the input on the device is None.
     """
     check_array(x, "input")
     check_array(weight, "weight")
@@ -355,9 +357,12 @@ def conv1d_forward(x, weight, bias, stride, pad_left, pad_right, dilation, group
     check_same_dtype(x, weight, bias)
     dev = device_of(x, weight, bias, device=device)
     check_dtype_supported(dev, x.dtype)
-    x_dev = on_device(dev, x, "input").reshape(geo.batch, geo.in_channels, geo.length_in)
     w_dev = on_device(dev, weight, "weight")
     b_dev = None if bias is None else on_device(dev, bias, "bias")
+    if not is_device_array(x) and pieces.needed(dev, geo, x.dtype.itemsize):
+        y = pieces.forward(dev, geo, x.reshape(geo.batch, geo.in_channels, geo.length_in), w_dev, b_dev)
+        return (y[0] if x.ndim == 2 else y), geo, None
+    x_dev = on_device(dev, x, "input").reshape(geo.batch, geo.in_channels, geo.length_in)
     y = dev.empty((geo.batch, geo.out_channels, geo.length_out), x.dtype)
     launch_forward(dev, geo, x_dev, w_dev, b_dev, y)
     return finish(y, x, x.ndim == 2), geo, x_dev

@@ -7,6 +7,7 @@ import numpy as np
 import pyopencl.array as cla
 
 from . import functional as F
+from . import pieces
 from .runtime import Device, get_device
 
 _rng = np.random.default_rng()
@@ -190,12 +191,32 @@ class Conv1d(_ConvNd):
         """Gradients for the latest forward: accumulates weight.grad and bias.grad, returns the input's gradient
         (same kind and shape as that input) or None when input_grad=False."""
         geo, x, input = self._saved_for_backward()
+        if x is None:  # the forward ran in pieces: so does the backward
+            return self._backward_in_pieces(geo, input, grad_output, input_grad)
         dy = self._device_grad_output(grad_output, geo, input.ndim == 2)
         self._accumulate(self.weight, lambda grad, acc: F.weight_gradient_into(self.device, geo, x, dy, grad, acc))
         self._accumulate(self.bias, lambda grad, acc: F.bias_gradient_into(self.device, dy, grad, acc))
         if not input_grad:
             return None
         return F.finish(F.input_gradient(self.device, geo, dy, self.weight.data), input, input.ndim == 2)
+
+
+    def _backward_in_pieces(self, geo, input, grad_output, input_grad: bool):
+        from .grad import check_grad_output
+
+        check_grad_output(grad_output, geo, self.dtype, input.ndim == 2)
+        dy = grad_output.get() if F.is_device_array(grad_output) else grad_output
+        grads = {}
+        for name, param in (("weight", self.weight), ("bias", self.bias)):
+            if param is not None and param.requires_grad:
+                accumulate = param.grad is not None
+                if not accumulate:
+                    param.grad = self.device.empty(param.shape, self.dtype)
+                grads[name] = (param.grad, accumulate)
+        dx = pieces.backward(self.device, geo, input.reshape(geo.batch, geo.in_channels, geo.length_in),
+                             dy.reshape(geo.batch, geo.out_channels, geo.length_out), self.weight.data, input_grad,
+                             *grads.get("weight", (None, False)), *grads.get("bias", (None, False)))
+        return None if dx is None else dx.reshape(input.shape)
 
 
 class ConvTranspose1d(_ConvNd):

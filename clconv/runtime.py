@@ -63,6 +63,10 @@ class Device:
         self.local_mem_size = cl_device.local_mem_size
         self.max_alloc = cl_device.max_mem_alloc_size
         self.global_mem_size = cl_device.global_mem_size
+        # Host arrays whose buffers would exceed this are processed in pieces (clconv.pieces). Lower it, per
+        # device or with CLCONV_MAX_BUFFER_BYTES, to exercise that path cheaply.
+        env_limit = int(os.environ.get("CLCONV_MAX_BUFFER_BYTES", "0") or 0)
+        self.buffer_limit = min(self.max_alloc, self.global_mem_size // 4, *([env_limit] if env_limit > 0 else []))
         self.lock = threading.RLock()
         self._context = None
         self._queue = None
@@ -97,11 +101,17 @@ class Device:
         return self._allocator
 
     def empty(self, shape, dtype) -> cla.Array:
-        try:
-            return cla.empty(self.queue, shape, dtype, allocator=self.allocator)
-        except cl.MemoryError as exc:
-            self.allocator.free_held()
-            raise MemoryError(f"out of device memory on {self.name} allocating {shape} {np.dtype(dtype).name}") from exc
+        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        if nbytes > self.max_alloc:
+            raise MemoryError(f"{list(shape)} {np.dtype(dtype).name} needs {nbytes} bytes, more than the largest buffer "
+                              f"{self.name} allows ({self.max_alloc} bytes)")
+        with self.lock:
+            try:
+                return cla.empty(self.queue, shape, dtype, allocator=self.allocator)
+            except cl.Error as exc:
+                self.allocator.free_held()
+                raise MemoryError(f"out of device memory on {self.name} allocating {list(shape)} "
+                                  f"{np.dtype(dtype).name}: {exc}") from None
 
     def to_device(self, array: np.ndarray) -> cla.Array:
         out = self.empty(array.shape, array.dtype)
@@ -117,7 +127,9 @@ class Device:
             with self.lock:
                 kernel = self._kernels.get(key)
                 if kernel is None:
-                    options = [f"-D{k}={int(v) if isinstance(v, (bool, np.bool_)) else v}" for k, v in sorted(defines.items())]
+                    # OpenCL C 1.2 is what every driver in use speaks; building as 1.2 keeps the kernels honest.
+                    options = ["-cl-std=CL1.2"] + [f"-D{k}={int(v) if isinstance(v, (bool, np.bool_)) else v}"
+                                                   for k, v in sorted(defines.items())]
                     source = kernel_source("common.cl") + "\n" + kernel_source(filename)
                     try:
                         program = cl.Program(self.context, source).build(options=options)
