@@ -1,7 +1,8 @@
 /* bias_grad.cl: the bias gradient, db[c] = sum_{n, l} dy[n, c, l] (+ db[c] when accumulating).
  *
- * One work-item per channel sums VEC-lane vectors along each row, then the lanes, in a fixed order:
- * the same bits on every run. Grid: dim 0 = channel. Macros read: C (channels), dtype, VEC.
+ * One work-item per channel sums VEC-lane vectors along each row in blocks of SUM_BLOCK vectors (blocked
+ * summation keeps float32 accurate over long rows), then the lanes, in a fixed order: the same bits on
+ * every run. Grid: dim 0 = channel. Macros read: C (channels), dtype, VEC, SUM_BLOCK.
  */
 __kernel void bias_grad(__global const store_t *restrict dy, __global store_t *restrict db,
                         const int N, const int L, const int accumulate)
@@ -12,10 +13,15 @@ __kernel void bias_grad(__global const store_t *restrict dy, __global store_t *r
     accv_t acc = 0;
     for (int n = 0; n < N; ++n) {
         __global const store_t *row = dy + ((long)n * C + c) * L;
-        int l = 0;
-        for (; l + VEC <= L; l += VEC)
-            acc += LOADV(row + l);
-        acc += GATHER_MASKED(row, l, 1, L);
+        for (int l0 = 0; l0 < L; l0 += SUM_BLOCK * VEC) {
+            const int l_end = l0 + SUM_BLOCK * VEC < L ? l0 + SUM_BLOCK * VEC : L;
+            accv_t part = 0;
+            int l = l0;
+            for (; l + VEC <= l_end; l += VEC)
+                part += LOADV(row + l);
+            part += GATHER_MASKED(row, l, 1, l_end);
+            acc += part;
+        }
     }
     accv_lanes lanes;
     lanes.v = acc;

@@ -40,6 +40,10 @@ typedef float acc_t;
 #define UNROLL_TAPS _Pragma("unroll 4")
 #endif
 
+#ifndef SUM_BLOCK
+#define SUM_BLOCK 512 /* products per register partial sum before it is folded into the total */
+#endif
+
 #ifndef PAD_MODE
 #define PAD_MODE 0 /* 0 zeros, 1 reflect, 2 replicate, 3 circular */
 #endif
@@ -117,3 +121,17 @@ typedef struct __attribute__((packed)) { accv_t v; } unaligned_accv;
 #else
 #define LOADV(p) GATHER(p, 1)
 #endif
+
+/* acc[c][t*VEC + v] += lane v of vector accumulator ACCV[c][t], for the TILE rows and TILE_L vectors a
+ * register-blocked kernel keeps. */
+#define FOLD_INTO_ACC(ACCV)                                                     \
+    UNROLL                                                                      \
+    for (int c_ = 0; c_ < (int)(sizeof(ACCV) / sizeof(ACCV[0])); ++c_)         \
+        UNROLL                                                                  \
+        for (int t_ = 0; t_ < TILE_L; ++t_) {                                   \
+            accv_lanes lanes_;                                                  \
+            lanes_.v = ACCV[c_][t_];                                            \
+            UNROLL                                                              \
+            for (int v_ = 0; v_ < VEC; ++v_)                                    \
+                acc[c_][t_ * VEC + v_] += lanes_.s[v_];                         \
+        }

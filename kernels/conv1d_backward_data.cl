@@ -38,6 +38,7 @@
 #error "the local strategy interleaves single positions: build it with VEC=1"
 #endif
 
+#define CO_BLOCK (SUM_BLOCK / K > 0 ? SUM_BLOCK / K : 1) /* output channels per blocked partial sum */
 #define C_IN (C_IN_G * GROUPS)
 #define C_OUT (C_OUT_G * GROUPS)
 #define SPAN_L (WG_L * TILE_L * VEC)
@@ -68,6 +69,11 @@ void conv1d_backward_data(__global const store_t *restrict dy, __global const st
 
     /* acc[c][j] holds channel ci_base + c at m = POSITION(j). */
     acc_t acc[TILE_CI][TILE_L * VEC];
+    UNROLL
+    for (int c = 0; c < TILE_CI; ++c)
+        UNROLL
+        for (int j = 0; j < TILE_L * VEC; ++j)
+            acc[c][j] = 0;
 
 #if STRATEGY == 0
 #define POSITION(j) (m_first + lane * (TILE_L * VEC) + (j))
@@ -75,12 +81,6 @@ void conv1d_backward_data(__global const store_t *restrict dy, __global const st
      * TILE_CI <= C_IN_G); shared rows are stored by their own tile. acc rows are ci_base + c. */
     const int ci_base = ci0 + TILE_CI > ci_end ? ci_end - TILE_CI : ci0;
     const int m0 = POSITION(0);
-    accv_t accv[TILE_CI][TILE_L];
-    UNROLL
-    for (int c = 0; c < TILE_CI; ++c)
-        UNROLL
-        for (int t = 0; t < TILE_L; ++t)
-            accv[c][t] = 0;
     /* Tap k reads dy from l = m + tap_off[k]; taps off this phase are skipped. */
     int tap_off[K];
     bool tap_on[K];
@@ -94,53 +94,49 @@ void conv1d_backward_data(__global const store_t *restrict dy, __global const st
 
 #define LOAD_DY_INTERIOR(r, l) LOADV(r + m0 + (l))
 #define LOAD_DY_EDGE(r, l) GATHER_MASKED(r, m0 + (l), 1, L_src)
+/* Summation is blocked as in the forward pass: CO_BLOCK channels per vector partial sum, then acc. */
 #define BACKWARD_DATA_ACCUMULATE(LOAD_DY, TAP_LOOP)                             \
     __global const store_t *dyr = dyg;                                          \
     __global const store_t *wp = w + ((long)g * C_OUT_G * C_IN_G + ci_base - g * C_IN_G) * K; \
-    for (int co = 0; co < C_OUT_G; ++co, dyr += L_src, wp += C_IN_G * K) {      \
-        TAP_LOOP                                                                \
-        for (int k = 0; k < K; ++k) {                                           \
-            if (tap_on[k]) {                                                    \
-                accv_t dyv[TILE_L];                                             \
-                UNROLL                                                          \
-                for (int t = 0; t < TILE_L; ++t)                                \
-                    dyv[t] = LOAD_DY(dyr, tap_off[k] + t * VEC);                \
-                UNROLL                                                          \
-                for (int c = 0; c < TILE_CI; ++c) {                             \
-                    const acc_t wv = LOAD(wp, c * K + k);                       \
+    for (int cb = 0; cb < C_OUT_G; cb += CO_BLOCK) {                            \
+        accv_t accv[TILE_CI][TILE_L];                                           \
+        UNROLL                                                                  \
+        for (int c = 0; c < TILE_CI; ++c)                                       \
+            UNROLL                                                              \
+            for (int t = 0; t < TILE_L; ++t)                                    \
+                accv[c][t] = 0;                                                 \
+        const int cb_end = cb + CO_BLOCK < C_OUT_G ? cb + CO_BLOCK : C_OUT_G;   \
+        for (int co = cb; co < cb_end; ++co, dyr += L_src, wp += C_IN_G * K) {  \
+            TAP_LOOP                                                            \
+            for (int k = 0; k < K; ++k) {                                       \
+                if (tap_on[k]) {                                                \
+                    accv_t dyv[TILE_L];                                         \
                     UNROLL                                                      \
                     for (int t = 0; t < TILE_L; ++t)                            \
-                        accv[c][t] += wv * dyv[t];                              \
+                        dyv[t] = LOAD_DY(dyr, tap_off[k] + t * VEC);            \
+                    UNROLL                                                      \
+                    for (int c = 0; c < TILE_CI; ++c) {                         \
+                        const acc_t wv = LOAD(wp, c * K + k);                   \
+                        UNROLL                                                  \
+                        for (int t = 0; t < TILE_L; ++t)                        \
+                            accv[c][t] += wv * dyv[t];                          \
+                    }                                                           \
                 }                                                               \
             }                                                                   \
         }                                                                       \
+        FOLD_INTO_ACC(accv)                                                     \
     }
     if (interior) {
         BACKWARD_DATA_ACCUMULATE(LOAD_DY_INTERIOR, UNROLL_TAPS)
     } else {
         BACKWARD_DATA_ACCUMULATE(LOAD_DY_EDGE, NO_UNROLL)
     }
-    UNROLL
-    for (int c = 0; c < TILE_CI; ++c)
-        UNROLL
-        for (int t = 0; t < TILE_L; ++t) {
-            accv_lanes lanes;
-            lanes.v = accv[c][t];
-            UNROLL
-            for (int v = 0; v < VEC; ++v)
-                acc[c][t * VEC + v] = lanes.s[v];
-        }
 #else
 #define POSITION(j) (m_first + lane + (j) * WG_L)
     const int ci_base = ci0;
     __local acc_t dy_tile[CO_TILE][WIN];
     __local acc_t w_tile[CO_TILE * K][SPAN_CI];
     const int me = row * WG_L + lane;
-    UNROLL
-    for (int c = 0; c < TILE_CI; ++c)
-        UNROLL
-        for (int t = 0; t < TILE_L; ++t)
-            acc[c][t] = 0;
     for (int co0 = 0; co0 < C_OUT_G; co0 += CO_TILE) {
         for (int idx = me; idx < CO_TILE * WIN; idx += WG_L * WG_CI) {
             const int c = idx / WIN, l = m_first - HALO + idx % WIN;
@@ -153,6 +149,12 @@ void conv1d_backward_data(__global const store_t *restrict dy, __global const st
                 ? LOAD(w, ((long)(g * C_OUT_G + co) * C_IN_G + ci - g * C_IN_G) * K + ck % K) : (acc_t)0;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
+        acc_t part[TILE_CI][TILE_L]; /* one chunk's sum, folded into acc: blocked summation */
+        UNROLL
+        for (int cc = 0; cc < TILE_CI; ++cc)
+            UNROLL
+            for (int t = 0; t < TILE_L; ++t)
+                part[cc][t] = 0;
         UNROLL
         for (int c = 0; c < CO_TILE; ++c) {
             UNROLL_TAPS
@@ -165,11 +167,16 @@ void conv1d_backward_data(__global const store_t *restrict dy, __global const st
                         const acc_t wv = w_tile[c * K + k][row * TILE_CI + cc];
                         UNROLL
                         for (int t = 0; t < TILE_L; ++t)
-                            acc[cc][t] += wv * dy_tile[c][lane + t * WG_L + off];
+                            part[cc][t] += wv * dy_tile[c][lane + t * WG_L + off];
                     }
                 }
             }
         }
+        UNROLL
+        for (int cc = 0; cc < TILE_CI; ++cc)
+            UNROLL
+            for (int t = 0; t < TILE_L; ++t)
+                acc[cc][t] += part[cc][t];
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 #endif

@@ -40,6 +40,7 @@
 #define CI_TILE 4 /* input channels staged per __local chunk (STRATEGY 1) */
 #endif
 
+#define CI_BLOCK (SUM_BLOCK / K > 0 ? SUM_BLOCK / K : 1) /* input channels per blocked partial sum */
 #define C_IN (C_IN_G * GROUPS)
 #define C_OUT (C_OUT_G * GROUPS)
 #if STRATEGY == 0
@@ -71,6 +72,11 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
 
     /* acc[c][j] holds channel co_base + c at position POSITION(j). */
     acc_t acc[TILE_CO][TILE_L * VEC];
+    UNROLL
+    for (int c = 0; c < TILE_CO; ++c)
+        UNROLL
+        for (int j = 0; j < TILE_L * VEC; ++j)
+            acc[c][j] = 0;
 
 #if STRATEGY == 0
     /* Work-item: TILE_CO consecutive channels from co_base x TILE_L vectors of VEC consecutive positions
@@ -81,12 +87,6 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
     const int co_base = co0 + TILE_CO > co_end ? co_end - TILE_CO : co0;
     const int l0 = l_first + lane * (TILE_L * VEC);
     const int i0 = l0 * STRIDE - pad_l;
-    accv_t accv[TILE_CO][TILE_L];
-    UNROLL
-    for (int c = 0; c < TILE_CO; ++c)
-        UNROLL
-        for (int t = 0; t < TILE_L; ++t)
-            accv[c][t] = 0;
     const bool interior = i0 >= 0 && i0 + (TILE_L * VEC - 1) * STRIDE + (K - 1) * DILATION < L_in;
 
 #if STRIDE == 1
@@ -95,51 +95,48 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
 #define LOAD_X_INTERIOR(xr, i) GATHER(xr + i0 + (i), STRIDE)
 #endif
 #define LOAD_X_EDGE(xr, i) GATHER_EDGE(xr, i0 + (i), STRIDE, L_in)
+/* Summation is blocked: CI_BLOCK channels go into the vector accumulators, which are then folded into acc,
+ * so a long reduction (C_IN_G * K of 10^5 terms) keeps float32 accuracy. */
 #define FORWARD_ACCUMULATE(LOAD_X, TAP_LOOP)                                    \
     __global const store_t *xr = xg;                                            \
     __global const store_t *wp = w + (long)co_base * (C_IN_G * K);              \
-    for (int ci = 0; ci < C_IN_G; ++ci, xr += L_in, wp += K) {                  \
-        TAP_LOOP                                                                \
-        for (int k = 0; k < K; ++k) {                                           \
-            accv_t xv[TILE_L];                                                  \
+    for (int cb = 0; cb < C_IN_G; cb += CI_BLOCK) {                             \
+        accv_t accv[TILE_CO][TILE_L];                                           \
+        UNROLL                                                                  \
+        for (int c = 0; c < TILE_CO; ++c)                                       \
             UNROLL                                                              \
             for (int t = 0; t < TILE_L; ++t)                                    \
-                xv[t] = LOAD_X(xr, t * VEC * STRIDE + k * DILATION);            \
-            UNROLL                                                              \
-            for (int c = 0; c < TILE_CO; ++c) {                                 \
-                const acc_t wv = LOAD(wp, c * (C_IN_G * K) + k);                \
+                accv[c][t] = 0;                                                 \
+        const int cb_end = cb + CI_BLOCK < C_IN_G ? cb + CI_BLOCK : C_IN_G;     \
+        for (int ci = cb; ci < cb_end; ++ci, xr += L_in, wp += K) {             \
+            TAP_LOOP                                                            \
+            for (int k = 0; k < K; ++k) {                                       \
+                accv_t xv[TILE_L];                                              \
                 UNROLL                                                          \
                 for (int t = 0; t < TILE_L; ++t)                                \
-                    accv[c][t] += wv * xv[t];                                   \
+                    xv[t] = LOAD_X(xr, t * VEC * STRIDE + k * DILATION);        \
+                UNROLL                                                          \
+                for (int c = 0; c < TILE_CO; ++c) {                             \
+                    const acc_t wv = LOAD(wp, c * (C_IN_G * K) + k);            \
+                    UNROLL                                                      \
+                    for (int t = 0; t < TILE_L; ++t)                            \
+                        accv[c][t] += wv * xv[t];                               \
+                }                                                               \
             }                                                                   \
         }                                                                       \
+        FOLD_INTO_ACC(accv)                                                     \
     }
     if (interior) {
         FORWARD_ACCUMULATE(LOAD_X_INTERIOR, UNROLL_TAPS)
     } else {
         FORWARD_ACCUMULATE(LOAD_X_EDGE, NO_UNROLL)
     }
-    UNROLL
-    for (int c = 0; c < TILE_CO; ++c)
-        UNROLL
-        for (int t = 0; t < TILE_L; ++t) {
-            accv_lanes lanes;
-            lanes.v = accv[c][t];
-            UNROLL
-            for (int v = 0; v < VEC; ++v)
-                acc[c][t * VEC + v] = lanes.s[v];
-        }
 #else
     __local acc_t x_tile[CI_TILE][WIN];
     __local acc_t w_tile[CI_TILE * K][SPAN_CO];
     const int co0 = co_first + row * TILE_CO;
     const int co_base = co0;
     const int me = row * WG_L + lane;
-    UNROLL
-    for (int c = 0; c < TILE_CO; ++c)
-        UNROLL
-        for (int t = 0; t < TILE_L; ++t)
-            acc[c][t] = 0;
     for (int ci0 = 0; ci0 < C_IN_G; ci0 += CI_TILE) {
         for (int idx = me; idx < CI_TILE * WIN; idx += WG_L * WG_CO) {
             const int c = idx / WIN, j = idx % WIN;
@@ -152,6 +149,12 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
             w_tile[ck][o] = (co < co_end && ci < C_IN_G) ? LOAD(w, (co * C_IN_G + ci) * K + ck % K) : (acc_t)0;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
+        acc_t part[TILE_CO][TILE_L]; /* one chunk's sum, folded into acc: blocked summation */
+        UNROLL
+        for (int cc = 0; cc < TILE_CO; ++cc)
+            UNROLL
+            for (int t = 0; t < TILE_L; ++t)
+                part[cc][t] = 0;
         UNROLL
         for (int c = 0; c < CI_TILE; ++c) {
             UNROLL_TAPS
@@ -165,10 +168,15 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
                     const acc_t wv = w_tile[c * K + k][row * TILE_CO + cc];
                     UNROLL
                     for (int t = 0; t < TILE_L; ++t)
-                        acc[cc][t] += wv * xv[t];
+                        part[cc][t] += wv * xv[t];
                 }
             }
         }
+        UNROLL
+        for (int cc = 0; cc < TILE_CO; ++cc)
+            UNROLL
+            for (int t = 0; t < TILE_L; ++t)
+                acc[cc][t] += part[cc][t];
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 #endif
