@@ -242,12 +242,24 @@ def launch_forward(device: Device, geo: ConvGeometry, x: cla.Array, weight: cla.
                "PAD_MODE": _PAD_MODE_CODE[geo.padding_mode], "TILE_CO": p["TILE_CO"], "TILE_L": p["TILE_L"],
                "WG_L": p["WG_L"], "WG_CO": p["WG_CO"], "CI_TILE": min(p["CI_TILE"], geo.in_per_group)}
     kernel = device.kernel("conv1d_forward.cl", "conv1d_forward", defines)
+    if p["strategy"] == "register":
+        weight = _weights_ci_k_co(device, geo, weight)
     span_co = p["WG_CO"] * p["TILE_CO"]
     global_size = (_ceil_div(geo.length_out, p["WG_L"] * p["TILE_L"] * p["VEC"]) * p["WG_L"],
                    geo.groups * _ceil_div(geo.out_per_group, span_co) * p["WG_CO"], geo.batch)
     device.launch(kernel, global_size, (p["WG_L"], p["WG_CO"], 1), x.data, weight.data,
                   (bias if bias is not None else weight).data, y.data,
                   np.int32(geo.length_in), np.int32(geo.length_out), np.int32(geo.pad_left))
+
+
+def _weights_ci_k_co(device: Device, geo: ConvGeometry, weight: cla.Array) -> cla.Array:
+    """The weights reordered (group, ci, k, co) for the register-blocked forward pass."""
+    reordered = device.empty(weight.shape, weight.dtype)
+    kernel = device.kernel("weight_layout.cl", "weights_ci_k_co",
+                           {"C_IN_G": geo.in_per_group, "C_OUT_G": geo.out_per_group, "GROUPS": geo.groups,
+                            "K": geo.kernel_size, **dtype_defines(weight.dtype)})
+    device.launch(kernel, (_ceil_div(weight.size, 64) * 64,), (64,), weight.data, reordered.data)
+    return reordered
 
 
 def launch_backward_data(device: Device, geo: ConvGeometry, dy: cla.Array, weight: cla.Array, bias, dx: cla.Array,
