@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pyopencl.array as cla
 
 from . import params as _params
-from . import pieces
+from . import pieces, tuning_cache
 from .runtime import Device, get_device
 
 SUPPORTED_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
@@ -228,38 +229,49 @@ def _common_defines(geo: ConvGeometry, dtype, p: dict) -> dict:
             "STRATEGY": int(p["strategy"] == "local"), "VEC": p["VEC"], **dtype_defines(dtype)}
 
 
+class Launch(NamedTuple):
+    kernel: object
+    global_size: tuple
+    local_size: tuple
+    params: dict
+
+
+def _planned(device: Device, key: tuple, build) -> Launch:
+    """Launch plans are memoised per device: a repeated shape costs a dict lookup, not a parameter search."""
+    key = (*key, _params.override_key(), tuning_cache.generation())
+    plan = device.plans.get(key)
+    if plan is None:
+        plan = device.plans[key] = build()
+    return plan
+
+
+def _forward_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool) -> Launch:
+    def build():
+        def local_bytes(p):
+            win = (p["WG_L"] * p["TILE_L"] - 1) * geo.stride + (geo.kernel_size - 1) * geo.dilation + 1
+            return _acc_bytes(dtype) * p["CI_TILE"] * (win + geo.kernel_size * p["WG_CO"] * p["TILE_CO"])
+
+        p = _pass_params(device, "forward", geo, dtype, geo.out_per_group, geo.length_out, local_bytes)
+        defines = {**_common_defines(geo, dtype, p), "HAS_BIAS": has_bias,
+                   "PAD_MODE": _PAD_MODE_CODE[geo.padding_mode], "TILE_CO": p["TILE_CO"], "TILE_L": p["TILE_L"],
+                   "WG_L": p["WG_L"], "WG_CO": p["WG_CO"], "CI_TILE": min(p["CI_TILE"], geo.in_per_group)}
+        span_co = p["WG_CO"] * p["TILE_CO"]
+        global_size = (_ceil_div(geo.length_out, p["WG_L"] * p["TILE_L"] * p["VEC"]) * p["WG_L"],
+                       geo.groups * _ceil_div(geo.out_per_group, span_co) * p["WG_CO"], geo.batch)
+        return Launch(device.kernel("conv1d_forward.cl", "conv1d_forward", defines), global_size,
+                      (p["WG_L"], p["WG_CO"], 1), p)
+
+    return _planned(device, ("forward", geo, np.dtype(dtype).str, has_bias), build)
+
+
 def launch_forward(device: Device, geo: ConvGeometry, x: cla.Array, weight: cla.Array, bias, y: cla.Array) -> None:
     """y = conv1d(x) on the device; x (N, C_in, L_in), y (N, C_out, L_out), all C-contiguous."""
     if geo.batch == 0 or geo.length_out == 0 or geo.out_channels == 0:
         return
-
-    def local_bytes(p):
-        win = (p["WG_L"] * p["TILE_L"] - 1) * geo.stride + (geo.kernel_size - 1) * geo.dilation + 1
-        return _acc_bytes(x.dtype) * p["CI_TILE"] * (win + geo.kernel_size * p["WG_CO"] * p["TILE_CO"])
-
-    p = _pass_params(device, "forward", geo, x.dtype, geo.out_per_group, geo.length_out, local_bytes)
-    defines = {**_common_defines(geo, x.dtype, p), "HAS_BIAS": bias is not None,
-               "PAD_MODE": _PAD_MODE_CODE[geo.padding_mode], "TILE_CO": p["TILE_CO"], "TILE_L": p["TILE_L"],
-               "WG_L": p["WG_L"], "WG_CO": p["WG_CO"], "CI_TILE": min(p["CI_TILE"], geo.in_per_group)}
-    kernel = device.kernel("conv1d_forward.cl", "conv1d_forward", defines)
-    if p["strategy"] == "register":
-        weight = _weights_ci_k_co(device, geo, weight)
-    span_co = p["WG_CO"] * p["TILE_CO"]
-    global_size = (_ceil_div(geo.length_out, p["WG_L"] * p["TILE_L"] * p["VEC"]) * p["WG_L"],
-                   geo.groups * _ceil_div(geo.out_per_group, span_co) * p["WG_CO"], geo.batch)
-    device.launch(kernel, global_size, (p["WG_L"], p["WG_CO"], 1), x.data, weight.data,
+    plan = _forward_plan(device, geo, x.dtype, bias is not None)
+    device.launch(plan.kernel, plan.global_size, plan.local_size, x.data, weight.data,
                   (bias if bias is not None else weight).data, y.data,
                   np.int32(geo.length_in), np.int32(geo.length_out), np.int32(geo.pad_left))
-
-
-def _weights_ci_k_co(device: Device, geo: ConvGeometry, weight: cla.Array) -> cla.Array:
-    """The weights reordered (group, ci, k, co) for the register-blocked forward pass."""
-    reordered = device.empty(weight.shape, weight.dtype)
-    kernel = device.kernel("weight_layout.cl", "weights_ci_k_co",
-                           {"C_IN_G": geo.in_per_group, "C_OUT_G": geo.out_per_group, "GROUPS": geo.groups,
-                            "K": geo.kernel_size, **dtype_defines(weight.dtype)})
-    device.launch(kernel, (_ceil_div(weight.size, 64) * 64,), (64,), weight.data, reordered.data)
-    return reordered
 
 
 def launch_backward_data(device: Device, geo: ConvGeometry, dy: cla.Array, weight: cla.Array, bias, dx: cla.Array,
@@ -327,15 +339,15 @@ def weight_gradient_into(device: Device, geo: ConvGeometry, x: cla.Array, dy: cl
     target = device.compute_units * (64 if device.type == "CPU" else 2048)
     chunks = max(_ceil_div(target, work_items), _ceil_div(geo.batch * geo.length_out, p["RUN"]))
     chunks = max(1, min(chunks, vectors // 4, _PARTIAL_BYTES_CAP // max(1, w_size * _acc_bytes(x.dtype))))
-    partial = device.empty((chunks, w_size), np.float64 if x.dtype == np.float64 else np.float32)
+    partial = device.buffer(chunks * w_size * _acc_bytes(x.dtype))
     defines = {**_common_defines(geo, x.dtype, p), "PAD_MODE": _PAD_MODE_CODE[geo.padding_mode],
                "TILE_CO": p["TILE_CO"], "TILE_K": tile_k, "WG_A": wg_a, "WG_CO": p["WG_CO"], "LB": p["LB"]}
     kernel = device.kernel("conv1d_backward_weight.cl", "conv1d_backward_weight_partial", defines)
     device.launch(kernel, (_ceil_div(lanes, wg_a) * wg_a, rows, chunks), (wg_a, p["WG_CO"], 1),
-                  x.data, dy.data, partial.data, np.int32(geo.batch), np.int32(geo.length_in),
+                  x.data, dy.data, partial, np.int32(geo.batch), np.int32(geo.length_in),
                   np.int32(geo.length_out), np.int32(geo.pad_left), np.int32(chunks))
     reduce = device.kernel("conv1d_backward_weight.cl", "conv1d_backward_weight_reduce", defines)
-    device.launch(reduce, (_ceil_div(w_size, 64) * 64,), (64,), partial.data, dw.data, np.int32(chunks),
+    device.launch(reduce, (_ceil_div(w_size, 64) * 64,), (64,), partial, dw.data, np.int32(chunks),
                   np.int32(accumulate))
 
 

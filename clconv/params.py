@@ -24,7 +24,8 @@ _SAFE_DEFAULT = {"strategy": "register", "TILE_CO": 4, "TILE_L": 2, "VEC": 4, "W
 # GPUs want work-group tiles staged in __local memory.
 _BUILTIN = {
     ("CPU", ""): {
-        "*": {"strategy": "register", "TILE_CO": 6, "TILE_L": 2, "VEC": 8, "WG_L": 4, "WG_CO": 4},
+        # Work-groups of one row: PoCL runs multi-row groups of this kernel several times slower.
+        "*": {"strategy": "register", "TILE_CO": 6, "TILE_L": 2, "VEC": 8, "WG_L": 4, "WG_CO": 1},
         # 16 vector registers on AVX2: 4 x 3 accumulators plus 4 dy vectors.
         "backward_weight": {"TILE_CO": 4, "TILE_K": 3},
     },
@@ -50,6 +51,10 @@ def override(**params):
 
 def safe_default() -> dict:
     return dict(_SAFE_DEFAULT)
+
+
+def override_key() -> tuple:
+    return tuple(sorted(getattr(_override_state, "params", {}).items()))
 
 
 def is_overridden() -> bool:

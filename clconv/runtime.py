@@ -72,6 +72,7 @@ class Device:
         self._queue = None
         self._allocator = None
         self._kernels: dict[tuple, cl.Kernel] = {}
+        self.plans: dict[tuple, tuple] = {}  # memoised launch plans, see functional._planned
 
     def __repr__(self):
         return f"Device({self.index}: {self.name!r} on {self.platform_name!r}, {self.type})"
@@ -112,6 +113,15 @@ class Device:
                 self.allocator.free_held()
                 raise MemoryError(f"out of device memory on {self.name} allocating {list(shape)} "
                                   f"{np.dtype(dtype).name}: {exc}") from None
+
+    def buffer(self, nbytes: int):
+        """A scratch buffer from the pool, for temporaries that never reach the caller."""
+        with self.lock:
+            try:
+                return self.allocator(max(1, nbytes))
+            except cl.Error as exc:
+                self.allocator.free_held()
+                raise MemoryError(f"out of device memory on {self.name} allocating {nbytes} bytes: {exc}") from None
 
     def to_device(self, array: np.ndarray) -> cla.Array:
         out = self.empty(array.shape, array.dtype)

@@ -15,6 +15,11 @@ from . import __version__
 FORMAT_VERSION = 1
 _lock = threading.Lock()
 _loaded: dict | None = None
+_generation = 0  # bumped by every store, so that memoised launch plans see new entries
+
+
+def generation() -> int:
+    return _generation
 
 
 def cache_path() -> Path:
@@ -52,8 +57,10 @@ def lookup(device, pass_name: str, shape_key: tuple) -> dict:
 
 
 def store(device, pass_name: str, shape_key: tuple, params: dict) -> None:
+    global _generation
     data = _load()
     with _lock:
+        _generation += 1
         data["devices"].setdefault(device_key(device), {})[shape_key_str(pass_name, shape_key)] = params
         path = cache_path()
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,8 +10,7 @@
  *   TILE_CO rows      acc[c][t] holds (co0 + c, l0 + t*WG_L)             addresses: coalesced on GPUs,
  *                                                                         vectorised across lanes by PoCL)
  *
- *   STRATEGY 0 (register): no barriers; every work-item reads its inputs straight from global memory,
- *     the weights in the (group, ci, k, co) order of weight_layout.cl.
+ *   STRATEGY 0 (register): no barriers; every work-item reads its inputs straight from global memory.
  *     A tile whose whole input window lies inside [0, L_in) takes the unguarded path.
  *   STRATEGY 1 (local): WG_CO work-items share the tile rows; per chunk of CI_TILE input channels the
  *     work-group stages the input window with its halo (CI_TILE x WIN) and the weights in __local memory.
@@ -100,7 +99,7 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
  * so a long reduction (C_IN_G * K of 10^5 terms) keeps float32 accuracy. */
 #define FORWARD_ACCUMULATE(LOAD_X, TAP_LOOP)                                    \
     __global const store_t *xr = xg;                                            \
-    __global const store_t *wp = w + (long)g * C_IN_G * K * C_OUT_G + co_base - g * C_OUT_G; \
+    __global const store_t *wp = w + (long)co_base * (C_IN_G * K);              \
     for (int cb = 0; cb < C_IN_G; cb += CI_BLOCK) {                             \
         accv_t accv[TILE_CO][TILE_L];                                           \
         UNROLL                                                                  \
@@ -109,7 +108,7 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
             for (int t = 0; t < TILE_L; ++t)                                    \
                 accv[c][t] = 0;                                                 \
         const int cb_end = cb + CI_BLOCK < C_IN_G ? cb + CI_BLOCK : C_IN_G;     \
-        for (int ci = cb; ci < cb_end; ++ci, xr += L_in, wp += K * C_OUT_G) {   \
+        for (int ci = cb; ci < cb_end; ++ci, xr += L_in, wp += K) {             \
             TAP_LOOP                                                            \
             for (int k = 0; k < K; ++k) {                                       \
                 accv_t xv[TILE_L];                                              \
@@ -118,7 +117,7 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
                     xv[t] = LOAD_X(xr, t * VEC * STRIDE + k * DILATION);        \
                 UNROLL                                                          \
                 for (int c = 0; c < TILE_CO; ++c) {                             \
-                    const acc_t wv = LOAD(wp, k * C_OUT_G + c);                 \
+                    const acc_t wv = LOAD(wp, c * (C_IN_G * K) + k);            \
                     UNROLL                                                      \
                     for (int t = 0; t < TILE_L; ++t)                            \
                         accv[c][t] += wv * xv[t];                               \
