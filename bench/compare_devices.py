@@ -7,7 +7,7 @@ clconv on every OpenCL device it finds and, when torch is importable, torch on t
     python bench/compare_devices.py                          # every shape, every device
     python bench/compare_devices.py --quick                  # smoke run on scaled-down shapes
     python bench/compare_devices.py --shapes dense,depthwise --devices pocl --rounds 20
-    python bench/compare_devices.py --scale --shapes scale-n1  # L = 10^6 shapes (off by default)
+    python bench/compare_devices.py --scale --shapes scale-mid,scale-n1,scale-n256  # scale shapes (off by default)
 
 Method: every column first runs each pass untimed (kernel compilation, caches), then the timed rounds
 visit the columns round-robin, in a rotating order, so that noise on a shared machine hits them alike.
@@ -101,10 +101,11 @@ SHAPES = (
     Shape("dense-reflect", 32, 512, 1000, 512, 3, padding=1, padding_mode="reflect"),
 )
 
-# Long sequences: one and 256 sequences of 10^6 samples through a 64-channel dense layer.
+# Scale: a 64-channel dense layer at a mid size, on one sequence of 10^6 samples, and on a batch of 256.
 SCALE_SHAPES = (
+    Shape("scale-mid", 16, 64, 16384, 64, 3, padding=1),
     Shape("scale-n1", 1, 64, 10**6, 64, 3, padding=1),
-    Shape("scale-n256", 256, 64, 10**6, 64, 3, padding=1),
+    Shape("scale-n256", 256, 64, 4096, 64, 3, padding=1),
 )
 
 
@@ -558,7 +559,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         + ", ".join(s.name for s in SHAPES + SCALE_SHAPES))
     parser.add_argument("--devices", help="comma-separated filters: index, 'P:D', or a substring of the "
                         "label, device or platform name (default: all OpenCL devices)")
-    parser.add_argument("--scale", action="store_true", help="add the L=10^6 shapes " +
+    parser.add_argument("--scale", action="store_true", help="add the scale shapes " +
                         ", ".join(s.name for s in SCALE_SHAPES))
     args = parser.parse_args(argv)
     if args.rounds is not None and args.rounds < 1:
