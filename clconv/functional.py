@@ -95,6 +95,11 @@ def on_device(device: Device, a, name: str) -> cla.Array:
     return device.to_device(a)
 
 
+def batched(a: cla.Array, batch: int, channels: int, length: int) -> cla.Array:
+    """`a` as (batch, channels, length); a view only when it is unbatched (reshape costs tens of us)."""
+    return a if a.ndim == 3 else a.reshape(batch, channels, length)
+
+
 def check_dtype_supported(device: Device, dtype) -> None:
     if np.dtype(dtype) == np.float64 and not device.has_fp64:
         raise RuntimeError(
@@ -386,7 +391,7 @@ def conv1d_forward(x, weight, bias, stride, pad_left, pad_right, dilation, group
     if not is_device_array(x) and pieces.needed(dev, geo, x.dtype.itemsize):
         y = pieces.forward(dev, geo, x.reshape(geo.batch, geo.in_channels, geo.length_in), w_dev, b_dev)
         return (y[0] if x.ndim == 2 else y), geo, None
-    x_dev = on_device(dev, x, "input").reshape(geo.batch, geo.in_channels, geo.length_in)
+    x_dev = batched(on_device(dev, x, "input"), geo.batch, geo.in_channels, geo.length_in)
     y = dev.empty((geo.batch, geo.out_channels, geo.length_out), x.dtype)
     launch_forward(dev, geo, x_dev, w_dev, b_dev, y)
     return finish(y, x, x.ndim == 2), geo, x_dev
@@ -427,7 +432,7 @@ def conv_transpose1d_forward(input, weight, bias, stride, padding, output_paddin
     check_same_dtype(input, weight, bias)
     dev = device_of(input, weight, bias, device=device)
     check_dtype_supported(dev, input.dtype)
-    x_dev = on_device(dev, input, "input").reshape(geo.batch, geo.out_channels, geo.length_out)
+    x_dev = batched(on_device(dev, input, "input"), geo.batch, geo.out_channels, geo.length_out)
     w_dev = on_device(dev, weight, "weight")
     b_dev = None if bias is None else on_device(dev, bias, "bias")
     y = dev.empty((geo.batch, geo.in_channels, geo.length_in), input.dtype)

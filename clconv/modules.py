@@ -164,7 +164,7 @@ class _ConvNd:
         from .grad import check_grad_output
 
         check_grad_output(grad_output, geo, self.dtype, unbatched)
-        return F.on_device(self.device, grad_output, "grad_output").reshape(geo.batch, geo.out_channels, geo.length_out)
+        return F.batched(F.on_device(self.device, grad_output, "grad_output"), geo.batch, geo.out_channels, geo.length_out)
 
 
 class Conv1d(_ConvNd):
