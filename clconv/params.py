@@ -87,6 +87,9 @@ def lookup(device, pass_name: str, shape_key: tuple) -> dict:
     return params
 
 
+_MAX_TILE_L = 8
+
+
 def pow2_floor(v: int) -> int:
     p = 1
     while p * 2 <= v:
@@ -103,7 +106,11 @@ def fit(device, params: dict, *, rows: int, length: int, local_bytes) -> dict:
     shrinks, and falls back to the register strategy when even the smallest does not fit.
     """
     p = dict(params)
+    accumulators = p["TILE_CO"] * p["TILE_L"]
     p["TILE_CO"] = max(1, min(p["TILE_CO"], rows))
+    # Few rows (depthwise, C_in = 1): keep as many independent accumulators along the positions, or the
+    # loop waits on one FMA chain per accumulator.
+    p["TILE_L"] = max(p["TILE_L"], min(_MAX_TILE_L, accumulators // p["TILE_CO"]))
     if p["strategy"] == "local":
         p["VEC"] = 1
     lanes_needed = -(-length // (p["TILE_L"] * p["VEC"]))
