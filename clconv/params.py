@@ -90,6 +90,13 @@ def lookup(device, pass_name: str, shape_key: tuple) -> dict:
 _MAX_TILE_L = 8
 
 
+def pow2_ceil(v: int) -> int:
+    p = 1
+    while p < v:
+        p *= 2
+    return p
+
+
 def pow2_floor(v: int) -> int:
     p = 1
     while p * 2 <= v:
@@ -116,7 +123,8 @@ def fit(device, params: dict, *, rows: int, length: int, local_bytes) -> dict:
     lanes_needed = -(-length // (p["TILE_L"] * p["VEC"]))
     p["WG_L"] = max(1, min(p["WG_L"], pow2_floor(max(1, lanes_needed))))
     if p["TILE_L"] * p["VEC"] * p["WG_L"] > length:
-        p["TILE_L"] = max(1, -(-length // (p["WG_L"] * p["VEC"])))
+        # Powers of two only: every distinct tile is a kernel build, and lengths should not cost builds.
+        p["TILE_L"] = min(p["TILE_L"], pow2_ceil(-(-length // (p["WG_L"] * p["VEC"]))))
     max_wg = device.max_work_group_size
     p["WG_CO"] = max(1, min(p["WG_CO"], pow2_floor(-(-rows // p["TILE_CO"]))))
     while p["WG_L"] * p["WG_CO"] > max_wg:
