@@ -202,6 +202,11 @@ def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def _line_group(device: Device, preferred: int) -> int:
+    """Work-group size of the simple one-dimensional kernels, within the device's limit."""
+    return _params.pow2_floor(min(preferred, device.max_work_group_size))
+
+
 # --- launches -------------------------------------------------------------------------------------
 
 def _acc_bytes(dtype) -> int:
@@ -315,7 +320,8 @@ def input_gradient(device: Device, geo: ConvGeometry, dy: cla.Array, weight: cla
     launch_backward_data(device, geo, dy, weight, None, dx_padded, padded_length, 0)
     if dx.size:
         kernel = device.kernel("pad_fold.cl", "pad_fold", {"PAD_MODE": _PAD_MODE_CODE[geo.padding_mode], **dtype_defines(dy.dtype)})
-        device.launch(kernel, (_ceil_div(geo.length_in, 64) * 64, geo.batch * geo.in_channels), (64, 1),
+        group = _line_group(device, 64)
+        device.launch(kernel, (_ceil_div(geo.length_in, group) * group, geo.batch * geo.in_channels), (group, 1),
                       dx_padded.data, dx.data, np.int32(geo.length_in), np.int32(geo.pad_left), np.int32(geo.pad_right))
     return dx
 
@@ -352,7 +358,8 @@ def weight_gradient_into(device: Device, geo: ConvGeometry, x: cla.Array, dy: cl
                   x.data, dy.data, partial, np.int32(geo.batch), np.int32(geo.length_in),
                   np.int32(geo.length_out), np.int32(geo.pad_left), np.int32(chunks))
     reduce = device.kernel("conv1d_backward_weight.cl", "conv1d_backward_weight_reduce", defines)
-    device.launch(reduce, (_ceil_div(w_size, 64) * 64,), (64,), partial, dw.data, np.int32(chunks),
+    group = _line_group(device, 64)
+    device.launch(reduce, (_ceil_div(w_size, group) * group,), (group,), partial, dw.data, np.int32(chunks),
                   np.int32(accumulate))
 
 
@@ -361,7 +368,8 @@ def bias_gradient_into(device: Device, dy: cla.Array, db: cla.Array, accumulate:
     batch, channels, length = dy.shape
     vec = 4 if dy.dtype == np.float64 else 8
     kernel = device.kernel("bias_grad.cl", "bias_grad", {"C": channels, "VEC": vec, **dtype_defines(dy.dtype)})
-    device.launch(kernel, (_ceil_div(channels, 8) * 8,), (8,), dy.data, db.data, np.int32(batch), np.int32(length),
+    group = _line_group(device, 8)
+    device.launch(kernel, (_ceil_div(channels, group) * group,), (group,), dy.data, db.data, np.int32(batch), np.int32(length),
                   np.int32(accumulate))
 
 

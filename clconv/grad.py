@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import functional as F
+from . import pieces
 
 
 def check_grad_output(grad_output, geo: F.ConvGeometry, dtype, unbatched: bool) -> None:
@@ -33,8 +34,12 @@ def conv1d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=
     check_grad_output(grad_output, geo, weight.dtype, len(input_size) == 2)
     dev = F.device_of(grad_output, weight)
     F.check_dtype_supported(dev, weight.dtype)
+    w = F.on_device(dev, weight, "weight")
+    if not F.is_device_array(grad_output) and pieces.needed(dev, geo, weight.dtype.itemsize):
+        dx = pieces.backward(dev, geo, None, grad_output.reshape(geo.batch, geo.out_channels, geo.length_out), w, True)
+        return dx.reshape(input_size)
     dy = F.batched(F.on_device(dev, grad_output, "grad_output"), geo.batch, geo.out_channels, geo.length_out)
-    dx = F.input_gradient(dev, geo, dy, F.on_device(dev, weight, "weight"))
+    dx = F.input_gradient(dev, geo, dy, w)
     return F.finish(dx, grad_output, len(input_size) == 2)
 
 
@@ -49,8 +54,12 @@ def conv1d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation
     check_grad_output(grad_output, geo, input.dtype, input.ndim == 2)
     dev = F.device_of(input, grad_output)
     F.check_dtype_supported(dev, input.dtype)
+    dw = dev.empty(weight_size, input.dtype)
+    if not F.is_device_array(input) and not F.is_device_array(grad_output) and pieces.needed(dev, geo, input.dtype.itemsize):
+        pieces.backward(dev, geo, input.reshape(geo.batch, geo.in_channels, geo.length_in),
+                        grad_output.reshape(geo.batch, geo.out_channels, geo.length_out), None, False, dw)
+        return dw.get()
     x = F.batched(F.on_device(dev, input, "input"), geo.batch, geo.in_channels, geo.length_in)
     dy = F.batched(F.on_device(dev, grad_output, "grad_output"), geo.batch, geo.out_channels, geo.length_out)
-    dw = dev.empty(weight_size, input.dtype)
     F.weight_gradient_into(dev, geo, x, dy, dw, accumulate=False)
     return dw if F.is_device_array(input) or F.is_device_array(grad_output) else dw.get()

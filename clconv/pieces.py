@@ -15,8 +15,7 @@ from . import functional as F
 
 
 def needed(device, geo: F.ConvGeometry, itemsize: int) -> bool:
-    largest = max(geo.batch * geo.in_channels * geo.length_in, geo.batch * geo.out_channels * geo.length_out)
-    return largest * itemsize > device.buffer_limit
+    return len(plan(device, geo, itemsize)) > 1
 
 
 def _span(geo: F.ConvGeometry, positions: int) -> int:
@@ -27,7 +26,9 @@ def _span(geo: F.ConvGeometry, positions: int) -> int:
 def plan(device, geo: F.ConvGeometry, itemsize: int) -> list[tuple[int, int, int, int]]:
     """Pieces (n0, n1, l0, l1): samples [n0, n1), output positions [l0, l1)."""
     limit = device.buffer_limit
-    per_sample = max(geo.in_channels * geo.length_in, geo.out_channels * geo.length_out) * itemsize
+    # The input gradient of a padding mode other than zeros passes through a padded row.
+    padded_in = geo.length_in + (geo.pad_left + geo.pad_right if geo.padding_mode != "zeros" else 0)
+    per_sample = max(geo.in_channels * padded_in, geo.out_channels * geo.length_out) * itemsize
     if per_sample <= limit:
         block = max(1, limit // per_sample)
         return [(n0, min(n0 + block, geo.batch), 0, geo.length_out) for n0 in range(0, geo.batch, block)]
@@ -57,35 +58,35 @@ def _window(geo: F.ConvGeometry, l0: int, l1: int) -> tuple[np.ndarray, np.ndarr
     return np.where(valid, q, 0), valid
 
 
-def _pieces(device, geo: F.ConvGeometry, x: np.ndarray):
-    """(n0, n1, l0, l1, geometry of the piece, its input on the device, window or None) for every piece."""
-    for n0, n1, l0, l1 in plan(device, geo, x.dtype.itemsize):
+def _pieces(device, geo: F.ConvGeometry, x: np.ndarray | None, dtype):
+    """(n0, n1, l0, l1, geometry of the piece, its input on the device or None without x, window or None)."""
+    for n0, n1, l0, l1 in plan(device, geo, np.dtype(dtype).itemsize):
         if (l0, l1) == (0, geo.length_out):
             piece_geo = dataclasses.replace(geo, batch=n1 - n0)
-            yield n0, n1, l0, l1, piece_geo, device.to_device(x[n0:n1]), None
+            yield n0, n1, l0, l1, piece_geo, None if x is None else device.to_device(x[n0:n1]), None
             continue
         index, valid = _window(geo, l0, l1)
-        window = np.where(valid, x[n0:n1][:, :, index], 0).astype(x.dtype)
         piece_geo = dataclasses.replace(geo, batch=n1 - n0, length_in=index.size, length_out=l1 - l0,
                                         pad_left=0, pad_right=0, padding_mode="zeros")
-        yield n0, n1, l0, l1, piece_geo, device.to_device(window), (index, valid)
+        x_piece = None if x is None else device.to_device(np.where(valid, x[n0:n1][:, :, index], 0).astype(x.dtype))
+        yield n0, n1, l0, l1, piece_geo, x_piece, (index, valid)
 
 
 def forward(device, geo: F.ConvGeometry, x: np.ndarray, weight, bias) -> np.ndarray:
     y = np.empty((geo.batch, geo.out_channels, geo.length_out), x.dtype)
-    for n0, n1, l0, l1, piece_geo, x_piece, _ in _pieces(device, geo, x):
+    for n0, n1, l0, l1, piece_geo, x_piece, _ in _pieces(device, geo, x, x.dtype):
         y_piece = device.empty((n1 - n0, geo.out_channels, l1 - l0), x.dtype)
         F.launch_forward(device, piece_geo, x_piece, weight, bias, y_piece)
         y[n0:n1, :, l0:l1] = y_piece.get()
     return y
 
 
-def backward(device, geo: F.ConvGeometry, x: np.ndarray, dy: np.ndarray, weight, input_grad: bool,
+def backward(device, geo: F.ConvGeometry, x: np.ndarray | None, dy: np.ndarray, weight, input_grad: bool,
              weight_grad=None, weight_accumulate=False, bias_grad=None, bias_accumulate=False):
-    """Gradients piece by piece: weight and bias gradients accumulate on the device across pieces; the input
-    gradient gathers on the host (halos overlap) and is returned when input_grad is set."""
-    dx = np.zeros(x.shape, np.float64) if input_grad else None
-    for n0, n1, l0, l1, piece_geo, x_piece, window in _pieces(device, geo, x):
+    """Gradients piece by piece: weight and bias gradients accumulate on the device across pieces (they need
+    x); the input gradient gathers on the host (halos overlap) and is returned when input_grad is set."""
+    dx = np.zeros((geo.batch, geo.in_channels, geo.length_in), np.float64) if input_grad else None
+    for n0, n1, l0, l1, piece_geo, x_piece, window in _pieces(device, geo, x, dy.dtype):
         dy_piece = device.to_device(np.ascontiguousarray(dy[n0:n1, :, l0:l1]))
         if weight_grad is not None:
             F.weight_gradient_into(device, piece_geo, x_piece, dy_piece, weight_grad, weight_accumulate)
@@ -100,4 +101,4 @@ def backward(device, geo: F.ConvGeometry, x: np.ndarray, dy: np.ndarray, weight,
             else:
                 index, valid = window
                 np.add.at(dx[n0], (slice(None), index[valid]), dx_piece[0][:, valid])
-    return None if dx is None else dx.astype(x.dtype)
+    return None if dx is None else dx.astype(dy.dtype)
