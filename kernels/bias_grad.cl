@@ -19,7 +19,7 @@ __kernel void bias_grad(__global const store_t *restrict dy, __global store_t *r
             int l = l0;
             for (; l + VEC <= l_end; l += VEC)
                 part += LOADV(row + l);
-            part += GATHER_MASKED(row, l, 1, l_end);
+            part += gather_masked(row, l, 1, l_end);
             acc += part;
         }
     }

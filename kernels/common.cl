@@ -70,13 +70,14 @@ inline acc_t load_padded(__global const store_t *row, int i, int len)
 
 /* Vectors of VEC consecutive output positions, for register-blocked kernels on CPUs: PoCL vectorises
  * only innermost loops and the loop over work-items is the outermost one, so SIMD is written out.
- *   accv_t                      VEC lanes of acc_t; accv_lanes views them as an array
- *   GATHER(p, S)                lanes p[0], p[S], ..., p[(VEC-1)*S]
- *   GATHER_EDGE(r, i, S, len)   lanes load_padded(r, i + j*S, len)
- *   GATHER_MASKED(r, i, S, len) lanes load_masked(r, i + j*S, len)
- *   LOADV(p)                    lanes p[0 .. VEC-1]: one unaligned vector load where the type allows.
- * vloadn would be the obvious choice but is an out-of-line call on PoCL; a packed struct gives the
- * unaligned vector load instead.
+ *   accv_t                       VEC lanes of acc_t; accv_lanes views them as an array
+ *   gather(p, s)                 lanes p[0], p[s], ..., p[(VEC-1)*s]
+ *   gather_padded(r, i, s, len)  lanes load_padded(r, i + j*s, len)
+ *   gather_masked(r, i, s, len)  lanes load_masked(r, i + j*s, len)
+ *   LOADV(p)                     lanes p[0 .. VEC-1]: one unaligned vector load where the type allows.
+ * The guarded gathers serve only tiles at the edges of a row: they stay out of line, which keeps kernels
+ * small and quick to build. vloadn would be the obvious contiguous load but is an out-of-line call on
+ * PoCL; a packed struct gives the unaligned vector load instead.
  */
 #ifndef VEC
 #define VEC 8 /* consecutive positions per vector (1, 2, 4, 8 or 16) */
@@ -94,32 +95,37 @@ typedef acc_t accv_t;
 typedef CAT(ACC_NAME, VEC) accv_t;
 #endif
 typedef union { accv_t v; acc_t s[VEC]; } accv_lanes;
-#if VEC == 1
-#define GATHER(p, S) (LOAD(p, 0))
-#define GATHER_EDGE(r, i, S, len) (load_padded(r, (i), len))
-#define GATHER_MASKED(r, i, S, len) (load_masked(r, (i), len))
-#elif VEC == 2
-#define GATHER(p, S) ((accv_t)(LOAD(p, 0 * (S)), LOAD(p, 1 * (S))))
-#define GATHER_EDGE(r, i, S, len) ((accv_t)(load_padded(r, (i) + 0 * (S), len), load_padded(r, (i) + 1 * (S), len)))
-#define GATHER_MASKED(r, i, S, len) ((accv_t)(load_masked(r, (i) + 0 * (S), len), load_masked(r, (i) + 1 * (S), len)))
-#elif VEC == 4
-#define GATHER(p, S) ((accv_t)(LOAD(p, 0 * (S)), LOAD(p, 1 * (S)), LOAD(p, 2 * (S)), LOAD(p, 3 * (S))))
-#define GATHER_EDGE(r, i, S, len) ((accv_t)(load_padded(r, (i) + 0 * (S), len), load_padded(r, (i) + 1 * (S), len), load_padded(r, (i) + 2 * (S), len), load_padded(r, (i) + 3 * (S), len)))
-#define GATHER_MASKED(r, i, S, len) ((accv_t)(load_masked(r, (i) + 0 * (S), len), load_masked(r, (i) + 1 * (S), len), load_masked(r, (i) + 2 * (S), len), load_masked(r, (i) + 3 * (S), len)))
-#elif VEC == 8
-#define GATHER(p, S) ((accv_t)(LOAD(p, 0 * (S)), LOAD(p, 1 * (S)), LOAD(p, 2 * (S)), LOAD(p, 3 * (S)), LOAD(p, 4 * (S)), LOAD(p, 5 * (S)), LOAD(p, 6 * (S)), LOAD(p, 7 * (S))))
-#define GATHER_EDGE(r, i, S, len) ((accv_t)(load_padded(r, (i) + 0 * (S), len), load_padded(r, (i) + 1 * (S), len), load_padded(r, (i) + 2 * (S), len), load_padded(r, (i) + 3 * (S), len), load_padded(r, (i) + 4 * (S), len), load_padded(r, (i) + 5 * (S), len), load_padded(r, (i) + 6 * (S), len), load_padded(r, (i) + 7 * (S), len)))
-#define GATHER_MASKED(r, i, S, len) ((accv_t)(load_masked(r, (i) + 0 * (S), len), load_masked(r, (i) + 1 * (S), len), load_masked(r, (i) + 2 * (S), len), load_masked(r, (i) + 3 * (S), len), load_masked(r, (i) + 4 * (S), len), load_masked(r, (i) + 5 * (S), len), load_masked(r, (i) + 6 * (S), len), load_masked(r, (i) + 7 * (S), len)))
-#elif VEC == 16
-#define GATHER(p, S) ((accv_t)(LOAD(p, 0 * (S)), LOAD(p, 1 * (S)), LOAD(p, 2 * (S)), LOAD(p, 3 * (S)), LOAD(p, 4 * (S)), LOAD(p, 5 * (S)), LOAD(p, 6 * (S)), LOAD(p, 7 * (S)), LOAD(p, 8 * (S)), LOAD(p, 9 * (S)), LOAD(p, 10 * (S)), LOAD(p, 11 * (S)), LOAD(p, 12 * (S)), LOAD(p, 13 * (S)), LOAD(p, 14 * (S)), LOAD(p, 15 * (S))))
-#define GATHER_EDGE(r, i, S, len) ((accv_t)(load_padded(r, (i) + 0 * (S), len), load_padded(r, (i) + 1 * (S), len), load_padded(r, (i) + 2 * (S), len), load_padded(r, (i) + 3 * (S), len), load_padded(r, (i) + 4 * (S), len), load_padded(r, (i) + 5 * (S), len), load_padded(r, (i) + 6 * (S), len), load_padded(r, (i) + 7 * (S), len), load_padded(r, (i) + 8 * (S), len), load_padded(r, (i) + 9 * (S), len), load_padded(r, (i) + 10 * (S), len), load_padded(r, (i) + 11 * (S), len), load_padded(r, (i) + 12 * (S), len), load_padded(r, (i) + 13 * (S), len), load_padded(r, (i) + 14 * (S), len), load_padded(r, (i) + 15 * (S), len)))
-#define GATHER_MASKED(r, i, S, len) ((accv_t)(load_masked(r, (i) + 0 * (S), len), load_masked(r, (i) + 1 * (S), len), load_masked(r, (i) + 2 * (S), len), load_masked(r, (i) + 3 * (S), len), load_masked(r, (i) + 4 * (S), len), load_masked(r, (i) + 5 * (S), len), load_masked(r, (i) + 6 * (S), len), load_masked(r, (i) + 7 * (S), len), load_masked(r, (i) + 8 * (S), len), load_masked(r, (i) + 9 * (S), len), load_masked(r, (i) + 10 * (S), len), load_masked(r, (i) + 11 * (S), len), load_masked(r, (i) + 12 * (S), len), load_masked(r, (i) + 13 * (S), len), load_masked(r, (i) + 14 * (S), len), load_masked(r, (i) + 15 * (S), len)))
-#endif
+
+inline accv_t gather(__global const store_t *p, int s)
+{
+    accv_lanes lanes;
+    UNROLL
+    for (int v = 0; v < VEC; ++v)
+        lanes.s[v] = LOAD(p, v * s);
+    return lanes.v;
+}
+
+__attribute__((noinline)) accv_t gather_padded(__global const store_t *row, int i, int s, int len)
+{
+    accv_lanes lanes;
+    for (int v = 0; v < VEC; ++v)
+        lanes.s[v] = load_padded(row, i + v * s, len);
+    return lanes.v;
+}
+
+__attribute__((noinline)) accv_t gather_masked(__global const store_t *row, int i, int s, int len)
+{
+    accv_lanes lanes;
+    for (int v = 0; v < VEC; ++v)
+        lanes.s[v] = load_masked(row, i + v * s, len);
+    return lanes.v;
+}
+
 #if !defined(DTYPE_HALF) && VEC > 1
 typedef struct __attribute__((packed)) { accv_t v; } unaligned_accv;
 #define LOADV(p) (((__global const unaligned_accv *)(p))->v)
 #else
-#define LOADV(p) GATHER(p, 1)
+#define LOADV(p) gather(p, 1)
 #endif
 
 /* acc[c][t*VEC + v] += lane v of vector accumulator ACCV[c][t], for the TILE rows and TILE_L vectors a

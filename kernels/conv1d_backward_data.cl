@@ -93,7 +93,7 @@ void conv1d_backward_data(__global const store_t *restrict dy, __global const st
     const bool interior = m0 - HALO >= 0 && m0 + TILE_L * VEC <= L_src;
 
 #define LOAD_DY_INTERIOR(r, l) LOADV(r + m0 + (l))
-#define LOAD_DY_EDGE(r, l) GATHER_MASKED(r, m0 + (l), 1, L_src)
+#define LOAD_DY_EDGE(r, l) gather_masked(r, m0 + (l), 1, L_src)
 /* Summation is blocked as in the forward pass: CO_BLOCK channels per vector partial sum, then acc. */
 #define BACKWARD_DATA_ACCUMULATE(LOAD_DY, TAP_LOOP)                             \
     __global const store_t *dyr = dyg;                                          \

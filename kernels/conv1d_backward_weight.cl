@@ -94,11 +94,11 @@ void conv1d_backward_weight_partial(__global const store_t *restrict x, __global
 #if STRIDE == 1
 #define LOAD_X_INTERIOR(i) LOADV(xr + (i))
 #else
-#define LOAD_X_INTERIOR(i) GATHER(xr + (i), STRIDE)
+#define LOAD_X_INTERIOR(i) gather(xr + (i), STRIDE)
 #endif
-#define LOAD_X_EDGE(i) GATHER_EDGE(xr + pad_l - k_base * DILATION, (i) - pad_l + k_base * DILATION, STRIDE, L_in)
+#define LOAD_X_EDGE(i) gather_padded(xr + pad_l - k_base * DILATION, (i) - pad_l + k_base * DILATION, STRIDE, L_in)
 #define LOAD_DY_INTERIOR(c, l) LOADV(dyr + (long)(c) * L_out + (l))
-#define LOAD_DY_EDGE(c, l) GATHER_MASKED(dyr + (long)(c) * L_out, l, 1, L_out)
+#define LOAD_DY_EDGE(c, l) gather_masked(dyr + (long)(c) * L_out, l, 1, L_out)
 #define WEIGHT_STEP(lv, LOAD_DY, LOAD_X)                                    \
         {                                                                   \
             const int l = (lv) * VEC;                                       \

@@ -92,9 +92,9 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
 #if STRIDE == 1
 #define LOAD_X_INTERIOR(xr, i) LOADV(xr + i0 + (i))
 #else
-#define LOAD_X_INTERIOR(xr, i) GATHER(xr + i0 + (i), STRIDE)
+#define LOAD_X_INTERIOR(xr, i) gather(xr + i0 + (i), STRIDE)
 #endif
-#define LOAD_X_EDGE(xr, i) GATHER_EDGE(xr, i0 + (i), STRIDE, L_in)
+#define LOAD_X_EDGE(xr, i) gather_padded(xr, i0 + (i), STRIDE, L_in)
 /* Summation is blocked: CI_BLOCK channels go into the vector accumulators, which are then folded into acc,
  * so a long reduction (C_IN_G * K of 10^5 terms) keeps float32 accuracy. */
 #define FORWARD_ACCUMULATE(LOAD_X, TAP_LOOP)                                    \
