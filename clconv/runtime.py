@@ -71,6 +71,7 @@ class Device:
         self._context = None
         self._queue = None
         self._allocator = None
+        self._programs: dict[tuple, cl.Program] = {}
         self._kernels: dict[tuple, cl.Kernel] = {}
         self.plans: dict[tuple, tuple] = {}  # memoised launch plans, see functional._planned
 
@@ -130,26 +131,28 @@ class Device:
         return out
 
     def kernel(self, filename: str, name: str, defines: dict) -> cl.Kernel:
-        """The kernel `name` of `filename` built with `-D` defines; built once per (source, options)."""
-        key = (filename, name, tuple(sorted(defines.items())))
-        kernel = self._kernels.get(key)
+        """The kernel `name` of `filename` built with `-D` defines; one build per (source, options)."""
+        options = tuple(sorted(defines.items()))
+        kernel = self._kernels.get((filename, name, options))
         if kernel is None:
             with self.lock:
-                kernel = self._kernels.get(key)
-                if kernel is None:
-                    # OpenCL C 1.2 is what every driver in use speaks; building as 1.2 keeps the kernels honest.
-                    options = ["-cl-std=CL1.2"] + [f"-D{k}={int(v) if isinstance(v, (bool, np.bool_)) else v}"
-                                                   for k, v in sorted(defines.items())]
-                    source = kernel_source("common.cl") + "\n" + kernel_source(filename)
-                    try:
-                        program = cl.Program(self.context, source).build(options=options)
-                    except cl.Error as exc:
-                        raise RuntimeError(
-                            f"clconv failed to build {filename} for {self.name} with options {' '.join(options)}:\n{exc}"
-                        ) from None
-                    kernel = getattr(program, name)
-                    self._kernels[key] = kernel
+                program = self._programs.get((filename, options))
+                if program is None:
+                    program = self._programs[(filename, options)] = self._build(filename, defines)
+                kernel = self._kernels[(filename, name, options)] = getattr(program, name)
         return kernel
+
+    def _build(self, filename: str, defines: dict) -> cl.Program:
+        # OpenCL C 1.2 is what every driver in use speaks; building as 1.2 keeps the kernels honest.
+        options = ["-cl-std=CL1.2"] + [f"-D{k}={int(v) if isinstance(v, (bool, np.bool_)) else v}"
+                                       for k, v in sorted(defines.items())]
+        source = kernel_source("common.cl") + "\n" + kernel_source(filename)
+        try:
+            return cl.Program(self.context, source).build(options=options)
+        except cl.Error as exc:
+            raise RuntimeError(
+                f"clconv failed to build {filename} for {self.name} with options {' '.join(options)}:\n{exc}"
+            ) from None
 
     def launch(self, kernel: cl.Kernel, global_size, local_size, *args, wait_for=None) -> cl.Event:
         with self.lock:
