@@ -5,6 +5,7 @@ plain Python errors and a handful of small methods.
 """
 from __future__ import annotations
 
+import math
 import os
 import threading
 from pathlib import Path
@@ -103,7 +104,7 @@ class Device:
         return self._allocator
 
     def empty(self, shape, dtype) -> cla.Array:
-        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        nbytes = math.prod(shape) * np.dtype(dtype).itemsize
         if nbytes > self.max_alloc:
             raise MemoryError(f"{list(shape)} {np.dtype(dtype).name} needs {nbytes} bytes, more than the largest buffer "
                               f"{self.name} allows ({self.max_alloc} bytes)")
