@@ -48,10 +48,12 @@ typedef float acc_t;
 #define PAD_MODE 0 /* 0 zeros, 1 reflect, 2 replicate, 3 circular */
 #endif
 
-/* row[i] inside [0, len), zero outside. */
+/* row[i] inside [0, len), zero outside (len >= 1). Branch-free: the load is clamped into the row and the
+ * value selected, so lanes of a vector gather stay straight-line code. */
 inline acc_t load_masked(__global const store_t *row, int i, int len)
 {
-    return (i >= 0 && i < len) ? LOAD(row, i) : (acc_t)0;
+    const acc_t v = LOAD(row, i < 0 ? 0 : (i >= len ? len - 1 : i));
+    return (i >= 0 && i < len) ? v : (acc_t)0;
 }
 
 /* Maps index i of the padded row onto the row [0, len) and reads it; zero where nothing maps.
@@ -75,8 +77,7 @@ inline acc_t load_padded(__global const store_t *row, int i, int len)
  *   gather_padded(r, i, s, len)  lanes load_padded(r, i + j*s, len)
  *   gather_masked(r, i, s, len)  lanes load_masked(r, i + j*s, len)
  *   LOADV(p)                     lanes p[0 .. VEC-1]: one unaligned vector load where the type allows.
- * The guarded gathers serve only tiles at the edges of a row: they stay out of line, which keeps kernels
- * small and quick to build. vloadn would be the obvious contiguous load but is an out-of-line call on
+ * vloadn would be the obvious contiguous load but is an out-of-line call on
  * PoCL; a packed struct gives the unaligned vector load instead.
  */
 #ifndef VEC
@@ -105,17 +106,19 @@ inline accv_t gather(__global const store_t *p, int s)
     return lanes.v;
 }
 
-__attribute__((noinline)) accv_t gather_padded(__global const store_t *row, int i, int s, int len)
+inline accv_t gather_padded(__global const store_t *row, int i, int s, int len)
 {
     accv_lanes lanes;
+    UNROLL
     for (int v = 0; v < VEC; ++v)
         lanes.s[v] = load_padded(row, i + v * s, len);
     return lanes.v;
 }
 
-__attribute__((noinline)) accv_t gather_masked(__global const store_t *row, int i, int s, int len)
+inline accv_t gather_masked(__global const store_t *row, int i, int s, int len)
 {
     accv_lanes lanes;
+    UNROLL
     for (int v = 0; v < VEC; ++v)
         lanes.s[v] = load_masked(row, i + v * s, len);
     return lanes.v;
