@@ -247,8 +247,9 @@ class Launch(NamedTuple):
 
 
 def _planned(device: Device, key: tuple, build) -> Launch:
-    """Launch plans are memoised per device: a repeated shape costs a dict lookup, not a parameter search."""
-    key = (*key, _params.override_key(), tuning_cache.generation())
+    """Launch plans are memoised per device: a repeated shape costs a dict lookup, not a parameter search.
+    The key holds everything a plan depends on besides the shape: overrides, tuned entries, device limits."""
+    key = (*key, _params.override_key(), tuning_cache.generation(), device.max_work_group_size, device.local_mem_size)
     plan = device.plans.get(key)
     if plan is None:
         plan = device.plans[key] = build()
