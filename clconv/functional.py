@@ -304,7 +304,8 @@ def launch_backward_data(device: Device, geo: ConvGeometry, dy: cla.Array, weigh
     kernel = device.kernel("conv1d_backward_data.cl", "conv1d_backward_data", defines)
     span_ci = p["WG_CO"] * p["TILE_CO"]
     global_size = (_ceil_div(per_phase, p["WG_L"] * p["TILE_L"] * p["VEC"]) * p["WG_L"],
-                   geo.groups * _ceil_div(geo.in_per_group, span_ci) * p["WG_CO"], geo.batch * geo.stride)
+                   geo.groups * _ceil_div(geo.in_per_group, span_ci) * p["WG_CO"],
+                   geo.batch * (geo.stride if p["strategy"] == "local" else 1))
     device.launch(kernel, global_size, (p["WG_L"], p["WG_CO"], 1), dy.data, weight.data,
                   (bias if bias is not None else weight).data, dx.data,
                   np.int32(length), np.int32(geo.length_out), np.int32(pad_left))

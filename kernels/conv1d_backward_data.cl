@@ -7,7 +7,8 @@
  * reaches q only when (rho - k*DILATION) mod STRIDE == 0, and then from l = m + (rho - k*DILATION)/STRIDE.
  * A work-item keeps one phase rho, so the tap test is uniform and the l it reads are consecutive in m.
  *
- * Grid: dim 0 = m (positions of one phase), dim 1 = input-channel tiles, dim 2 = n * STRIDE + rho.
+ * Grid: dim 0 = m (positions of one phase), dim 1 = input-channel tiles, dim 2 = n (register strategy,
+ * which loops over the phases) or n * STRIDE + rho (local strategy).
  *   STRATEGY 0 (register): TILE_CI channels x TILE_L vectors of VEC consecutive m per work-item.
  *   STRATEGY 1 (local): WG_L x WG_CI work-items, positions interleaved WG_L apart; per chunk of CO_TILE
  *     output channels the work-group stages dy's window (CO_TILE x WIN, WIN = SPAN_L + HALO) and the
@@ -61,8 +62,17 @@ void conv1d_backward_data(__global const store_t *restrict dy, __global const st
     const int ci_first = g * C_IN_G + (span % CI_SPANS) * SPAN_CI;
     const int ci_end = (g + 1) * C_IN_G;
     const int ci0 = ci_first + row * TILE_CI;
+#if STRATEGY == 0
+    /* A work-item covers every stride phase of its positions: dy's window comes from memory once and
+     * the other phases reuse it from cache. */
+    const int n = get_global_id(2);
+    for (int rho = 0; rho < STRIDE; ++rho) {
+#else
     const int n = get_global_id(2) / STRIDE;
     const int rho = get_global_id(2) % STRIDE;
+    __local acc_t dy_tile[CO_TILE][WIN];
+    __local acc_t w_tile[CO_TILE * K][SPAN_CI];
+#endif
     const int m_lo = -floor_div(rho - pad_l, STRIDE); /* first m whose i is >= 0 */
     const int m_first = m_lo + get_group_id(0) * SPAN_L;
     __global const store_t *dyg = dy + ((long)n * C_OUT + g * C_OUT_G) * L_src;
@@ -134,8 +144,6 @@ void conv1d_backward_data(__global const store_t *restrict dy, __global const st
 #else
 #define POSITION(j) (m_first + lane + (j) * WG_L)
     const int ci_base = ci0;
-    __local acc_t dy_tile[CO_TILE][WIN];
-    __local acc_t w_tile[CO_TILE * K][SPAN_CI];
     const int me = row * WG_L + lane;
     for (int co0 = 0; co0 < C_OUT_G; co0 += CO_TILE) {
         for (int idx = me; idx < CO_TILE * WIN; idx += WG_L * WG_CI) {
@@ -199,4 +207,7 @@ void conv1d_backward_data(__global const store_t *restrict dy, __global const st
                 STORE(dxr, i, acc[c][j] + b);
         }
     }
+#if STRATEGY == 0
+    }
+#endif
 }
