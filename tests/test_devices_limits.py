@@ -25,6 +25,8 @@ import numpy as np
 import pyopencl as cl
 import pyopencl.array as cla
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import clconv
 from conftest import STRATEGIES, assert_close
@@ -99,6 +101,16 @@ class Recorder:
         monkeypatch.setattr(device, "empty", rec_empty)
 
 
+def simulate(device, monkeypatch, **attrs):
+    """Patch device attributes for one test.  Launch plans the library memoised under the real limits are
+    set aside too (restored afterwards), so every shape is planned for the simulated device;
+    test_patched_limits_apply_after_first_use checks, separately, that this is not needed."""
+    for name, value in attrs.items():
+        monkeypatch.setattr(device, name, value)
+    if isinstance(getattr(device, "plans", None), dict):
+        monkeypatch.setattr(device, "plans", {})
+
+
 # ---------------------------------------------------------------------------
 # no fp64
 # ---------------------------------------------------------------------------
@@ -108,7 +120,7 @@ def test_no_fp64_refuses_float64(device, monkeypatch):
         early, _ = module_case(device, dtype=np.float64)
     else:
         early = None
-    monkeypatch.setattr(device, "has_fp64", False)
+    simulate(device, monkeypatch, has_fp64=False)
     x64 = np.random.default_rng(0).uniform(-1, 1, (2, 8, 40))
     with pytest.raises(RuntimeError, match="fp64") as info:
         clconv.Conv1d(8, 12, 5, groups=2, device=device, dtype=np.float64)
@@ -129,7 +141,7 @@ def test_no_fp64_refuses_float64(device, monkeypatch):
 
 
 def test_no_fp64_float32_still_works(device, monkeypatch):
-    monkeypatch.setattr(device, "has_fp64", False)
+    simulate(device, monkeypatch, has_fp64=False)
     rng = np.random.default_rng(1)
     m, state = module_case(device, mode="reflect")
     x = rng.uniform(-1, 1, (2, 8, 70)).astype(np.float32)
@@ -146,7 +158,7 @@ def test_no_fp64_float32_still_works(device, monkeypatch):
 @pytest.mark.parametrize("local_mem", [2048, 512, 64, 0])
 def test_small_local_memory(device, monkeypatch, local_mem):
     """local strategy on a device with little __local memory: smaller tiles, or the register strategy."""
-    monkeypatch.setattr(device, "local_mem_size", local_mem)
+    simulate(device, monkeypatch, local_mem_size=local_mem)
     rec = Recorder(device, monkeypatch)
     rng = np.random.default_rng(2)
     m, state = module_case(device, cin=16, cout=16, k=9, padding=4, groups=1, mode="replicate")
@@ -160,7 +172,7 @@ def test_small_local_memory(device, monkeypatch, local_mem):
 
 @pytest.mark.parametrize("max_wg", [1, 2])
 def test_small_work_groups(device, monkeypatch, strategy, max_wg):
-    monkeypatch.setattr(device, "max_work_group_size", max_wg)
+    simulate(device, monkeypatch, max_work_group_size=max_wg)
     rec = Recorder(device, monkeypatch)
     rng = np.random.default_rng(3)
     for mode, stride, dilation in (("zeros", 2, 1), ("circular", 1, 2)):
@@ -174,6 +186,26 @@ def test_small_work_groups(device, monkeypatch, strategy, max_wg):
     for name, defines, k in rec.kernels:
         reqd = k.get_work_group_info(cl.kernel_work_group_info.COMPILE_WORK_GROUP_SIZE, device.cl_device)
         assert int(np.prod(reqd)) <= max_wg or int(np.prod(reqd)) == 0, f"{name} requires work-groups {reqd}"
+
+
+def test_patched_limits_apply_after_first_use(device, monkeypatch):
+    """A shape run under the real limits, then again after the device's limits were lowered: the second
+    run obeys the new limits (nothing planned under the old ones is reused blindly)."""
+    rng = np.random.default_rng(31)
+    m, state = module_case(device, cin=6, cout=10, k=7, padding=3, groups=2, mode="reflect")
+    x = rng.uniform(-1, 1, (2, 6, 97)).astype(np.float32)
+    for strategy in STRATEGIES:
+        check_module(m, state, x, rng, strategy, "real limits")
+    monkeypatch.setattr(device, "max_work_group_size", 1)
+    monkeypatch.setattr(device, "local_mem_size", 256)
+    rec = Recorder(device, monkeypatch)
+    for strategy in STRATEGIES:
+        check_module(m, state, x, rng, strategy, "lowered limits")
+    too_big = sorted({(name, local) for name, _, local in rec.launches if local is not None and int(np.prod(local)) > 1})
+    assert not too_big, f"launches planned under the old max_work_group_size reused: {too_big}"
+    for name, defines, k in rec.kernels:
+        used = k.get_work_group_info(cl.kernel_work_group_info.LOCAL_MEM_SIZE, device.cl_device)
+        assert used <= 256, f"{name} needs {used} bytes of __local memory > 256"
 
 
 # ---------------------------------------------------------------------------
@@ -322,6 +354,40 @@ def test_buffer_limit_restored_results_unchanged(device, buffer_limit):
     buffer_limit(LIMIT)
     pieces = m(x)
     assert_close(pieces, full.astype(np.float64), np.float32, "pieces vs whole")
+
+
+# Random piece boundaries: the limit, the lengths and the batch drawn; one structure per padding mode so
+# that the kernels repeat (each piece length class is a compile).  derandomize: the same examples each run.
+PIECE_STRUCTURES = [
+    dict(stride=1, dilation=1, padding=2, mode="zeros"),
+    dict(stride=2, dilation=2, padding=3, mode="reflect"),
+    dict(stride=1, dilation=3, padding=5, mode="circular"),
+    dict(stride=3, dilation=1, padding=4, mode="replicate"),
+]
+
+
+@settings(max_examples=12, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(which=st.integers(0, len(PIECE_STRUCTURES) - 1), batch=st.integers(1, 5), length=st.integers(12, 400),
+       limit_values=st.integers(60, 1200), unbatched=st.booleans(), seed=st.integers(0, 2 ** 32 - 1))
+def test_buffer_limit_pieces_property(device, monkeypatch, which, batch, length, limit_values, unbatched, seed):
+    kwargs = PIECE_STRUCTURES[which]
+    rng = np.random.default_rng(seed)
+    m, state = module_case(device, cin=4, cout=6, k=3, groups=2, **kwargs)
+    if kwargs["mode"] == "reflect":
+        length = max(length, kwargs["padding"] + 1)
+    shape = (4, length) if unbatched else (batch, 4, length)
+    x = rng.uniform(-1, 1, shape).astype(np.float32)
+    old = device.buffer_limit
+    try:
+        device.buffer_limit = 4 * limit_values
+        with monkeypatch.context() as mp:
+            rec = Recorder(device, mp)
+            check_module(m, state, x, rng, "register", f"limit {4 * limit_values} B, shape {shape}, {kwargs}")
+        biggest = max(rec.allocations, key=lambda a: a[1])
+        assert biggest[1] <= 4 * limit_values, f"allocated {biggest[0]} = {biggest[1]} bytes > {4 * limit_values}"
+    finally:
+        device.buffer_limit = old
 
 
 # ---------------------------------------------------------------------------
