@@ -137,20 +137,24 @@ class ConvGeometry:
         return 2.0 * self.batch * self.out_channels * self.length_out * self.in_per_group * self.kernel_size
 
 
-def conv_geometry(x_shape, w_shape, bias_shape, stride, pad_left, pad_right, dilation, groups, padding_mode="zeros", fn="conv1d") -> ConvGeometry:
-    """Validate a convolution's arguments in torch's order, with torch's messages; return its geometry."""
+def _check_arguments(fn: str, x_shape, w_shape, stride: int, padding: int, dilation: int, groups) -> None:
     if len(x_shape) not in (2, 3):
         raise RuntimeError(f"Expected 2D (unbatched) or 3D (batched) input to {fn}, but got input of size: {list(x_shape)}")
     if len(w_shape) != 3:
         raise RuntimeError(f"weight should have at least three dimensions, but got weight of size {list(w_shape)}")
     if stride <= 0:
         raise RuntimeError("non-positive stride is not supported")
-    if pad_left < 0 or pad_right < 0:
+    if padding < 0:
         raise RuntimeError("negative padding is not supported")
     if dilation <= 0:
         raise RuntimeError("dilation should be greater than zero")
-    if groups <= 0:
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups <= 0:
         raise RuntimeError("non-positive groups is not supported")
+
+
+def conv_geometry(x_shape, w_shape, bias_shape, stride, pad_left, pad_right, dilation, groups, padding_mode="zeros", fn="conv1d") -> ConvGeometry:
+    """Validate a convolution's arguments in torch's order, with torch's messages; return its geometry."""
+    _check_arguments(fn, x_shape, w_shape, stride, min(pad_left, pad_right), dilation, groups)
     batch, channels, length = (1, *x_shape) if len(x_shape) == 2 else x_shape
     out_channels, in_per_group, kernel_size = w_shape
     if kernel_size <= 0:
@@ -459,20 +463,9 @@ def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
 def transpose_geometry(x_shape, w_shape, bias_shape, stride, padding, output_padding, dilation, groups) -> ConvGeometry:
     """The conv1d whose input gradient a conv_transpose1d computes: its input is the transpose's output."""
-    if len(x_shape) not in (2, 3):
-        raise RuntimeError(f"Expected 2D (unbatched) or 3D (batched) input to conv_transpose1d, but got input of size: {list(x_shape)}")
-    if len(w_shape) != 3:
-        raise RuntimeError(f"weight should have at least three dimensions, but got weight of size {list(w_shape)}")
-    if stride <= 0:
-        raise RuntimeError("non-positive stride is not supported")
-    if padding < 0:
-        raise RuntimeError("negative padding is not supported")
+    _check_arguments("conv_transpose1d", x_shape, w_shape, stride, padding, dilation, groups)
     if output_padding < 0:
         raise RuntimeError("negative output_padding is not supported")
-    if dilation <= 0:
-        raise RuntimeError("dilation should be greater than zero")
-    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups <= 0:
-        raise RuntimeError("non-positive groups is not supported")
     if output_padding >= stride and output_padding >= dilation:
         raise RuntimeError(f"output padding must be smaller than either stride or dilation, but got output_padding: {output_padding}, stride: {stride}, dilation: {dilation}")
     batch, channels, length = (1, *x_shape) if len(x_shape) == 2 else x_shape
