@@ -125,6 +125,11 @@ def fit(device, params: dict, *, rows: int, length: int, local_bytes) -> dict:
     if p["TILE_L"] * p["VEC"] * p["WG_L"] > length:
         # Powers of two only: every distinct tile is a kernel build, and lengths should not cost builds.
         p["TILE_L"] = min(p["TILE_L"], pow2_ceil(-(-length // (p["WG_L"] * p["VEC"]))))
+    # Short rows: halve the tile while its last one would mostly overhang the row (wasted lanes also take
+    # the guarded path).
+    while p["TILE_L"] > 1 and -(-length // (p["TILE_L"] * p["VEC"])) * p["TILE_L"] * p["VEC"] - length > length // 8:
+        p["TILE_L"] //= 2
+    p["WG_L"] = max(1, min(p["WG_L"], pow2_floor(-(-length // (p["TILE_L"] * p["VEC"])))))
     max_wg = device.max_work_group_size
     p["WG_CO"] = max(1, min(p["WG_CO"], pow2_floor(-(-rows // p["TILE_CO"]))))
     while p["WG_L"] * p["WG_CO"] > max_wg:
