@@ -25,7 +25,7 @@ _SAFE_DEFAULT = {"strategy": "register", "TILE_CO": 4, "TILE_L": 2, "VEC": 4, "W
 _BUILTIN = {
     ("CPU", ""): {
         # Work-groups of one row: PoCL runs multi-row groups of this kernel several times slower.
-        "*": {"strategy": "register", "TILE_CO": 6, "TILE_L": 2, "VEC": 8, "WG_L": 4, "WG_CO": 1},
+        "*": {"strategy": "register", "TILE_CO": 6, "TILE_L": 2, "VEC": 8, "WG_L": 1, "WG_CO": 1},
         # 16 vector registers on AVX2: 4 x 3 accumulators plus 4 dy vectors.
         "backward_weight": {"TILE_CO": 4, "TILE_K": 3},
     },
