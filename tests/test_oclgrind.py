@@ -5,7 +5,7 @@ Runs only when the Oclgrind device is visible to pyopencl (skipped otherwise).  
     mkdir -p /tmp/oclgrind-icd
     echo /usr/lib/oclgrind/liboclgrind-rt-icd.so > /tmp/oclgrind-icd/oclgrind.icd
     OCL_ICD_VENDORS=/tmp/oclgrind-icd OCLGRIND_DATA_RACES=1 OCLGRIND_UNINITIALIZED=1 OCLGRIND_CHECK_API=1 \\
-        CLCONV_DEVICE=oclgrind CLCONV_TEST_DEVICES=oclgrind python -m pytest tests/test_oclgrind.py
+        CLCONV_DEVICE=oclgrind CLCONV_TEST_DEVICES=oclgrind python -m pytest -n 0 tests/test_oclgrind.py
 
 (.ci/run does this.)  With the pyopencl wheel, PoCL stays visible next to Oclgrind.  Oclgrind reads its
 OCLGRIND_* switches when a context is created; this module switches the three checks on (unless the
@@ -470,7 +470,8 @@ def test_every_kernel_ran(launches):
     """Runs last in this file: the cases above launched every __kernel that kernels/ defines."""
     expected = {(c[0], strat) for c in CASES for strat in STRATS if c[3] != "f64" or OCLGRIND.has_fp64}
     if not expected <= _CASES_RUN:
-        pytest.skip("only part of this file ran")
+        pytest.skip("only part of this file ran in this process (a selection, or pytest-xdist workers: run with "
+                    f"-n 0 for the coverage check); not here: {sorted(expected - _CASES_RUN)[:4]}")
     names = kernel_names()
     assert names, "no kernel sources found"
     missing = sorted(names - launches)
