@@ -318,6 +318,8 @@ def launch_backward_data(device: Device, geo: ConvGeometry, dy: cla.Array, weigh
 def input_gradient(device: Device, geo: ConvGeometry, dy: cla.Array, weight: cla.Array) -> cla.Array:
     """The gradient of conv1d with respect to its input, (N, C_in, L_in); padding modes folded back."""
     dx = device.empty((geo.batch, geo.in_channels, geo.length_in), dy.dtype)
+    if geo.out_channels == 0:  # nothing reaches the input
+        return dx.fill(0) if dx.size else dx
     if geo.padding_mode == "zeros":
         launch_backward_data(device, geo, dy, weight, None, dx, geo.length_in, geo.pad_left)
         return dx
@@ -338,6 +340,8 @@ _PARTIAL_BYTES_CAP = 128 << 20
 def weight_gradient_into(device: Device, geo: ConvGeometry, x: cla.Array, dy: cla.Array, dw: cla.Array,
                            accumulate: bool) -> None:
     """dw (C_out, C_in/groups, K) = sum over batch and positions of dy times the padded input, or dw += that."""
+    if dw.size == 0:
+        return
     def local_bytes(p):
         return _acc_bytes(x.dtype) * p["WG_CO"] * p["TILE_CO"] * p["LB"]
 
@@ -372,6 +376,8 @@ def weight_gradient_into(device: Device, geo: ConvGeometry, x: cla.Array, dy: cl
 def bias_gradient_into(device: Device, dy: cla.Array, db: cla.Array, accumulate: bool) -> None:
     """db (C,) = dy (N, C, L) summed over batch and positions, or db += that."""
     batch, channels, length = dy.shape
+    if channels == 0:
+        return
     vec = 4 if dy.dtype == np.float64 else 8
     kernel = device.kernel("bias_grad.cl", "bias_grad", {"C": channels, "VEC": vec, **dtype_defines(dy.dtype)})
     group = _line_group(device, 8)

@@ -19,10 +19,12 @@ def check_grad_output(grad_output, geo: F.ConvGeometry, dtype, unbatched: bool) 
 
 def _size(size, name: str) -> tuple:
     try:
-        size = tuple(int(v) for v in size)
+        values = tuple(size)
     except TypeError:
         raise TypeError(f"{name} must be a sequence of ints, got {type(size).__name__}") from None
-    return size
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+        raise TypeError(f"{name} must be a sequence of ints, got {list(values)}")
+    return tuple(int(v) for v in values)
 
 
 def conv1d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1):

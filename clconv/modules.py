@@ -85,9 +85,10 @@ class _ConvNd:
         """U(-sqrt(k), sqrt(k)) with k = groups / (C_in * K) for weight and bias, as torch draws them."""
         fan_in = self.weight.shape[1] * self.kernel_size[0]
         bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-        self.weight.data.set(_rng.uniform(-bound, bound, self.weight.shape).astype(self.dtype))
-        if self.bias is not None:
-            self.bias.data.set(_rng.uniform(-bound, bound, self.bias.shape).astype(self.dtype))
+        for param in self.parameters():
+            values = _rng.uniform(-bound, bound, param.shape).astype(self.dtype)
+            if values.size:  # zero-sized parameters (torch allows them) have nothing to upload
+                param.data.set(values)
 
     def parameters(self) -> list[Parameter]:
         return [p for p in (self.weight, self.bias) if p is not None]
@@ -140,7 +141,8 @@ class _ConvNd:
         if errors:
             raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t" + "\n\t".join(errors))
         for name, array in arrays.items():
-            own[name].data.set(np.ascontiguousarray(array, dtype=self.dtype))
+            if array.size:
+                own[name].data.set(np.ascontiguousarray(array, dtype=self.dtype))
         return missing, unexpected
 
     def __call__(self, input):

@@ -140,7 +140,11 @@ class Device:
                 program = self._programs.get((filename, options))
                 if program is None:
                     program = self._programs[(filename, options)] = self._build(filename, defines)
-                kernel = self._kernels[(filename, name, options)] = getattr(program, name)
+                try:
+                    kernel = cl.Kernel(program, name)
+                except cl.Error as exc:
+                    raise RuntimeError(f"{filename} has no kernel {name!r}: {exc}") from None
+                self._kernels[(filename, name, options)] = kernel
         return kernel
 
     def _build(self, filename: str, defines: dict) -> cl.Program:
