@@ -77,6 +77,7 @@ inline acc_t load_padded(__global const store_t *row, int i, int len)
  *   gather_padded(r, i, s, len)  lanes load_padded(r, i + j*s, len)
  *   gather_masked(r, i, s, len)  lanes load_masked(r, i + j*s, len)
  *   LOADV(p)                     lanes p[0 .. VEC-1]: one unaligned vector load where the type allows.
+ *   STOREV(p, x)                 the reverse, where HAS_STOREV (float and double storage) says it exists.
  * vloadn would be the obvious contiguous load but is an out-of-line call on
  * PoCL; a packed struct gives the unaligned vector load instead.
  */
@@ -127,6 +128,8 @@ inline accv_t gather_masked(__global const store_t *row, int i, int s, int len)
 #if !defined(DTYPE_HALF) && VEC > 1
 typedef struct __attribute__((packed)) { accv_t v; } unaligned_accv;
 #define LOADV(p) (((__global const unaligned_accv *)(p))->v)
+#define HAS_STOREV 1
+#define STOREV(p, x) (((__global unaligned_accv *)(p))->v = (x))
 #else
 #define LOADV(p) gather(p, 1)
 #endif

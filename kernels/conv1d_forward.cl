@@ -192,11 +192,31 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
         const acc_t b = 0;
 #endif
         __global store_t *yr = y + ((long)n * C_OUT + co) * L_out;
+#if STRATEGY == 0 && defined(HAS_STOREV)
+        /* Whole vectors inside the row go out as one store: with few products per output (C_in = 1)
+         * element-wise stores would dominate. */
+        UNROLL
+        for (int t = 0; t < TILE_L; ++t) {
+            if (POSITION(t * VEC) + VEC <= L_out) {
+                accv_lanes lanes;
+                UNROLL
+                for (int v = 0; v < VEC; ++v)
+                    lanes.s[v] = acc[c][t * VEC + v] + b;
+                STOREV(yr + POSITION(t * VEC), lanes.v);
+                continue;
+            }
+            UNROLL
+            for (int v = 0; v < VEC; ++v)
+                if (POSITION(t * VEC + v) < L_out)
+                    STORE(yr, POSITION(t * VEC + v), acc[c][t * VEC + v] + b);
+        }
+#else
         UNROLL
         for (int j = 0; j < TILE_L * VEC; ++j) {
             const int l = POSITION(j);
             if (l < L_out)
                 STORE(yr, l, acc[c][j] + b);
         }
+#endif
     }
 }
