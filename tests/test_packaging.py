@@ -80,7 +80,9 @@ def test_installed_wheel_runs_readme_example(wheel, tmp_path):
     # venv's own site-packages, so the installed clconv is found first.
     site = _run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip()
     Path(site, "zz_test_venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    _run([str(py), "-m", "pip", "install", "--no-deps", "--no-index", "--disable-pip-version-check", str(wheel)])
+    # --force-reinstall: through the .pth pip may already see a clconv (the test venv's) and skip the wheel.
+    _run([str(py), "-m", "pip", "install", "--no-deps", "--no-index", "--force-reinstall", "--disable-pip-version-check",
+          str(wheel)])
     workdir = tmp_path / "elsewhere"
     workdir.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
