@@ -243,6 +243,9 @@ def _common_defines(geo: ConvGeometry, dtype, p: dict) -> dict:
             "STRATEGY": int(p["strategy"] == "local"), "VEC": p["VEC"], **dtype_defines(dtype)}
 
 
+_CACHE_BYTES = 16 << 20  # a last-level cache's worth: rows of one sample beyond this are walked in blocks
+
+
 class Launch(NamedTuple):
     kernel: object
     global_size: tuple
@@ -271,10 +274,14 @@ def _forward_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool) -> L
                    "PAD_MODE": _PAD_MODE_CODE[geo.padding_mode], "TILE_CO": p["TILE_CO"], "TILE_L": p["TILE_L"],
                    "WG_L": p["WG_L"], "WG_CO": p["WG_CO"], "CI_TILE": min(p["CI_TILE"], geo.in_per_group)}
         span_co = p["WG_CO"] * p["TILE_CO"]
-        global_size = (_ceil_div(geo.length_out, p["WG_L"] * p["TILE_L"] * p["VEC"]) * p["WG_L"],
-                       geo.groups * _ceil_div(geo.out_per_group, span_co) * p["WG_CO"], geo.batch)
-        return Launch(device.kernel("conv1d_forward.cl", "conv1d_forward", defines), global_size,
-                      (p["WG_L"], p["WG_CO"], 1), p)
+        positions = _ceil_div(geo.length_out, p["WG_L"] * p["TILE_L"] * p["VEC"]) * p["WG_L"]
+        rows = geo.groups * _ceil_div(geo.out_per_group, span_co) * p["WG_CO"]
+        # A sample's input beyond the cache: channel tiles first (see ROWS_FIRST in the kernel).
+        rows_first = p["strategy"] == "register" and geo.in_channels * geo.length_in * np.dtype(dtype).itemsize > _CACHE_BYTES
+        kernel = device.kernel("conv1d_forward.cl", "conv1d_forward", {**defines, "ROWS_FIRST": rows_first})
+        if rows_first:
+            return Launch(kernel, (rows, positions, geo.batch), (p["WG_CO"], p["WG_L"], 1), p)
+        return Launch(kernel, (positions, rows, geo.batch), (p["WG_L"], p["WG_CO"], 1), p)
 
     return _planned(device, ("forward", geo, np.dtype(dtype).str, has_bias), build)
 

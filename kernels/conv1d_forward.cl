@@ -3,7 +3,8 @@
  *   y[n, co, l] = bias[co] + sum_{ci < C_IN_G, k < K} w[co, ci, k] * xpad[n, g*C_IN_G + ci, l*STRIDE + k*DILATION - pad_l]
  *   with g = co / C_OUT_G; xpad reads through load_padded() (PAD_MODE) outside [0, L_in).
  *
- * Tile picture (one work-group, dim 0 = output positions, dim 1 = output-channel tiles, dim 2 = batch):
+ * Tile picture (one work-group; output positions and output-channel tiles in grid dims POS_DIM and ROW_DIM,
+ * batch in dim 2):
  *
  *        positions:  lane 0 1 .. WG_L-1 | lane 0 1 .. WG_L-1 | ...   (TILE_L blocks, interleaved so that
  *   channels          <----- block 0 ---->  <---- block 1 ---->         neighbouring lanes touch neighbouring
@@ -54,19 +55,34 @@
 #define CO_SPANS ((C_OUT_G + SPAN_CO - 1) / SPAN_CO)             /* work-group rows per group */
 #define WIN ((SPAN_L - 1) * STRIDE + (K - 1) * DILATION + 1)     /* input window of a work-group */
 
+/* Grid dimensions of positions and channel tiles: positions in dim 0 (coalescing on GPUs; on CPUs a
+ * sample's rows stay in cache across channel tiles). Rows too long for the cache (ROWS_FIRST, register
+ * strategy only) walk the channel tiles of one block of positions first instead, so that block's input
+ * window is still in cache for the next tile. */
+#ifndef ROWS_FIRST
+#define ROWS_FIRST 0 /* 1: channel tiles in grid dim 0 */
+#endif
+#if STRATEGY == 0 && ROWS_FIRST
+#define POS_DIM 1
+#define ROW_DIM 0
+__kernel __attribute__((reqd_work_group_size(WG_CO, WG_L, 1)))
+#else
+#define POS_DIM 0
+#define ROW_DIM 1
 __kernel __attribute__((reqd_work_group_size(WG_L, WG_CO, 1)))
+#endif
 void conv1d_forward(__global const store_t *restrict x, __global const store_t *restrict w,
                     __global const store_t *restrict bias, __global store_t *restrict y,
                     const int L_in, const int L_out, const int pad_l)
 {
-    const int lane = get_local_id(0);
-    const int row = get_local_id(1);
-    const int span = get_group_id(1);
+    const int lane = get_local_id(POS_DIM);
+    const int row = get_local_id(ROW_DIM);
+    const int span = get_group_id(ROW_DIM);
     const int g = span / CO_SPANS;
     const int co_first = g * C_OUT_G + (span % CO_SPANS) * SPAN_CO; /* first channel of the work-group */
     const int co_end = (g + 1) * C_OUT_G;
     const int n = get_global_id(2);
-    const int l_first = get_group_id(0) * SPAN_L; /* first position of the work-group */
+    const int l_first = get_group_id(POS_DIM) * SPAN_L; /* first position of the work-group */
     const int win0 = l_first * STRIDE - pad_l;      /* first input index of its window */
     __global const store_t *xg = x + ((long)n * C_IN + g * C_IN_G) * L_in;
 

@@ -307,3 +307,15 @@ def test_runtime_values_property(device, strategy, n, length, padding, unbatched
     if length + 2 * padding < 9:  # dilated kernel span is 9
         return
     check_case(case, device, strategy, np.random.default_rng(seed))
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect"])
+def test_rows_longer_than_the_cache(mode, device, rng):
+    """One sample of 18 MB (beyond the 16 MB the forward keeps a sample's rows within): the register
+    kernel then walks channel tiles before positions; results must not change."""
+    x = rng.standard_normal((1, 3, 1_500_000)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 5)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    m = clconv.Conv1d(3, 4, 5, padding=2, padding_mode=mode, device=device)
+    m.load_state_dict({"weight": w, "bias": b})
+    assert_close(m(x), conv1d_ref(x, w, b, padding=2, padding_mode=mode), "float32")
