@@ -312,12 +312,16 @@ def launch_backward_data(device: Device, geo: ConvGeometry, dy: cla.Array, weigh
     defines = {**_common_defines(geo, dy.dtype, p), "HAS_BIAS": bias is not None, "TILE_CI": p["TILE_CO"],
                "TILE_L": p["TILE_L"], "WG_L": p["WG_L"], "WG_CI": p["WG_CO"],
                "CO_TILE": min(p["CI_TILE"], geo.out_per_group)}
-    kernel = device.kernel("conv1d_backward_data.cl", "conv1d_backward_data", defines)
+    # A sample's dy beyond the cache: channel tiles first (see ROWS_FIRST in the kernel).
+    rows_first = p["strategy"] == "register" and geo.out_channels * geo.length_out * dy.dtype.itemsize > _CACHE_BYTES
+    kernel = device.kernel("conv1d_backward_data.cl", "conv1d_backward_data", {**defines, "ROWS_FIRST": rows_first})
     span_ci = p["WG_CO"] * p["TILE_CO"]
-    global_size = (_ceil_div(per_phase, p["WG_L"] * p["TILE_L"] * p["VEC"]) * p["WG_L"],
-                   geo.groups * _ceil_div(geo.in_per_group, span_ci) * p["WG_CO"],
-                   geo.batch * (geo.stride if p["strategy"] == "local" else 1))
-    device.launch(kernel, global_size, (p["WG_L"], p["WG_CO"], 1), dy.data, weight.data,
+    positions = _ceil_div(per_phase, p["WG_L"] * p["TILE_L"] * p["VEC"]) * p["WG_L"]
+    rows = geo.groups * _ceil_div(geo.in_per_group, span_ci) * p["WG_CO"]
+    batch = geo.batch * (geo.stride if p["strategy"] == "local" else 1)
+    global_size, local_size = ((rows, positions, batch), (p["WG_CO"], p["WG_L"], 1)) if rows_first else \
+        ((positions, rows, batch), (p["WG_L"], p["WG_CO"], 1))
+    device.launch(kernel, global_size, local_size, dy.data, weight.data,
                   (bias if bias is not None else weight).data, dx.data,
                   np.int32(length), np.int32(geo.length_out), np.int32(pad_left))
 

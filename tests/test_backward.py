@@ -660,3 +660,15 @@ def test_grad_functions_match_module_backward(device, rng):
         dw_f = clconv.grad.conv1d_weight(x_d, m.weight.shape, dy_d, padding="same", dilation=3).get()
     np.testing.assert_array_equal(dx, dx_f)
     np.testing.assert_array_equal(m.weight.grad.get(), dw_f)
+
+
+@pytest.mark.parametrize("mode", ["zeros", "circular"])
+def test_input_gradient_rows_longer_than_the_cache(mode, device, rng):
+    """dy of one sample beyond 16 MB: the input-gradient kernel walks channel tiles before positions."""
+    x = rng.standard_normal((1, 3, 1_100_000)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 5)).astype(np.float32)
+    m = clconv.Conv1d(3, 4, 5, padding=2, stride=1, padding_mode=mode, bias=False, device=device)
+    m.load_state_dict({"weight": w})
+    g = rng.standard_normal(m(x).shape).astype(np.float32)
+    dx = m.backward(g, input_grad=True)
+    assert_close(dx, conv1d_input_grad_ref(x.shape, w, g, 1, 2, 1, 1, mode), "float32")
