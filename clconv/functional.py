@@ -253,7 +253,7 @@ class Launch(NamedTuple):
     params: dict
 
 
-def _planned(device: Device, key: tuple, build) -> Launch:
+def _planned(device: Device, key: tuple, build):
     """Launch plans are memoised per device: a repeated shape costs a dict lookup, not a parameter search.
     The key holds everything a plan depends on besides the shape: overrides, tuned entries, device limits."""
     key = (*key, _params.override_key(), tuning_cache.generation(), device.max_work_group_size, device.local_mem_size)
@@ -296,32 +296,39 @@ def launch_forward(device: Device, geo: ConvGeometry, x: cla.Array, weight: cla.
                   np.int32(geo.length_in), np.int32(geo.length_out), np.int32(geo.pad_left))
 
 
+def _backward_data_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool, length: int) -> Launch:
+    def build():
+        halo = _ceil_div((geo.kernel_size - 1) * geo.dilation, geo.stride)
+
+        def local_bytes(p):
+            win = p["WG_L"] * p["TILE_L"] + halo
+            return _acc_bytes(dtype) * p["CI_TILE"] * (win + geo.kernel_size * p["WG_CO"] * p["TILE_CO"])
+
+        per_phase = _ceil_div(length, geo.stride)
+        p = _pass_params(device, "backward_data", geo, dtype, geo.in_per_group, per_phase, local_bytes)
+        # A sample's dy beyond the cache: channel tiles first (see ROWS_FIRST in the kernel).
+        rows_first = p["strategy"] == "register" and geo.out_channels * geo.length_out * np.dtype(dtype).itemsize > _CACHE_BYTES
+        defines = {**_common_defines(geo, dtype, p), "HAS_BIAS": has_bias, "TILE_CI": p["TILE_CO"],
+                   "TILE_L": p["TILE_L"], "WG_L": p["WG_L"], "WG_CI": p["WG_CO"],
+                   "CO_TILE": min(p["CI_TILE"], geo.out_per_group), "ROWS_FIRST": rows_first}
+        kernel = device.kernel("conv1d_backward_data.cl", "conv1d_backward_data", defines)
+        positions = _ceil_div(per_phase, p["WG_L"] * p["TILE_L"] * p["VEC"]) * p["WG_L"]
+        rows = geo.groups * _ceil_div(geo.in_per_group, p["WG_CO"] * p["TILE_CO"]) * p["WG_CO"]
+        batch = geo.batch * (geo.stride if p["strategy"] == "local" else 1)
+        if rows_first:
+            return Launch(kernel, (rows, positions, batch), (p["WG_CO"], p["WG_L"], 1), p)
+        return Launch(kernel, (positions, rows, batch), (p["WG_L"], p["WG_CO"], 1), p)
+
+    return _planned(device, ("backward_data", geo, np.dtype(dtype).str, has_bias, length), build)
+
+
 def launch_backward_data(device: Device, geo: ConvGeometry, dy: cla.Array, weight: cla.Array, bias, dx: cla.Array,
                          length: int, pad_left: int) -> None:
     """dx (N, C_in, length) = the gather of dy (N, C_out, L_out) back through the taps (zero padding pad_left)."""
     if geo.batch == 0 or length == 0 or geo.in_channels == 0:
         return
-    halo = _ceil_div((geo.kernel_size - 1) * geo.dilation, geo.stride)
-
-    def local_bytes(p):
-        win = p["WG_L"] * p["TILE_L"] + halo
-        return _acc_bytes(dy.dtype) * p["CI_TILE"] * (win + geo.kernel_size * p["WG_CO"] * p["TILE_CO"])
-
-    per_phase = _ceil_div(length, geo.stride)
-    p = _pass_params(device, "backward_data", geo, dy.dtype, geo.in_per_group, per_phase, local_bytes)
-    defines = {**_common_defines(geo, dy.dtype, p), "HAS_BIAS": bias is not None, "TILE_CI": p["TILE_CO"],
-               "TILE_L": p["TILE_L"], "WG_L": p["WG_L"], "WG_CI": p["WG_CO"],
-               "CO_TILE": min(p["CI_TILE"], geo.out_per_group)}
-    # A sample's dy beyond the cache: channel tiles first (see ROWS_FIRST in the kernel).
-    rows_first = p["strategy"] == "register" and geo.out_channels * geo.length_out * dy.dtype.itemsize > _CACHE_BYTES
-    kernel = device.kernel("conv1d_backward_data.cl", "conv1d_backward_data", {**defines, "ROWS_FIRST": rows_first})
-    span_ci = p["WG_CO"] * p["TILE_CO"]
-    positions = _ceil_div(per_phase, p["WG_L"] * p["TILE_L"] * p["VEC"]) * p["WG_L"]
-    rows = geo.groups * _ceil_div(geo.in_per_group, span_ci) * p["WG_CO"]
-    batch = geo.batch * (geo.stride if p["strategy"] == "local" else 1)
-    global_size, local_size = ((rows, positions, batch), (p["WG_CO"], p["WG_L"], 1)) if rows_first else \
-        ((positions, rows, batch), (p["WG_L"], p["WG_CO"], 1))
-    device.launch(kernel, global_size, local_size, dy.data, weight.data,
+    plan = _backward_data_plan(device, geo, dy.dtype, bias is not None, length)
+    device.launch(plan.kernel, plan.global_size, plan.local_size, dy.data, weight.data,
                   (bias if bias is not None else weight).data, dx.data,
                   np.int32(length), np.int32(geo.length_out), np.int32(pad_left))
 
@@ -348,39 +355,50 @@ def input_gradient(device: Device, geo: ConvGeometry, dy: cla.Array, weight: cla
 _PARTIAL_BYTES_CAP = 128 << 20
 
 
+def _weight_gradient_plan(device: Device, geo: ConvGeometry, dtype) -> tuple[Launch, Launch]:
+    """(partial-sum launch, reduce launch); the partial launch's params carry the chunk count."""
+    def build():
+        def local_bytes(p):
+            return _acc_bytes(dtype) * p["WG_CO"] * p["TILE_CO"] * p["LB"]
+
+        p = _pass_params(device, "backward_weight", geo, dtype, geo.out_per_group, geo.length_out, local_bytes)
+        tile_k = max(1, min(p["TILE_K"], geo.kernel_size))
+        lanes = geo.in_per_group * _ceil_div(geo.kernel_size, tile_k)
+        wg_a = max(1, min(p["WG_L"], _params.pow2_floor(lanes)))
+        rows = geo.groups * _ceil_div(geo.out_per_group, p["WG_CO"] * p["TILE_CO"]) * p["WG_CO"]
+        work_items = _ceil_div(lanes, wg_a) * wg_a * rows
+        vectors = geo.batch * _ceil_div(geo.length_out, p["VEC"])
+        w_size = geo.out_channels * geo.in_per_group * geo.kernel_size
+        # Chunks: enough to fill the device and short enough (RUN positions) that a chunk's rows stay in cache
+        # while consecutive work-items reuse them; capped in memory. A function of the shape and the device
+        # parameters only, so the summation order (and the bits) never change between runs.
+        target = device.compute_units * (64 if device.type == "CPU" else 2048)
+        chunks = max(_ceil_div(target, work_items), _ceil_div(geo.batch * geo.length_out, p["RUN"]))
+        chunks = max(1, min(chunks, vectors // 4, _PARTIAL_BYTES_CAP // max(1, w_size * _acc_bytes(dtype))))
+        defines = {**_common_defines(geo, dtype, p), "PAD_MODE": _PAD_MODE_CODE[geo.padding_mode],
+                   "TILE_CO": p["TILE_CO"], "TILE_K": tile_k, "WG_A": wg_a, "WG_CO": p["WG_CO"], "LB": p["LB"]}
+        partial = Launch(device.kernel("conv1d_backward_weight.cl", "conv1d_backward_weight_partial", defines),
+                         (_ceil_div(lanes, wg_a) * wg_a, rows, chunks), (wg_a, p["WG_CO"], 1), {**p, "chunks": chunks})
+        group = _line_group(device, 64)
+        reduce = Launch(device.kernel("conv1d_backward_weight.cl", "conv1d_backward_weight_reduce", defines),
+                        (_ceil_div(w_size, group) * group,), (group,), p)
+        return partial, reduce
+
+    return _planned(device, ("backward_weight", geo, np.dtype(dtype).str), build)
+
+
 def weight_gradient_into(device: Device, geo: ConvGeometry, x: cla.Array, dy: cla.Array, dw: cla.Array,
-                           accumulate: bool) -> None:
+                         accumulate: bool) -> None:
     """dw (C_out, C_in/groups, K) = sum over batch and positions of dy times the padded input, or dw += that."""
     if dw.size == 0:
         return
-    def local_bytes(p):
-        return _acc_bytes(x.dtype) * p["WG_CO"] * p["TILE_CO"] * p["LB"]
-
-    p = _pass_params(device, "backward_weight", geo, x.dtype, geo.out_per_group, geo.length_out, local_bytes)
-    tile_k = max(1, min(p["TILE_K"], geo.kernel_size))
-    lanes = geo.in_per_group * _ceil_div(geo.kernel_size, tile_k)
-    wg_a = max(1, min(p["WG_L"], _params.pow2_floor(lanes)))
-    span_co = p["WG_CO"] * p["TILE_CO"]
-    rows = geo.groups * _ceil_div(geo.out_per_group, span_co) * p["WG_CO"]
-    work_items = _ceil_div(lanes, wg_a) * wg_a * rows
-    vectors = geo.batch * _ceil_div(geo.length_out, p["VEC"])
-    w_size = dw.size
-    # Chunks: enough to fill the device and short enough (RUN positions) that a chunk's rows stay in cache
-    # while consecutive work-items reuse them; capped in memory. A function of the shape and the device
-    # parameters only, so the summation order (and the bits) never change between runs.
-    target = device.compute_units * (64 if device.type == "CPU" else 2048)
-    chunks = max(_ceil_div(target, work_items), _ceil_div(geo.batch * geo.length_out, p["RUN"]))
-    chunks = max(1, min(chunks, vectors // 4, _PARTIAL_BYTES_CAP // max(1, w_size * _acc_bytes(x.dtype))))
-    partial = device.buffer(chunks * w_size * _acc_bytes(x.dtype))
-    defines = {**_common_defines(geo, x.dtype, p), "PAD_MODE": _PAD_MODE_CODE[geo.padding_mode],
-               "TILE_CO": p["TILE_CO"], "TILE_K": tile_k, "WG_A": wg_a, "WG_CO": p["WG_CO"], "LB": p["LB"]}
-    kernel = device.kernel("conv1d_backward_weight.cl", "conv1d_backward_weight_partial", defines)
-    device.launch(kernel, (_ceil_div(lanes, wg_a) * wg_a, rows, chunks), (wg_a, p["WG_CO"], 1),
-                  x.data, dy.data, partial, np.int32(geo.batch), np.int32(geo.length_in),
-                  np.int32(geo.length_out), np.int32(geo.pad_left), np.int32(chunks))
-    reduce = device.kernel("conv1d_backward_weight.cl", "conv1d_backward_weight_reduce", defines)
-    group = _line_group(device, 64)
-    device.launch(reduce, (_ceil_div(w_size, group) * group,), (group,), partial, dw.data, np.int32(chunks),
+    partial, reduce = _weight_gradient_plan(device, geo, x.dtype)
+    chunks = partial.params["chunks"]
+    sums = device.buffer(chunks * dw.size * _acc_bytes(x.dtype))
+    device.launch(partial.kernel, partial.global_size, partial.local_size, x.data, dy.data, sums,
+                  np.int32(geo.batch), np.int32(geo.length_in), np.int32(geo.length_out), np.int32(geo.pad_left),
+                  np.int32(chunks))
+    device.launch(reduce.kernel, reduce.global_size, reduce.local_size, sums, dw.data, np.int32(chunks),
                   np.int32(accumulate))
 
 
