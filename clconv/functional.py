@@ -243,7 +243,14 @@ def _common_defines(geo: ConvGeometry, dtype, p: dict) -> dict:
             "STRATEGY": int(p["strategy"] == "local"), "VEC": p["VEC"], **dtype_defines(dtype)}
 
 
-_CACHE_BYTES = 16 << 20  # a last-level cache's worth: rows of one sample beyond this are walked in blocks
+def _position_block(p: dict, window_bytes: int, sample_bytes: int) -> int:
+    """POS_BLOCK (see tile_order in common.cl): position groups per cache block, 0 for plain grid order.
+    A sample whose input fits the block budget keeps grid order; otherwise a block takes as many position
+    groups as fit the budget, at least one."""
+    budget = p["BLOCK_KB"] << 10
+    if p["strategy"] != "register" or sample_bytes <= budget:
+        return 0
+    return p.get("POS_BLOCK") or max(1, budget // max(1, window_bytes))
 
 
 class Launch(NamedTuple):
@@ -263,25 +270,53 @@ def _planned(device: Device, key: tuple, build):
     return plan
 
 
-def _forward_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool) -> Launch:
+class Staging(NamedTuple):
+    """The padded copy of the input the forward kernel reads instead of the input (see pad_rows.cl)."""
+    kernel: object
+    global_size: tuple
+    local_size: tuple
+    row_length: int  # LDX
+
+
+def _staging_row_length(geo: ConvGeometry, span_l: int, itemsize: int) -> int:
+    """Elements per staged row: the window of every work-group, as a whole and odd number of cache lines."""
+    reach = (_ceil_div(geo.length_out, span_l) * span_l - 1) * geo.stride + (geo.kernel_size - 1) * geo.dilation + 1
+    per_line = max(1, 64 // itemsize)
+    lines = _ceil_div(reach, per_line)
+    return (lines + (1 - lines % 2)) * per_line
+
+
+def _forward_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool) -> tuple[Launch, Staging | None]:
     def build():
         def local_bytes(p):
             win = (p["WG_L"] * p["TILE_L"] - 1) * geo.stride + (geo.kernel_size - 1) * geo.dilation + 1
             return _acc_bytes(dtype) * p["CI_TILE"] * (win + geo.kernel_size * p["WG_CO"] * p["TILE_CO"])
 
         p = _pass_params(device, "forward", geo, dtype, geo.out_per_group, geo.length_out, local_bytes)
+        itemsize = np.dtype(dtype).itemsize
+        span_co = p["WG_CO"] * p["TILE_R"] * p["TILE_CO"]
+        span_l = p["WG_L"] * p["TILE_P"] * p["TILE_L"] * p["VEC"]
+        ldx = _staging_row_length(geo, span_l, itemsize)
+        # Deep reductions read a staged copy: no edge tiles, no cache-set conflicts (pad_rows.cl).
+        staged = (p["strategy"] == "register" and 0 < p["STAGE_MIN"] <= geo.in_per_group * geo.kernel_size
+                  and geo.length_in > 0 and geo.batch * geo.in_channels * ldx * itemsize <= device.buffer_limit)
+        row_length = ldx if staged else geo.length_in
         defines = {**_common_defines(geo, dtype, p), "HAS_BIAS": has_bias,
-                   "PAD_MODE": _PAD_MODE_CODE[geo.padding_mode], "TILE_CO": p["TILE_CO"], "TILE_L": p["TILE_L"],
-                   "WG_L": p["WG_L"], "WG_CO": p["WG_CO"], "CI_TILE": min(p["CI_TILE"], geo.in_per_group)}
-        span_co = p["WG_CO"] * p["TILE_CO"]
-        positions = _ceil_div(geo.length_out, p["WG_L"] * p["TILE_L"] * p["VEC"]) * p["WG_L"]
+                   "PAD_MODE": 0 if staged else _PAD_MODE_CODE[geo.padding_mode], "TILE_CO": p["TILE_CO"],
+                   "TILE_L": p["TILE_L"], "WG_L": p["WG_L"], "WG_CO": p["WG_CO"],
+                   "CI_TILE": min(p["CI_TILE"], geo.in_per_group),
+                   "TILE_R": p["TILE_R"], "TILE_P": p["TILE_P"], "CI_CHUNK": p["CI_CHUNK"]}
+        positions = _ceil_div(geo.length_out, span_l) * p["WG_L"]
         rows = geo.groups * _ceil_div(geo.out_per_group, span_co) * p["WG_CO"]
-        # A sample's input beyond the cache: channel tiles first (see ROWS_FIRST in the kernel).
-        rows_first = p["strategy"] == "register" and geo.in_channels * geo.length_in * np.dtype(dtype).itemsize > _CACHE_BYTES
-        kernel = device.kernel("conv1d_forward.cl", "conv1d_forward", {**defines, "ROWS_FIRST": rows_first})
-        if rows_first:
-            return Launch(kernel, (rows, positions, geo.batch), (p["WG_CO"], p["WG_L"], 1), p)
-        return Launch(kernel, (positions, rows, geo.batch), (p["WG_L"], p["WG_CO"], 1), p)
+        span_in = (span_l - 1) * geo.stride + (geo.kernel_size - 1) * geo.dilation + 1
+        defines["POS_BLOCK"] = _position_block(p, geo.in_channels * span_in * itemsize, geo.in_channels * row_length * itemsize)
+        kernel = device.kernel("conv1d_forward.cl", "conv1d_forward", defines)
+        launch = Launch(kernel, (positions, rows, geo.batch), (p["WG_L"], p["WG_CO"], 1), p)
+        if not staged:
+            return launch, None
+        group = _line_group(device, 64)
+        copy = device.kernel("pad_rows.cl", "pad_rows", {"PAD_MODE": _PAD_MODE_CODE[geo.padding_mode], **dtype_defines(dtype)})
+        return launch, Staging(copy, (_ceil_div(ldx, group) * group, geo.batch * geo.in_channels), (group, 1), ldx)
 
     return _planned(device, ("forward", geo, np.dtype(dtype).str, has_bias), build)
 
@@ -290,10 +325,17 @@ def launch_forward(device: Device, geo: ConvGeometry, x: cla.Array, weight: cla.
     """y = conv1d(x) on the device; x (N, C_in, L_in), y (N, C_out, L_out), all C-contiguous."""
     if geo.batch == 0 or geo.length_out == 0 or geo.out_channels == 0:
         return
-    plan = _forward_plan(device, geo, x.dtype, bias is not None)
-    device.launch(plan.kernel, plan.global_size, plan.local_size, x.data, weight.data,
+    plan, staging = _forward_plan(device, geo, x.dtype, bias is not None)
+    source, length, pad_left = x.data, geo.length_in, geo.pad_left
+    if staging is not None:
+        source = device.buffer(geo.batch * geo.in_channels * staging.row_length * x.dtype.itemsize)
+        device.launch(staging.kernel, staging.global_size, staging.local_size, x.data, source, np.int32(geo.length_in),
+                      np.int32(geo.pad_left), np.int32(geo.pad_left + geo.length_in + geo.pad_right),
+                      np.int32(staging.row_length))
+        length, pad_left = staging.row_length, 0
+    device.launch(plan.kernel, plan.global_size, plan.local_size, source, weight.data,
                   (bias if bias is not None else weight).data, y.data,
-                  np.int32(geo.length_in), np.int32(geo.length_out), np.int32(geo.pad_left))
+                  np.int32(length), np.int32(geo.length_out), np.int32(pad_left))
 
 
 def _backward_data_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool, length: int) -> Launch:
@@ -306,17 +348,17 @@ def _backward_data_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool
 
         per_phase = _ceil_div(length, geo.stride)
         p = _pass_params(device, "backward_data", geo, dtype, geo.in_per_group, per_phase, local_bytes)
-        # A sample's dy beyond the cache: channel tiles first (see ROWS_FIRST in the kernel).
-        rows_first = p["strategy"] == "register" and geo.out_channels * geo.length_out * np.dtype(dtype).itemsize > _CACHE_BYTES
+        itemsize = np.dtype(dtype).itemsize
+        span_dy = p["WG_L"] * p["TILE_L"] * p["VEC"] + halo
         defines = {**_common_defines(geo, dtype, p), "HAS_BIAS": has_bias, "TILE_CI": p["TILE_CO"],
                    "TILE_L": p["TILE_L"], "WG_L": p["WG_L"], "WG_CI": p["WG_CO"],
-                   "CO_TILE": min(p["CI_TILE"], geo.out_per_group), "ROWS_FIRST": rows_first}
+                   "CO_TILE": min(p["CI_TILE"], geo.out_per_group),
+                   "POS_BLOCK": _position_block(p, geo.out_channels * span_dy * itemsize,
+                                                geo.out_channels * geo.length_out * itemsize)}
         kernel = device.kernel("conv1d_backward_data.cl", "conv1d_backward_data", defines)
         positions = _ceil_div(per_phase, p["WG_L"] * p["TILE_L"] * p["VEC"]) * p["WG_L"]
         rows = geo.groups * _ceil_div(geo.in_per_group, p["WG_CO"] * p["TILE_CO"]) * p["WG_CO"]
         batch = geo.batch * (geo.stride if p["strategy"] == "local" else 1)
-        if rows_first:
-            return Launch(kernel, (rows, positions, batch), (p["WG_CO"], p["WG_L"], 1), p)
         return Launch(kernel, (positions, rows, batch), (p["WG_L"], p["WG_CO"], 1), p)
 
     return _planned(device, ("backward_data", geo, np.dtype(dtype).str, has_bias, length), build)

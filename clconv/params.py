@@ -15,11 +15,14 @@ STRATEGIES = ("register", "local")
 # A safe default for any device: small register tiles, work-groups of 8.
 # TILE_CO / WG_CO tile the channels a pass writes (output channels forward, input channels for the input
 # gradient); CI_TILE is the channel chunk staged in __local memory; TILE_K, LB and RUN serve the weight
-# gradient (taps per work-item, positions per __local block, positions per partial-sum chunk).
+# gradient (taps per work-item, positions per __local block, positions per partial-sum chunk); BLOCK_KB is
+# the input a register-strategy pass keeps in a core's cache while its channel tiles pass over it.
 _SAFE_DEFAULT = {"strategy": "register", "TILE_CO": 4, "TILE_L": 2, "VEC": 4, "WG_L": 8, "WG_CO": 1, "CI_TILE": 4,
-                 "TILE_K": 3, "LB": 64, "RUN": 2048}
+                 "TILE_K": 3, "LB": 64, "RUN": 2048, "BLOCK_KB": 256,
+                 "TILE_R": 1, "TILE_P": 1, "CI_CHUNK": 32, "STAGE_MIN": 0}
 
-# Built-in table: (device type, vendor substring or "") -> pass ("*" for all) -> parameters over the default.
+# Built-in table: (device type, substring of device_traits() or "") -> pass ("*" for all) -> parameters over
+# the default; the first matching tag wins, then the type's "" entry.
 # CPUs (PoCL) want register tiles without barriers: its work-item loop vectoriser gives up on barriers.
 # GPUs want work-group tiles staged in __local memory.
 _BUILTIN = {
@@ -28,6 +31,14 @@ _BUILTIN = {
         "*": {"strategy": "register", "TILE_CO": 6, "TILE_L": 2, "VEC": 8, "WG_L": 1, "WG_CO": 1},
         # 16 vector registers on AVX2: 3 x 3 accumulators, 3 dy vectors and the input stay unspilled
         # (4 x 3 spills: tcn 67 -> 128 GF/s with 3 x 3).
+        "backward_weight": {"TILE_CO": 3, "TILE_K": 3, "RUN": 4096},
+        # Deep reductions read a staged copy of the input (pad_rows.cl): no edge tiles, no cache-set conflicts.
+        "forward": {"STAGE_MIN": 64},
+    },
+    # PoCL compiling for a CPU with AVX-512 (32 vector registers of 16 floats): twice the vector width and
+    # a 12-channel tile; deep reductions read a staged copy of the input (pad_rows.cl).
+    ("CPU", "avx512"): {
+        "*": {"strategy": "register", "TILE_CO": 12, "TILE_L": 1, "VEC": 16, "WG_L": 1, "WG_CO": 1, "STAGE_MIN": 64},
         "backward_weight": {"TILE_CO": 3, "TILE_K": 3, "RUN": 4096},
     },
     ("GPU", ""): {"*": {"strategy": "local", "TILE_CO": 4, "TILE_L": 2, "WG_L": 32, "WG_CO": 4, "CI_TILE": 4, "RUN": 8192}},
@@ -72,9 +83,24 @@ def has_tuned(device, pass_name: str, shape_key: tuple) -> bool:
     return bool(_tuned(device, pass_name, shape_key))
 
 
+# LLVM CPU names with AVX-512; PoCL's CPU device names the one it compiles for in its version string
+# ("... HSTR: pthread-x86_64-unknown-linux-gnu-icelake-client").
+_AVX512_TARGETS = ("avx512", "knl", "knm", "cannonlake", "icelake", "tigerlake", "rocketlake", "cascadelake",
+                   "cooperlake", "sapphirerapids", "emeraldrapids", "graniterapids", "diamondrapids", "znver4", "znver5")
+
+
+def device_traits(device) -> str:
+    """What the built-in table's second key is matched in: the vendor, the version string, and "avx512"
+    for a CPU device that compiles for AVX-512."""
+    text = f"{device.cl_device.vendor} {device.cl_device.version}".lower()
+    if device.type == "CPU" and any(target in text for target in _AVX512_TARGETS):
+        text += " avx512"
+    return text
+
+
 def _builtin(device, pass_name: str) -> dict:
-    vendor = device.cl_device.vendor.lower()
-    entry = next((e for (dtype, vend), e in _BUILTIN.items() if dtype == device.type and vend and vend in vendor),
+    traits = device_traits(device)
+    entry = next((e for (dtype, tag), e in _BUILTIN.items() if dtype == device.type and tag and tag in traits),
                  _BUILTIN.get((device.type, ""), {}))
     return {**entry.get("*", {}), **entry.get(pass_name, {})}
 
@@ -131,6 +157,12 @@ def fit(device, params: dict, *, rows: int, length: int, local_bytes) -> dict:
     while p["TILE_L"] > 1 and -(-length // (p["TILE_L"] * p["VEC"])) * p["TILE_L"] * p["VEC"] - length > length // 8:
         p["TILE_L"] //= 2
     p["WG_L"] = max(1, min(p["WG_L"], pow2_floor(-(-length // (p["TILE_L"] * p["VEC"])))))
+    if p["strategy"] == "register":
+        # Register tiles per work-item: at most what the shape holds, powers of two along the positions.
+        p["TILE_R"] = max(1, min(p["TILE_R"], -(-rows // p["TILE_CO"])))
+        p["TILE_P"] = max(1, min(p["TILE_P"], pow2_floor(max(1, -(-length // (p["TILE_L"] * p["VEC"] * p["WG_L"]))))))
+    else:
+        p["TILE_R"] = p["TILE_P"] = 1
     max_wg = device.max_work_group_size
     p["WG_CO"] = max(1, min(p["WG_CO"], pow2_floor(-(-rows // p["TILE_CO"]))))
     while p["WG_L"] * p["WG_CO"] > max_wg:

@@ -77,6 +77,7 @@ inline acc_t load_padded(__global const store_t *row, int i, int len)
  *   gather_padded(r, i, s, len)  lanes load_padded(r, i + j*s, len)
  *   gather_masked(r, i, s, len)  lanes load_masked(r, i + j*s, len)
  *   LOADV(p)                     lanes p[0 .. VEC-1]: one unaligned vector load where the type allows.
+ *   LOADV_PRIVATE(p)             the same from private memory (acc_t elements).
  *   STOREV(p, x)                 the reverse, where HAS_STOREV (float and double storage) says it exists.
  * vloadn would be the obvious contiguous load but is an out-of-line call on
  * PoCL; a packed struct gives the unaligned vector load instead.
@@ -125,14 +126,31 @@ inline accv_t gather_masked(__global const store_t *row, int i, int s, int len)
     return lanes.v;
 }
 
-#if !defined(DTYPE_HALF) && VEC > 1
+#if VEC > 1
 typedef struct __attribute__((packed)) { accv_t v; } unaligned_accv;
+#define LOADV_PRIVATE(p) (((const unaligned_accv *)(p))->v)
+#else
+#define LOADV_PRIVATE(p) (*(p))
+#endif
+#if !defined(DTYPE_HALF) && VEC > 1
 #define LOADV(p) (((__global const unaligned_accv *)(p))->v)
 #define HAS_STOREV 1
 #define STOREV(p, x) (((__global unaligned_accv *)(p))->v = (x))
 #else
 #define LOADV(p) gather(p, 1)
 #endif
+
+/* Edges of a row: a register tile whose window crosses the row's ends copies the window into private
+ * memory once per channel (scalar loads through the padding map) and runs the same vector loop on the
+ * copy: gathering every lane of every tap through the map instead costs some 30 times the interior. */
+inline accv_t gather_private(const acc_t *p, int s)
+{
+    accv_lanes lanes;
+    UNROLL
+    for (int v = 0; v < VEC; ++v)
+        lanes.s[v] = p[v * s];
+    return lanes.v;
+}
 
 /* acc[c][t*VEC + v] += lane v of vector accumulator ACCV[c][t], for the TILE rows and TILE_L vectors a
  * register-blocked kernel keeps. */
@@ -147,3 +165,25 @@ typedef struct __attribute__((packed)) { accv_t v; } unaligned_accv;
             for (int v_ = 0; v_ < VEC; ++v_)                                    \
                 acc[c_][t_ * VEC + v_] += lanes_.s[v_];                         \
         }
+
+/* Order of the work-groups over (position block, channel tile), grid dims 0 and 1. PoCL runs work-groups
+ * by linear id, dim 0 fastest: plain grid order sweeps a sample's whole row for each channel tile, so a
+ * deep reduction (C_in_g x window beyond the core's cache) reloads its input from far memory every time.
+ * POS_BLOCK > 0 renumbers them: blocks of POS_BLOCK position groups, every channel tile of a block before
+ * the next block, so the block's input window stays in cache while the channel tiles pass over it. */
+#ifndef POS_BLOCK
+#define POS_BLOCK 0 /* position groups per cache block; 0: grid order */
+#endif
+inline int2 tile_order(void)
+{
+#if POS_BLOCK > 0
+    const int positions = get_num_groups(0), rows = get_num_groups(1);
+    const int linear = get_group_id(0) + positions * get_group_id(1);
+    const int block = linear / (POS_BLOCK * rows);
+    const int within = linear - block * (POS_BLOCK * rows);
+    const int width = positions - block * POS_BLOCK < POS_BLOCK ? positions - block * POS_BLOCK : POS_BLOCK;
+    return (int2)(block * POS_BLOCK + within % width, within / width);
+#else
+    return (int2)(get_group_id(0), get_group_id(1));
+#endif
+}

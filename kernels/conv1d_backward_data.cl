@@ -7,7 +7,7 @@
  * reaches q only when (rho - k*DILATION) mod STRIDE == 0, and then from l = m + (rho - k*DILATION)/STRIDE.
  * A work-item keeps one phase rho, so the tap test is uniform and the l it reads are consecutive in m.
  *
- * Grid: dim POS_DIM = m (positions of one phase), ROW_DIM = input-channel tiles, dim 2 = n (register strategy,
+ * Grid: dim 0 = m (positions of one phase), dim 1 = input-channel tiles, dim 2 = n (register strategy,
  * which loops over the phases) or n * STRIDE + rho (local strategy).
  *   STRATEGY 0 (register): TILE_CI channels x TILE_L vectors of VEC consecutive m per work-item.
  *   STRATEGY 1 (local): WG_L x WG_CI work-items, positions interleaved WG_L apart; per chunk of CO_TILE
@@ -50,27 +50,17 @@
 
 inline int floor_div(int a, int b) { return a >= 0 ? a / b : -((b - 1 - a) / b); }
 
-/* Positions in grid dim 0, channel tiles in dim 1; rows of dy too long for the cache (ROWS_FIRST, register
- * strategy only) swap the two, as in conv1d_forward.cl. */
-#ifndef ROWS_FIRST
-#define ROWS_FIRST 0 /* 1: channel tiles in grid dim 0 */
-#endif
-#if STRATEGY == 0 && ROWS_FIRST
-#define POS_DIM 1
-#define ROW_DIM 0
-__kernel __attribute__((reqd_work_group_size(WG_CI, WG_L, 1)))
-#else
-#define POS_DIM 0
-#define ROW_DIM 1
+/* Positions in grid dim 0, channel tiles in dim 1; tile_order() in common.cl gives the order work-groups
+ * visit them. */
 __kernel __attribute__((reqd_work_group_size(WG_L, WG_CI, 1)))
-#endif
 void conv1d_backward_data(__global const store_t *restrict dy, __global const store_t *restrict w,
                           __global const store_t *restrict bias, __global store_t *restrict dx,
                           const int L_dst, const int L_src, const int pad_l)
 {
-    const int lane = get_local_id(POS_DIM);
-    const int row = get_local_id(ROW_DIM);
-    const int span = get_group_id(ROW_DIM);
+    const int lane = get_local_id(0);
+    const int row = get_local_id(1);
+    const int2 tile = tile_order(); /* (position group, channel tile) */
+    const int span = tile.y;
     const int g = span / CI_SPANS;
     const int ci_first = g * C_IN_G + (span % CI_SPANS) * SPAN_CI;
     const int ci_end = (g + 1) * C_IN_G;
@@ -87,7 +77,7 @@ void conv1d_backward_data(__global const store_t *restrict dy, __global const st
     __local acc_t w_tile[CO_TILE * K][SPAN_CI];
 #endif
     const int m_lo = -floor_div(rho - pad_l, STRIDE); /* first m whose i is >= 0 */
-    const int m_first = m_lo + get_group_id(POS_DIM) * SPAN_L;
+    const int m_first = m_lo + tile.x * SPAN_L;
     __global const store_t *dyg = dy + ((long)n * C_OUT + g * C_OUT_G) * L_src;
 
     /* acc[c][j] holds channel ci_base + c at m = POSITION(j). */
@@ -116,9 +106,15 @@ void conv1d_backward_data(__global const store_t *restrict dy, __global const st
     const bool interior = m0 - HALO >= 0 && m0 + TILE_L * VEC <= L_src;
 
 #define LOAD_DY_INTERIOR(r, l) LOADV(r + m0 + (l))
-#define LOAD_DY_EDGE(r, l) gather_masked(r, m0 + (l), 1, L_src)
+#define LOAD_DY_EDGE(r, l) LOADV_PRIVATE(window + HALO + (l))
+#define WIN_T (TILE_L * VEC + HALO) /* dy window of one register tile: m0 - HALO .. m0 + TILE_L*VEC - 1 */
+#define STAGE_NOTHING
+#define STAGE_WINDOW                                                            \
+    for (int j = 0; j < WIN_T; ++j)                                             \
+        window[j] = load_masked(dyr, m0 - HALO + j, L_src);
+    acc_t window[WIN_T];
 /* Summation is blocked as in the forward pass: CO_BLOCK channels per vector partial sum, then acc. */
-#define BACKWARD_DATA_ACCUMULATE(LOAD_DY, TAP_LOOP)                             \
+#define BACKWARD_DATA_ACCUMULATE(LOAD_DY, STAGE)                             \
     __global const store_t *dyr = dyg;                                          \
     __global const store_t *wp = w + ((long)g * C_OUT_G * C_IN_G + ci_base - g * C_IN_G) * K; \
     for (int cb = 0; cb < C_OUT_G; cb += CO_BLOCK) {                            \
@@ -130,7 +126,8 @@ void conv1d_backward_data(__global const store_t *restrict dy, __global const st
                 accv[c][t] = 0;                                                 \
         const int cb_end = cb + CO_BLOCK < C_OUT_G ? cb + CO_BLOCK : C_OUT_G;   \
         for (int co = cb; co < cb_end; ++co, dyr += L_src, wp += C_IN_G * K) {  \
-            TAP_LOOP                                                            \
+            STAGE                                                               \
+            UNROLL_TAPS                                                         \
             for (int k = 0; k < K; ++k) {                                       \
                 if (tap_on[k]) {                                                \
                     accv_t dyv[TILE_L];                                         \
@@ -150,9 +147,9 @@ void conv1d_backward_data(__global const store_t *restrict dy, __global const st
         FOLD_INTO_ACC(accv)                                                     \
     }
     if (interior) {
-        BACKWARD_DATA_ACCUMULATE(LOAD_DY_INTERIOR, UNROLL_TAPS)
+        BACKWARD_DATA_ACCUMULATE(LOAD_DY_INTERIOR, STAGE_NOTHING)
     } else {
-        BACKWARD_DATA_ACCUMULATE(LOAD_DY_EDGE, NO_UNROLL)
+        BACKWARD_DATA_ACCUMULATE(LOAD_DY_EDGE, STAGE_WINDOW)
     }
 #else
 #define POSITION(j) (m_first + lane + (j) * WG_L)

@@ -1,0 +1,70 @@
+"""Register-tile layouts of the forward and input-gradient kernels against the float64 reference.
+
+The built-in parameters of the machine running the tests pick one layout per shape; these cases force
+the others, so every layout is checked wherever the suite runs: the staged input copy (pad_rows.cl) and
+the guarded edge path, several register tiles per work-item with a reduction in chunks that do not
+divide the channels, and work-groups renumbered into cache blocks with a partial last block.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+import clconv
+from conftest import DTYPE_IDS, assert_close
+from test_backward import check_grads
+from test_forward import reference_for
+
+LAYOUTS = {
+    "staged": dict(STAGE_MIN=1),
+    "unstaged": dict(STAGE_MIN=0),
+    "r2-p2-chunk3": dict(TILE_CO=2, TILE_L=1, VEC=4, TILE_R=2, TILE_P=2, CI_CHUNK=3, STAGE_MIN=1),
+    "cache-blocks": dict(TILE_CO=2, TILE_L=1, VEC=4, BLOCK_KB=1, STAGE_MIN=0),
+}
+
+
+@dataclass(frozen=True)
+class TileCase:
+    cin: int
+    cout: int
+    k: int
+    length: int
+    stride: int = 1
+    padding: int = 0
+    dilation: int = 1
+    groups: int = 1
+    mode: str = "zeros"
+    dtype: str = "float32"
+
+    @property
+    def id(self):
+        return (f"c{self.cin}o{self.cout}-g{self.groups}-d{self.dilation}-k{self.k}-L{self.length}-s{self.stride}"
+                f"-pad{self.padding}-{self.mode}-{DTYPE_IDS[np.dtype(self.dtype)]}")
+
+
+CASES = [
+    TileCase(7, 9, 3, 83, padding=1),
+    TileCase(5, 7, 4, 61, stride=2, padding=3, dilation=2, mode="reflect"),
+    TileCase(6, 6, 3, 50, padding=2, groups=3, mode="circular"),
+    TileCase(4, 5, 5, 29, stride=3, padding=4, mode="replicate"),
+    TileCase(3, 4, 2, 40, padding=1, dtype="float64"),
+    TileCase(4, 3, 3, 45, padding=1, dtype="float16"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+@pytest.mark.parametrize("layout", LAYOUTS, ids=list(LAYOUTS))
+def test_register_layouts(case, layout, device, rng):
+    dtype = np.dtype(case.dtype)
+    if dtype == np.float64 and not device.has_fp64:
+        pytest.skip("device has no fp64")
+    with clconv.params.override(strategy="register", **LAYOUTS[layout]):
+        m = clconv.Conv1d(case.cin, case.cout, case.k, stride=case.stride, padding=case.padding,
+                          dilation=case.dilation, groups=case.groups, padding_mode=case.mode,
+                          device=device, dtype=dtype)
+        x = rng.uniform(-1.0, 1.0, size=(3, case.cin, case.length)).astype(dtype)
+        y = m(x)
+        dy = rng.uniform(-1.0, 1.0, size=y.shape).astype(dtype)
+        dx = m.backward(dy)
+    assert_close(y, reference_for(m, x, case), dtype, f"{layout} forward")
+    check_grads(m, x, dy, dx, dtype, layout)
