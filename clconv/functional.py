@@ -271,19 +271,38 @@ def _planned(device: Device, key: tuple, build):
 
 
 class Staging(NamedTuple):
-    """The padded copy of the input the forward kernel reads instead of the input (see pad_rows.cl)."""
+    """The padded copy of the input that the forward and weight-gradient kernels read instead (pad_rows.cl)."""
     kernel: object
     global_size: tuple
     local_size: tuple
     row_length: int  # LDX
 
 
-def _staging_row_length(geo: ConvGeometry, span_l: int, itemsize: int) -> int:
-    """Elements per staged row: the window of every work-group, as a whole and odd number of cache lines."""
+def _staging(device: Device, geo: ConvGeometry, dtype, p: dict, span_l: int) -> Staging | None:
+    """The staged copy a register-strategy pass reads when its reduction is deep (C_in_g x K >= STAGE_MIN):
+    no edge tiles, no cache-set conflicts (pad_rows.cl). span_l: positions per work-group."""
+    itemsize = np.dtype(dtype).itemsize
     reach = (_ceil_div(geo.length_out, span_l) * span_l - 1) * geo.stride + (geo.kernel_size - 1) * geo.dilation + 1
     per_line = max(1, 64 // itemsize)
     lines = _ceil_div(reach, per_line)
-    return (lines + (1 - lines % 2)) * per_line
+    row_length = (lines + (1 - lines % 2)) * per_line  # a whole and odd number of cache lines
+    if not (p["strategy"] == "register" and 0 < p["STAGE_MIN"] <= geo.in_per_group * geo.kernel_size
+            and geo.length_in > 0 and geo.batch * geo.in_channels * row_length * itemsize <= device.buffer_limit):
+        return None
+    group = _line_group(device, 64)
+    kernel = device.kernel("pad_rows.cl", "pad_rows", {"PAD_MODE": _PAD_MODE_CODE[geo.padding_mode], **dtype_defines(dtype)})
+    return Staging(kernel, (_ceil_div(row_length, group) * group, geo.batch * geo.in_channels), (group, 1), row_length)
+
+
+def _stage_input(device: Device, geo: ConvGeometry, x: cla.Array, staging: Staging | None) -> tuple:
+    """(input buffer, row length, left padding) a pass reads: x itself, or its staged copy."""
+    if staging is None:
+        return x.data, geo.length_in, geo.pad_left
+    staged = device.buffer(geo.batch * geo.in_channels * staging.row_length * x.dtype.itemsize)
+    device.launch(staging.kernel, staging.global_size, staging.local_size, x.data, staged, np.int32(geo.length_in),
+                  np.int32(geo.pad_left), np.int32(geo.pad_left + geo.length_in + geo.pad_right),
+                  np.int32(staging.row_length))
+    return staged, staging.row_length, 0
 
 
 def _forward_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool) -> tuple[Launch, Staging | None]:
@@ -296,13 +315,10 @@ def _forward_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool) -> t
         itemsize = np.dtype(dtype).itemsize
         span_co = p["WG_CO"] * p["TILE_R"] * p["TILE_CO"]
         span_l = p["WG_L"] * p["TILE_P"] * p["TILE_L"] * p["VEC"]
-        ldx = _staging_row_length(geo, span_l, itemsize)
-        # Deep reductions read a staged copy: no edge tiles, no cache-set conflicts (pad_rows.cl).
-        staged = (p["strategy"] == "register" and 0 < p["STAGE_MIN"] <= geo.in_per_group * geo.kernel_size
-                  and geo.length_in > 0 and geo.batch * geo.in_channels * ldx * itemsize <= device.buffer_limit)
-        row_length = ldx if staged else geo.length_in
+        staging = _staging(device, geo, dtype, p, span_l)
+        row_length = geo.length_in if staging is None else staging.row_length
         defines = {**_common_defines(geo, dtype, p), "HAS_BIAS": has_bias,
-                   "PAD_MODE": 0 if staged else _PAD_MODE_CODE[geo.padding_mode], "TILE_CO": p["TILE_CO"],
+                   "PAD_MODE": 0 if staging else _PAD_MODE_CODE[geo.padding_mode], "TILE_CO": p["TILE_CO"],
                    "TILE_L": p["TILE_L"], "WG_L": p["WG_L"], "WG_CO": p["WG_CO"],
                    "CI_TILE": min(p["CI_TILE"], geo.in_per_group),
                    "TILE_R": p["TILE_R"], "TILE_P": p["TILE_P"], "CI_CHUNK": p["CI_CHUNK"]}
@@ -311,12 +327,7 @@ def _forward_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool) -> t
         span_in = (span_l - 1) * geo.stride + (geo.kernel_size - 1) * geo.dilation + 1
         defines["POS_BLOCK"] = _position_block(p, geo.in_channels * span_in * itemsize, geo.in_channels * row_length * itemsize)
         kernel = device.kernel("conv1d_forward.cl", "conv1d_forward", defines)
-        launch = Launch(kernel, (positions, rows, geo.batch), (p["WG_L"], p["WG_CO"], 1), p)
-        if not staged:
-            return launch, None
-        group = _line_group(device, 64)
-        copy = device.kernel("pad_rows.cl", "pad_rows", {"PAD_MODE": _PAD_MODE_CODE[geo.padding_mode], **dtype_defines(dtype)})
-        return launch, Staging(copy, (_ceil_div(ldx, group) * group, geo.batch * geo.in_channels), (group, 1), ldx)
+        return Launch(kernel, (positions, rows, geo.batch), (p["WG_L"], p["WG_CO"], 1), p), staging
 
     return _planned(device, ("forward", geo, np.dtype(dtype).str, has_bias), build)
 
@@ -326,13 +337,7 @@ def launch_forward(device: Device, geo: ConvGeometry, x: cla.Array, weight: cla.
     if geo.batch == 0 or geo.length_out == 0 or geo.out_channels == 0:
         return
     plan, staging = _forward_plan(device, geo, x.dtype, bias is not None)
-    source, length, pad_left = x.data, geo.length_in, geo.pad_left
-    if staging is not None:
-        source = device.buffer(geo.batch * geo.in_channels * staging.row_length * x.dtype.itemsize)
-        device.launch(staging.kernel, staging.global_size, staging.local_size, x.data, source, np.int32(geo.length_in),
-                      np.int32(geo.pad_left), np.int32(geo.pad_left + geo.length_in + geo.pad_right),
-                      np.int32(staging.row_length))
-        length, pad_left = staging.row_length, 0
+    source, length, pad_left = _stage_input(device, geo, x, staging)
     device.launch(plan.kernel, plan.global_size, plan.local_size, source, weight.data,
                   (bias if bias is not None else weight).data, y.data,
                   np.int32(length), np.int32(geo.length_out), np.int32(pad_left))
@@ -397,8 +402,8 @@ def input_gradient(device: Device, geo: ConvGeometry, dy: cla.Array, weight: cla
 _PARTIAL_BYTES_CAP = 128 << 20
 
 
-def _weight_gradient_plan(device: Device, geo: ConvGeometry, dtype) -> tuple[Launch, Launch]:
-    """(partial-sum launch, reduce launch); the partial launch's params carry the chunk count."""
+def _weight_gradient_plan(device: Device, geo: ConvGeometry, dtype) -> tuple[Launch, Launch, Staging | None]:
+    """(partial-sum launch, reduce launch, staging); the partial launch's params carry the chunk count."""
     def build():
         def local_bytes(p):
             return _acc_bytes(dtype) * p["WG_CO"] * p["TILE_CO"] * p["LB"]
@@ -417,14 +422,15 @@ def _weight_gradient_plan(device: Device, geo: ConvGeometry, dtype) -> tuple[Lau
         target = device.compute_units * (64 if device.type == "CPU" else 2048)
         chunks = max(_ceil_div(target, work_items), _ceil_div(geo.batch * geo.length_out, p["RUN"]))
         chunks = max(1, min(chunks, vectors // 4, _PARTIAL_BYTES_CAP // max(1, w_size * _acc_bytes(dtype))))
-        defines = {**_common_defines(geo, dtype, p), "PAD_MODE": _PAD_MODE_CODE[geo.padding_mode],
+        staging = _staging(device, geo, dtype, p, p["VEC"])
+        defines = {**_common_defines(geo, dtype, p), "PAD_MODE": 0 if staging else _PAD_MODE_CODE[geo.padding_mode],
                    "TILE_CO": p["TILE_CO"], "TILE_K": tile_k, "WG_A": wg_a, "WG_CO": p["WG_CO"], "LB": p["LB"]}
         partial = Launch(device.kernel("conv1d_backward_weight.cl", "conv1d_backward_weight_partial", defines),
                          (_ceil_div(lanes, wg_a) * wg_a, rows, chunks), (wg_a, p["WG_CO"], 1), {**p, "chunks": chunks})
         group = _line_group(device, 64)
         reduce = Launch(device.kernel("conv1d_backward_weight.cl", "conv1d_backward_weight_reduce", defines),
                         (_ceil_div(w_size, group) * group,), (group,), p)
-        return partial, reduce
+        return partial, reduce, staging
 
     return _planned(device, ("backward_weight", geo, np.dtype(dtype).str), build)
 
@@ -434,11 +440,12 @@ def weight_gradient_into(device: Device, geo: ConvGeometry, x: cla.Array, dy: cl
     """dw (C_out, C_in/groups, K) = sum over batch and positions of dy times the padded input, or dw += that."""
     if dw.size == 0:
         return
-    partial, reduce = _weight_gradient_plan(device, geo, x.dtype)
+    partial, reduce, staging = _weight_gradient_plan(device, geo, x.dtype)
+    source, length, pad_left = _stage_input(device, geo, x, staging)
     chunks = partial.params["chunks"]
     sums = device.buffer(chunks * dw.size * _acc_bytes(x.dtype))
-    device.launch(partial.kernel, partial.global_size, partial.local_size, x.data, dy.data, sums,
-                  np.int32(geo.batch), np.int32(geo.length_in), np.int32(geo.length_out), np.int32(geo.pad_left),
+    device.launch(partial.kernel, partial.global_size, partial.local_size, source, dy.data, sums,
+                  np.int32(geo.batch), np.int32(length), np.int32(geo.length_out), np.int32(pad_left),
                   np.int32(chunks))
     device.launch(reduce.kernel, reduce.global_size, reduce.local_size, sums, dw.data, np.int32(chunks),
                   np.int32(accumulate))

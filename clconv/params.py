@@ -27,19 +27,18 @@ _SAFE_DEFAULT = {"strategy": "register", "TILE_CO": 4, "TILE_L": 2, "VEC": 4, "W
 # GPUs want work-group tiles staged in __local memory.
 _BUILTIN = {
     ("CPU", ""): {
-        # Work-groups of one row: PoCL runs multi-row groups of this kernel several times slower.
-        "*": {"strategy": "register", "TILE_CO": 6, "TILE_L": 2, "VEC": 8, "WG_L": 1, "WG_CO": 1},
+        # Work-groups of one row: PoCL runs multi-row groups of this kernel several times slower. Deep
+        # reductions read a staged copy of the input (pad_rows.cl): no edge tiles, no cache-set conflicts.
+        "*": {"strategy": "register", "TILE_CO": 6, "TILE_L": 2, "VEC": 8, "WG_L": 1, "WG_CO": 1, "STAGE_MIN": 64},
         # 16 vector registers on AVX2: 3 x 3 accumulators, 3 dy vectors and the input stay unspilled
         # (4 x 3 spills: tcn 67 -> 128 GF/s with 3 x 3).
         "backward_weight": {"TILE_CO": 3, "TILE_K": 3, "RUN": 4096},
-        # Deep reductions read a staged copy of the input (pad_rows.cl): no edge tiles, no cache-set conflicts.
-        "forward": {"STAGE_MIN": 64},
     },
     # PoCL compiling for a CPU with AVX-512 (32 vector registers of 16 floats): twice the vector width and
     # a 12-channel tile; deep reductions read a staged copy of the input (pad_rows.cl).
     ("CPU", "avx512"): {
         "*": {"strategy": "register", "TILE_CO": 12, "TILE_L": 1, "VEC": 16, "WG_L": 1, "WG_CO": 1, "STAGE_MIN": 64},
-        "backward_weight": {"TILE_CO": 3, "TILE_K": 3, "RUN": 4096},
+        "backward_weight": {"TILE_CO": 6, "TILE_K": 3, "VEC": 8, "RUN": 1024},
     },
     ("GPU", ""): {"*": {"strategy": "local", "TILE_CO": 4, "TILE_L": 2, "WG_L": 32, "WG_CO": 4, "CI_TILE": 4, "RUN": 8192}},
     ("ACCELERATOR", ""): {"*": {"strategy": "local", "TILE_CO": 2, "TILE_L": 2, "WG_L": 16, "WG_CO": 4, "CI_TILE": 4}},
