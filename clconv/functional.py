@@ -275,34 +275,44 @@ class Staging(NamedTuple):
     kernel: object
     global_size: tuple
     local_size: tuple
-    row_length: int  # LDX
+    phases: int
+    phase_length: int  # LDP; a staged row is phases * phase_length elements
 
 
 def _staging(device: Device, geo: ConvGeometry, dtype, p: dict, span_l: int) -> Staging | None:
-    """The staged copy a register-strategy pass reads when its reduction is deep (C_in_g x K >= STAGE_MIN):
-    no edge tiles, no cache-set conflicts (pad_rows.cl). span_l: positions per work-group."""
+    """The staged copy a register-strategy pass reads when its reduction is deep (C_in_g x K >= STAGE_MIN),
+    or when it is strided and big enough (STAGE_FLOPS) to pay for the copy: no edge tiles, no cache-set
+    conflicts, and strided rows split into their phases, so that vectors load instead of gathering
+    (pad_rows.cl). span_l: positions per work-group."""
+    if not (p["strategy"] == "register" and geo.length_in > 0
+            and (0 < p["STAGE_MIN"] <= geo.in_per_group * geo.kernel_size
+                 or (geo.stride > 1 and 0 < p["STAGE_FLOPS"] <= geo.flops()))):
+        return None
     itemsize = np.dtype(dtype).itemsize
     reach = (_ceil_div(geo.length_out, span_l) * span_l - 1) * geo.stride + (geo.kernel_size - 1) * geo.dilation + 1
     per_line = max(1, 64 // itemsize)
-    lines = _ceil_div(reach, per_line)
-    row_length = (lines + (1 - lines % 2)) * per_line  # a whole and odd number of cache lines
-    if not (p["strategy"] == "register" and 0 < p["STAGE_MIN"] <= geo.in_per_group * geo.kernel_size
-            and geo.length_in > 0 and geo.batch * geo.in_channels * row_length * itemsize <= device.buffer_limit):
+    lines = _ceil_div(_ceil_div(reach, geo.stride), per_line)
+    phase_length = (lines + (1 - lines % 2)) * per_line  # a whole and odd number of cache lines
+    row_length = geo.stride * phase_length
+    if geo.batch * geo.in_channels * row_length * itemsize > device.buffer_limit:
         return None
     group = _line_group(device, 64)
-    kernel = device.kernel("pad_rows.cl", "pad_rows", {"PAD_MODE": _PAD_MODE_CODE[geo.padding_mode], **dtype_defines(dtype)})
-    return Staging(kernel, (_ceil_div(row_length, group) * group, geo.batch * geo.in_channels), (group, 1), row_length)
+    kernel = device.kernel("pad_rows.cl", "pad_rows", {"PAD_MODE": _PAD_MODE_CODE[geo.padding_mode],
+                                                       "PHASES": geo.stride, **dtype_defines(dtype)})
+    return Staging(kernel, (_ceil_div(row_length, group) * group, geo.batch * geo.in_channels), (group, 1),
+                   geo.stride, phase_length)
 
 
 def _stage_input(device: Device, geo: ConvGeometry, x: cla.Array, staging: Staging | None) -> tuple:
     """(input buffer, row length, left padding) a pass reads: x itself, or its staged copy."""
     if staging is None:
         return x.data, geo.length_in, geo.pad_left
-    staged = device.buffer(geo.batch * geo.in_channels * staging.row_length * x.dtype.itemsize)
+    row_length = staging.phases * staging.phase_length
+    staged = device.buffer(geo.batch * geo.in_channels * row_length * x.dtype.itemsize)
     device.launch(staging.kernel, staging.global_size, staging.local_size, x.data, staged, np.int32(geo.length_in),
                   np.int32(geo.pad_left), np.int32(geo.pad_left + geo.length_in + geo.pad_right),
-                  np.int32(staging.row_length))
-    return staged, staging.row_length, 0
+                  np.int32(staging.phase_length))
+    return staged, row_length, 0
 
 
 def _forward_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool) -> tuple[Launch, Staging | None]:
@@ -316,9 +326,10 @@ def _forward_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool) -> t
         span_co = p["WG_CO"] * p["TILE_R"] * p["TILE_CO"]
         span_l = p["WG_L"] * p["TILE_P"] * p["TILE_L"] * p["VEC"]
         staging = _staging(device, geo, dtype, p, span_l)
-        row_length = geo.length_in if staging is None else staging.row_length
+        row_length = geo.length_in if staging is None else staging.phases * staging.phase_length
         defines = {**_common_defines(geo, dtype, p), "HAS_BIAS": has_bias,
-                   "PAD_MODE": 0 if staging else _PAD_MODE_CODE[geo.padding_mode], "TILE_CO": p["TILE_CO"],
+                   "PAD_MODE": 0 if staging else _PAD_MODE_CODE[geo.padding_mode],
+                   "X_PHASES": staging.phases if staging else 1, "TILE_CO": p["TILE_CO"],
                    "TILE_L": p["TILE_L"], "WG_L": p["WG_L"], "WG_CO": p["WG_CO"],
                    "CI_TILE": min(p["CI_TILE"], geo.in_per_group),
                    "TILE_R": p["TILE_R"], "TILE_P": p["TILE_P"], "CI_CHUNK": p["CI_CHUNK"]}
@@ -424,6 +435,7 @@ def _weight_gradient_plan(device: Device, geo: ConvGeometry, dtype) -> tuple[Lau
         chunks = max(1, min(chunks, vectors // 4, _PARTIAL_BYTES_CAP // max(1, w_size * _acc_bytes(dtype))))
         staging = _staging(device, geo, dtype, p, p["VEC"])
         defines = {**_common_defines(geo, dtype, p), "PAD_MODE": 0 if staging else _PAD_MODE_CODE[geo.padding_mode],
+                   "X_PHASES": staging.phases if staging else 1,
                    "TILE_CO": p["TILE_CO"], "TILE_K": tile_k, "WG_A": wg_a, "WG_CO": p["WG_CO"], "LB": p["LB"]}
         partial = Launch(device.kernel("conv1d_backward_weight.cl", "conv1d_backward_weight_partial", defines),
                          (_ceil_div(lanes, wg_a) * wg_a, rows, chunks), (wg_a, p["WG_CO"], 1), {**p, "chunks": chunks})

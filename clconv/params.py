@@ -19,7 +19,8 @@ STRATEGIES = ("register", "local")
 # the input a register-strategy pass keeps in a core's cache while its channel tiles pass over it.
 _SAFE_DEFAULT = {"strategy": "register", "TILE_CO": 4, "TILE_L": 2, "VEC": 4, "WG_L": 8, "WG_CO": 1, "CI_TILE": 4,
                  "TILE_K": 3, "LB": 64, "RUN": 2048, "BLOCK_KB": 256,
-                 "TILE_R": 1, "TILE_P": 1, "CI_CHUNK": 32, "STAGE_MIN": 0}
+                 "TILE_R": 1, "TILE_P": 1, "CI_CHUNK": 32, "STAGE_MIN": 0,
+                 "STAGE_FLOPS": 0}
 
 # Built-in table: (device type, substring of device_traits() or "") -> pass ("*" for all) -> parameters over
 # the default; the first matching tag wins, then the type's "" entry.
@@ -29,17 +30,19 @@ _BUILTIN = {
     ("CPU", ""): {
         # Work-groups of one row: PoCL runs multi-row groups of this kernel several times slower. Deep
         # reductions (C_in_g x K >= STAGE_MIN) read a staged copy of the input (pad_rows.cl): no edge tiles,
-        # no cache-set conflicts; shallower ones would spend more on the copy than they save.
+        # no cache-set conflicts; shallower ones would spend more on the copy than they save. Strided weight
+        # gradients of STAGE_FLOPS or more read it split into stride phases: vector loads, not gathers
+        # (wav2vec 18-25 -> 26-51 GF/s on a noisy 2-core Xeon; the forward, bound by its stores, gained nothing).
         "*": {"strategy": "register", "TILE_CO": 6, "TILE_L": 2, "VEC": 8, "WG_L": 1, "WG_CO": 1, "STAGE_MIN": 256},
         # 16 vector registers on AVX2: 3 x 3 accumulators, 3 dy vectors and the input stay unspilled
         # (4 x 3 spills: tcn 67 -> 128 GF/s with 3 x 3).
-        "backward_weight": {"TILE_CO": 3, "TILE_K": 3, "RUN": 4096},
+        "backward_weight": {"TILE_CO": 3, "TILE_K": 3, "RUN": 4096, "STAGE_FLOPS": 1 << 24},
     },
     # PoCL compiling for a CPU with AVX-512 (32 vector registers of 16 floats): twice the vector width and
     # 16-channel tiles (16 x 16 accumulators; dense forward 131 -> 172 GF/s over 12 channels).
     ("CPU", "avx512"): {
         "*": {"strategy": "register", "TILE_CO": 16, "TILE_L": 1, "VEC": 16, "WG_L": 1, "WG_CO": 1, "STAGE_MIN": 256},
-        "backward_weight": {"TILE_CO": 6, "TILE_K": 3, "VEC": 8, "RUN": 1024},
+        "backward_weight": {"TILE_CO": 6, "TILE_K": 3, "VEC": 8, "RUN": 1024, "STAGE_FLOPS": 1 << 24},
     },
     ("GPU", ""): {"*": {"strategy": "local", "TILE_CO": 4, "TILE_L": 2, "WG_L": 32, "WG_CO": 4, "CI_TILE": 4, "RUN": 8192}},
     ("ACCELERATOR", ""): {"*": {"strategy": "local", "TILE_CO": 2, "TILE_L": 2, "WG_L": 16, "WG_CO": 4, "CI_TILE": 4}},

@@ -37,6 +37,10 @@
 #error "the local strategy reads single positions: build it with VEC=1"
 #endif
 
+#ifndef X_PHASES
+#define X_PHASES 1 /* STRIDE: x is pad_rows.cl's phase-split staged copy (register strategy) */
+#endif
+
 #define C_IN (C_IN_G * GROUPS)
 #define C_OUT (C_OUT_G * GROUPS)
 #define W_SIZE (C_OUT * C_IN_G * K)
@@ -78,25 +82,41 @@ void conv1d_backward_weight_partial(__global const store_t *restrict x, __global
     const int k_base = k0 + TILE_K > K ? K - TILE_K : k0;
     /* The chunk's vectors, one sample at a time; per sample the vectors whose loads all lie inside the
      * rows take the unguarded path: lv in [lv_in_lo, lv_in_hi). */
+#if X_PHASES > 1
+    /* Phase-split staged rows (pad_rows.cl, pad_l = 0): tap t of position l reads phase q % STRIDE at
+     * offset l + q / STRIDE, q = (k_base + t) * DILATION; every position's window is inside the row. */
+    const int phase_length = L_in / X_PHASES;
+    int x_off[TILE_K];
+    UNROLL
+    for (int t = 0; t < TILE_K; ++t)
+        x_off[t] = ((k_base + t) * DILATION) % STRIDE * phase_length + (k_base + t) * DILATION / STRIDE;
+    const int lv_in_lo = 0, lv_in_hi = L_out / VEC;
+#else
     const int lv_in_lo = pad_l - k_base * DILATION <= 0 ? 0 : (pad_l - k_base * DILATION + VEC * STRIDE - 1) / (VEC * STRIDE);
     const int last_start = L_in - 1 + pad_l - (k_base + TILE_K - 1) * DILATION - (VEC - 1) * STRIDE;
     const int lv_in_hi_x = last_start < 0 ? 0 : last_start / (VEC * STRIDE) + 1;
     const int lv_in_hi = lv_in_hi_x < L_out / VEC ? lv_in_hi_x : L_out / VEC;
+#endif
     for (long vs = v_begin; vs < v_end;) {
         const int n = (int)(vs / vpn);
         const int lv0 = (int)(vs - (long)n * vpn);
         const int lv1 = v_end - vs < vpn - lv0 ? lv0 + (int)(v_end - vs) : vpn;
         const int mid_lo = lv_in_lo < lv0 ? lv0 : (lv_in_lo > lv1 ? lv1 : lv_in_lo);
         const int mid_hi = lv_in_hi < mid_lo ? mid_lo : (lv_in_hi > lv1 ? lv1 : lv_in_hi);
-        __global const store_t *xr = x + ((long)n * C_IN + g * C_IN_G + ci) * L_in + k_base * DILATION - pad_l;
-        __global const store_t *dyr = dy + ((long)n * C_OUT + co_base) * L_out;
-
-#if STRIDE == 1
-#define LOAD_X_INTERIOR(i) LOADV(xr + (i))
+#if X_PHASES > 1
+        __global const store_t *xr = x + ((long)n * C_IN + g * C_IN_G + ci) * L_in;
+#define LOAD_X_INTERIOR(l, t) LOADV(xr + x_off[t] + (l))
+#define LOAD_X_EDGE(l, t) LOAD_X_INTERIOR(l, t)
 #else
-#define LOAD_X_INTERIOR(i) gather(xr + (i), STRIDE)
+        __global const store_t *xr = x + ((long)n * C_IN + g * C_IN_G + ci) * L_in + k_base * DILATION - pad_l;
+#if STRIDE == 1
+#define LOAD_X_INTERIOR(l, t) LOADV(xr + (l) + (t) * DILATION)
+#else
+#define LOAD_X_INTERIOR(l, t) gather(xr + (l) * STRIDE + (t) * DILATION, STRIDE)
 #endif
-#define LOAD_X_EDGE(i) gather_padded(xr + pad_l - k_base * DILATION, (i) - pad_l + k_base * DILATION, STRIDE, L_in)
+#define LOAD_X_EDGE(l, t) gather_padded(xr + pad_l - k_base * DILATION, (l) * STRIDE + (t) * DILATION - pad_l + k_base * DILATION, STRIDE, L_in)
+#endif
+        __global const store_t *dyr = dy + ((long)n * C_OUT + co_base) * L_out;
 #define LOAD_DY_INTERIOR(c, l) LOADV(dyr + (long)(c) * L_out + (l))
 #define LOAD_DY_EDGE(c, l) gather_masked(dyr + (long)(c) * L_out, l, 1, L_out)
 #define WEIGHT_STEP(lv, LOAD_DY, LOAD_X)                                    \
@@ -108,7 +128,7 @@ void conv1d_backward_weight_partial(__global const store_t *restrict x, __global
                 dyv[c] = LOAD_DY(c, l);                                     \
             UNROLL                                                          \
             for (int t = 0; t < TILE_K; ++t) {                              \
-                const accv_t xv = LOAD_X(l * STRIDE + t * DILATION);        \
+                const accv_t xv = LOAD_X(l, t);                             \
                 UNROLL                                                      \
                 for (int c = 0; c < TILE_CO; ++c)                           \
                     acc[c][t] += dyv[c] * xv;                               \

@@ -47,6 +47,9 @@
 #ifndef TILE_P
 #define TILE_P 1 /* register tiles per work-item along positions (STRATEGY 0) */
 #endif
+#ifndef X_PHASES
+#define X_PHASES 1 /* STRIDE: x is pad_rows.cl's phase-split staged copy (rows of STRIDE phases) */
+#endif
 #ifndef CI_CHUNK
 #define CI_CHUNK 32 /* input channels per cache chunk of the reduction (STRATEGY 0) */
 #endif
@@ -91,6 +94,9 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
      * terms keeps float32 accuracy). A register tile that would overhang its group's last channel slides
      * back to end on it; the rows it shares with the tile before are that tile's to store. */
     const int l0 = l_first + lane * (TILE_P * TILE_L * VEC);
+#if X_PHASES > 1
+    const int phase_length = L_in / X_PHASES;
+#endif
     accv_t total[TILE_R][TILE_P][TILE_CO][TILE_L];
     for (int r = 0; r < TILE_R; ++r)
         for (int p = 0; p < TILE_P; ++p)
@@ -101,7 +107,12 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
                     total[r][p][c][t] = 0;
 
 #define WIN_T ((TILE_L * VEC - 1) * STRIDE + (K - 1) * DILATION + 1) /* input window of one register tile */
-#if STRIDE == 1
+#if X_PHASES > 1
+/* Phase-split staged rows (pad_rows.cl): padded index q lives at phase q % STRIDE, offset q / STRIDE, so
+ * the positions of a vector are consecutive; i0 = l0 * STRIDE here (pad_l = 0). */
+#define LOAD_X_INTERIOR(xr, i) LOADV(xr + ((i) % STRIDE) * phase_length + l0p + (i) / STRIDE)
+#define LOAD_X_EDGE(xr, i) LOAD_X_INTERIOR(xr, i)
+#elif STRIDE == 1
 #define LOAD_X_INTERIOR(xr, i) LOADV(xr + i0 + (i))
 #define LOAD_X_EDGE(xr, i) LOADV_PRIVATE(window + (i))
 #else
@@ -142,7 +153,12 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
             NO_UNROLL
             for (int p = 0; p < TILE_P; ++p) {
                 const int i0 = (l0 + p * (TILE_L * VEC)) * STRIDE - pad_l;
+#if X_PHASES > 1
+                const int l0p = l0 + p * (TILE_L * VEC);
+                const bool interior = true; /* staged rows hold every tile's window */
+#else
                 const bool interior = i0 >= 0 && i0 + (TILE_L * VEC - 1) * STRIDE + (K - 1) * DILATION < L_in;
+#endif
                 __global const store_t *xr = xg + (long)cb * L_in;
                 __global const store_t *wp = w + ((long)co_base * C_IN_G + cb) * K;
                 accv_t part[TILE_CO][TILE_L];

@@ -352,10 +352,10 @@ CASES = [
     ("valid-long-kernel", dict(cin=2, cout=3, k=9, padding="valid"), (2, 2, 12), "f32", {}),
     ("weight-grad-small-blocks", dict(cin=3, cout=5, k=3, padding=1, stride=2), (3, 3, 21), "f32",
      dict(LB=4, RUN=8, TILE_K=2)),
-    # the staged input copy (pad_rows.cl) with several register tiles per work-item and chunks that do not
+    # the staged input copy (pad_rows.cl; split into stride phases) with several register tiles per work-item and chunks that do not
     # divide the channels; cache-block order with a partial last block, edges through the private window
     ("staged-tiles-reflect", dict(cin=5, cout=7, k=3, stride=2, padding=2, mode="reflect"), (2, 5, 29), "f32",
-     dict(STAGE_MIN=1, TILE_R=2, TILE_P=2, CI_CHUNK=2, TILE_CO=2, TILE_L=1, VEC=4)),
+     dict(STAGE_MIN=1, STAGE_FLOPS=1, TILE_R=2, TILE_P=2, CI_CHUNK=2, TILE_CO=2, TILE_L=1, VEC=4)),
     ("staged-float16-circular", dict(cin=3, cout=4, k=3, padding=2, mode="circular"), (2, 3, 17), "f16",
      dict(STAGE_MIN=1)),
     ("cache-blocks-edges", dict(cin=3, cout=5, k=4, dilation=2, padding=3), (2, 3, 41), "f32",

@@ -1,8 +1,8 @@
 """Register-tile layouts of the forward and input-gradient kernels against the float64 reference.
 
 The built-in parameters of the machine running the tests pick one layout per shape; these cases force
-the others, so every layout is checked wherever the suite runs: the staged input copy (pad_rows.cl) and
-the guarded edge path, several register tiles per work-item with a reduction in chunks that do not
+the others, so every layout is checked wherever the suite runs: the staged input copy (pad_rows.cl, split
+into stride phases for strided cases) and the guarded edge path, several register tiles per work-item with a reduction in chunks that do not
 divide the channels, and work-groups renumbered into cache blocks with a partial last block.
 """
 from dataclasses import dataclass
@@ -16,10 +16,10 @@ from test_backward import check_grads
 from test_forward import reference_for
 
 LAYOUTS = {
-    "staged": dict(STAGE_MIN=1),
-    "unstaged": dict(STAGE_MIN=0),
-    "r2-p2-chunk3": dict(TILE_CO=2, TILE_L=1, VEC=4, TILE_R=2, TILE_P=2, CI_CHUNK=3, STAGE_MIN=1),
-    "cache-blocks": dict(TILE_CO=2, TILE_L=1, VEC=4, BLOCK_KB=1, STAGE_MIN=0),
+    "staged": dict(STAGE_MIN=1, STAGE_FLOPS=1),
+    "unstaged": dict(STAGE_MIN=0, STAGE_FLOPS=0),
+    "r2-p2-chunk3": dict(TILE_CO=2, TILE_L=1, VEC=4, TILE_R=2, TILE_P=2, CI_CHUNK=3, STAGE_MIN=1, STAGE_FLOPS=1),
+    "cache-blocks": dict(TILE_CO=2, TILE_L=1, VEC=4, BLOCK_KB=1, STAGE_MIN=0, STAGE_FLOPS=0),
 }
 
 
