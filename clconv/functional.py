@@ -240,17 +240,18 @@ def _pass_params(device: Device, pass_name: str, geo: ConvGeometry, dtype, rows:
 def _common_defines(geo: ConvGeometry, dtype, p: dict) -> dict:
     return {"C_IN_G": geo.in_per_group, "C_OUT_G": geo.out_per_group, "GROUPS": geo.groups,
             "K": geo.kernel_size, "STRIDE": geo.stride, "DILATION": geo.dilation,
-            "STRATEGY": int(p["strategy"] == "local"), "VEC": p["VEC"], **dtype_defines(dtype)}
+            "STRATEGY": int(p["strategy"] == "local"), "VEC": p["VEC"], "UNROLL_K_MAX": p["UNROLL_K_MAX"],
+            **dtype_defines(dtype)}
 
 
 def _position_block(p: dict, window_bytes: int, sample_bytes: int) -> int:
-    """POS_BLOCK (see tile_order in common.cl): position groups per cache block, 0 for plain grid order.
-    A sample whose input fits the block budget keeps grid order; otherwise a block takes as many position
-    groups as fit the budget, at least one."""
+    """POS_BLOCK (see tile_order in common.cl): work-groups along dim 0 per cache block, 0 for grid order.
+    window_bytes: the input one dim-0 group reads; sample_bytes: what all of them read. Input that fits
+    the budget (BLOCK_KB) keeps grid order; otherwise a block takes as many groups as fit, at least one."""
     budget = p["BLOCK_KB"] << 10
     if p["strategy"] != "register" or sample_bytes <= budget:
         return 0
-    return p.get("POS_BLOCK") or max(1, budget // max(1, window_bytes))
+    return max(1, budget // max(1, window_bytes))
 
 
 class Launch(NamedTuple):
@@ -434,9 +435,13 @@ def _weight_gradient_plan(device: Device, geo: ConvGeometry, dtype) -> tuple[Lau
         chunks = max(_ceil_div(target, work_items), _ceil_div(geo.batch * geo.length_out, p["RUN"]))
         chunks = max(1, min(chunks, vectors // 4, _PARTIAL_BYTES_CAP // max(1, w_size * _acc_bytes(dtype))))
         staging = _staging(device, geo, dtype, p, p["VEC"])
+        # Cache blocks of input rows: each chunk's run of positions of one input row, over the strides.
+        row_bytes = _ceil_div(geo.batch * geo.length_out, chunks) * geo.stride * np.dtype(dtype).itemsize
+        position_block = _position_block(p, row_bytes * wg_a, row_bytes * geo.in_per_group * geo.groups)
         defines = {**_common_defines(geo, dtype, p), "PAD_MODE": 0 if staging else _PAD_MODE_CODE[geo.padding_mode],
-                   "X_PHASES": staging.phases if staging else 1,
-                   "TILE_CO": p["TILE_CO"], "TILE_K": tile_k, "WG_A": wg_a, "WG_CO": p["WG_CO"], "LB": p["LB"]}
+                   "X_STAGED": staging is not None, "X_PHASES": staging.phases if staging else 1,
+                   "TILE_CO": p["TILE_CO"], "TILE_K": tile_k, "WG_A": wg_a, "WG_CO": p["WG_CO"], "LB": p["LB"],
+                   "POS_BLOCK": position_block}
         partial = Launch(device.kernel("conv1d_backward_weight.cl", "conv1d_backward_weight_partial", defines),
                          (_ceil_div(lanes, wg_a) * wg_a, rows, chunks), (wg_a, p["WG_CO"], 1), {**p, "chunks": chunks})
         group = _line_group(device, 64)

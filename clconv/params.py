@@ -20,7 +20,7 @@ STRATEGIES = ("register", "local")
 _SAFE_DEFAULT = {"strategy": "register", "TILE_CO": 4, "TILE_L": 2, "VEC": 4, "WG_L": 8, "WG_CO": 1, "CI_TILE": 4,
                  "TILE_K": 3, "LB": 64, "RUN": 2048, "BLOCK_KB": 256,
                  "TILE_R": 1, "TILE_P": 1, "CI_CHUNK": 32, "STAGE_MIN": 0,
-                 "STAGE_FLOPS": 0}
+                 "STAGE_FLOPS": 0, "UNROLL_K_MAX": 8}
 
 # Built-in table: (device type, substring of device_traits() or "") -> pass ("*" for all) -> parameters over
 # the default; the first matching tag wins, then the type's "" entry.
@@ -42,7 +42,7 @@ _BUILTIN = {
     # 16-channel tiles (16 x 16 accumulators; dense forward 131 -> 172 GF/s over 12 channels).
     ("CPU", "avx512"): {
         "*": {"strategy": "register", "TILE_CO": 16, "TILE_L": 1, "VEC": 16, "WG_L": 1, "WG_CO": 1, "STAGE_MIN": 256},
-        "backward_weight": {"TILE_CO": 6, "TILE_K": 3, "VEC": 8, "RUN": 1024, "STAGE_FLOPS": 1 << 24},
+        "backward_weight": {"TILE_CO": 6, "TILE_K": 3, "RUN": 1024, "STAGE_FLOPS": 1 << 24},
     },
     ("GPU", ""): {"*": {"strategy": "local", "TILE_CO": 4, "TILE_L": 2, "WG_L": 32, "WG_CO": 4, "CI_TILE": 4, "RUN": 8192}},
     ("ACCELERATOR", ""): {"*": {"strategy": "local", "TILE_CO": 2, "TILE_L": 2, "WG_L": 16, "WG_CO": 4, "CI_TILE": 4}},

@@ -37,8 +37,11 @@
 #error "the local strategy reads single positions: build it with VEC=1"
 #endif
 
+#ifndef X_STAGED
+#define X_STAGED 0 /* 1: x is pad_rows.cl's staged copy (register strategy; pad_l = 0) */
+#endif
 #ifndef X_PHASES
-#define X_PHASES 1 /* STRIDE: x is pad_rows.cl's phase-split staged copy (register strategy) */
+#define X_PHASES 1 /* STRIDE: the staged copy is split into stride phases */
 #endif
 
 #define C_IN (C_IN_G * GROUPS)
@@ -53,11 +56,14 @@ void conv1d_backward_weight_partial(__global const store_t *restrict x, __global
                                     __global acc_t *restrict partial, const int N, const int L_in,
                                     const int L_out, const int pad_l, const int chunks)
 {
-    const int a = get_global_id(0);
+    /* tile_order() (common.cl) walks blocks of POS_BLOCK (ci, tap tile) groups through every channel
+     * tile, so a block's input rows stay in cache while the channel tiles pass over them. */
+    const int2 tile = tile_order();
+    const int a = tile.x * WG_A + get_local_id(0);
     const bool active = a < C_IN_G * K_TILES; /* the last work-group along dim 0 may overhang */
     const int ci = active ? a / K_TILES : 0;
     const int k0 = (active ? a % K_TILES : 0) * TILE_K;
-    const int span = get_group_id(1);
+    const int span = tile.y;
     const int g = span / CO_SPANS;
     const int co_end = (g + 1) * C_OUT_G;
     const int co0 = g * C_OUT_G + (span % CO_SPANS) * SPAN_CO + get_local_id(1) * TILE_CO;
@@ -97,6 +103,13 @@ void conv1d_backward_weight_partial(__global const store_t *restrict x, __global
     const int lv_in_hi_x = last_start < 0 ? 0 : last_start / (VEC * STRIDE) + 1;
     const int lv_in_hi = lv_in_hi_x < L_out / VEC ? lv_in_hi_x : L_out / VEC;
 #endif
+#if X_STAGED
+    accv_lanes tail_lanes; /* lanes of the last whole vector that lie past the last full one */
+    UNROLL
+    for (int v = 0; v < VEC; ++v)
+        tail_lanes.s[v] = v >= VEC - L_out % VEC ? 1 : 0;
+    const accv_t tail_mask = tail_lanes.v;
+#endif
     for (long vs = v_begin; vs < v_end;) {
         const int n = (int)(vs / vpn);
         const int lv0 = (int)(vs - (long)n * vpn);
@@ -119,9 +132,10 @@ void conv1d_backward_weight_partial(__global const store_t *restrict x, __global
         __global const store_t *dyr = dy + ((long)n * C_OUT + co_base) * L_out;
 #define LOAD_DY_INTERIOR(c, l) LOADV(dyr + (long)(c) * L_out + (l))
 #define LOAD_DY_EDGE(c, l) gather_masked(dyr + (long)(c) * L_out, l, 1, L_out)
-#define WEIGHT_STEP(lv, LOAD_DY, LOAD_X)                                    \
+#define LOAD_DY_TAIL(c, l) (LOADV(dyr + (long)(c) * L_out + (l)) * tail_mask)
+#define WEIGHT_STEP(position, LOAD_DY, LOAD_X)                              \
         {                                                                   \
-            const int l = (lv) * VEC;                                       \
+            const int l = (position);                                       \
             accv_t dyv[TILE_CO];                                            \
             UNROLL                                                          \
             for (int c = 0; c < TILE_CO; ++c)                               \
@@ -135,11 +149,19 @@ void conv1d_backward_weight_partial(__global const store_t *restrict x, __global
             }                                                               \
         }
         for (int lv = lv0; lv < mid_lo; ++lv)
-            WEIGHT_STEP(lv, LOAD_DY_EDGE, LOAD_X_EDGE)
+            WEIGHT_STEP(lv * VEC, LOAD_DY_EDGE, LOAD_X_EDGE)
         for (int lv = mid_lo; lv < mid_hi; ++lv)
-            WEIGHT_STEP(lv, LOAD_DY_INTERIOR, LOAD_X_INTERIOR)
+            WEIGHT_STEP(lv * VEC, LOAD_DY_INTERIOR, LOAD_X_INTERIOR)
+#if X_STAGED
+        /* Only a sample's last, partial vector is left (staged rows hold every window): it is loaded whole
+         * from VEC positions before the row's end, and dy's lanes that the vector before it counted are
+         * masked off; an element-wise gather would cost as much as a few dozen whole vectors. */
+        if (mid_hi < lv1 && L_out >= VEC)
+            WEIGHT_STEP(L_out - VEC, LOAD_DY_TAIL, LOAD_X_INTERIOR)
+        else
+#endif
         for (int lv = mid_hi; lv < lv1; ++lv)
-            WEIGHT_STEP(lv, LOAD_DY_EDGE, LOAD_X_EDGE)
+            WEIGHT_STEP(lv * VEC, LOAD_DY_EDGE, LOAD_X_EDGE)
         vs += lv1 - lv0;
     }
 #else
