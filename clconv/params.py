@@ -101,7 +101,7 @@ def device_traits(device) -> str:
     return text
 
 
-def _builtin(device, pass_name: str) -> dict:
+def builtin(device, pass_name: str) -> dict:
     traits = device_traits(device)
     entry = next((e for (dtype, tag), e in _BUILTIN.items() if dtype == device.type and tag and tag in traits),
                  _BUILTIN.get((device.type, ""), {}))
@@ -112,7 +112,7 @@ def lookup(device, pass_name: str, shape_key: tuple) -> dict:
     """Parameters for one pass on one device before fitting: the first layer that has an entry wins."""
     params = dict(_SAFE_DEFAULT)
     tuned = _tuned(device, pass_name, shape_key)
-    params.update(tuned if tuned else _builtin(device, pass_name))
+    params.update(tuned if tuned else builtin(device, pass_name))
     params.update(getattr(_override_state, "params", {}))
     return params
 

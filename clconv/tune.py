@@ -19,13 +19,20 @@ from .runtime import Device, get_device
 
 PASSES = ("forward", "backward_data", "backward_weight")
 
-_REGISTER = [{"strategy": "register", "TILE_CO": co, "TILE_L": tl, "VEC": vec, "WG_L": wl, "WG_CO": wc}
-             for (co, tl, vec), (wl, wc) in itertools.product(
-                 [(6, 2, 8), (4, 2, 8), (4, 3, 8), (8, 1, 8), (2, 4, 8), (1, 8, 8), (4, 4, 4), (3, 4, 8)],
-                 [(4, 4), (8, 1)])]
-_REGISTER_WEIGHT = [{"strategy": "register", "TILE_CO": co, "TILE_K": tk, "VEC": vec, "RUN": run, "WG_L": 4, "WG_CO": 4}
+# Candidates are overrides on top of the device's built-in entry (params.lookup without a tuned entry), so
+# what a candidate leaves out (staging thresholds, cache blocks) stays as the library would run it.
+# Register tiles: channels x position vectors x vector width, in work-groups of one (PoCL runs multi-row
+# groups of these kernels slower) and of four along the positions.
+_REGISTER = [{"strategy": "register", "TILE_CO": co, "TILE_L": tl, "VEC": vec, "WG_L": wl, "WG_CO": 1}
+             for (co, tl, vec), wl in itertools.product(
+                 [(16, 1, 16), (12, 1, 16), (8, 2, 16), (6, 2, 8), (4, 2, 8), (8, 1, 8), (2, 4, 8), (1, 8, 8), (4, 4, 4)],
+                 [1, 4])]
+# The forward's reduction in cache chunks over several register tiles per work-item.
+_REGISTER_FORWARD = [{"strategy": "register", "TILE_CO": 16, "TILE_L": 1, "VEC": 16, "WG_L": 1, "WG_CO": 1,
+                      "TILE_P": tp, "CI_CHUNK": chunk} for tp, chunk in [(4, 8), (2, 16), (4, 32)]]
+_REGISTER_WEIGHT = [{"strategy": "register", "TILE_CO": co, "TILE_K": tk, "VEC": vec, "RUN": run, "WG_L": 1, "WG_CO": 1}
                     for (co, tk, vec), run in itertools.product(
-                        [(4, 3, 8), (3, 3, 8), (2, 3, 8), (4, 2, 8), (6, 2, 8), (2, 4, 8), (1, 8, 8), (4, 3, 4)],
+                        [(6, 3, 16), (6, 3, 8), (4, 3, 16), (3, 3, 8), (4, 2, 8), (2, 4, 16), (1, 8, 16), (4, 3, 4)],
                         [1024, 4096])]
 _LOCAL = [{"strategy": "local", "TILE_CO": co, "TILE_L": tl, "WG_L": wl, "WG_CO": wc, "CI_TILE": ct}
           for co, tl, wl, wc, ct in [(4, 2, 32, 4, 4), (2, 2, 16, 8, 8), (4, 4, 16, 4, 4), (2, 1, 64, 4, 8), (1, 4, 32, 8, 4)]]
@@ -36,7 +43,7 @@ _LOCAL_WEIGHT = [{"strategy": "local", "TILE_CO": co, "TILE_K": tk, "WG_L": wl, 
 def candidates(pass_name: str) -> list[dict]:
     if pass_name == "backward_weight":
         return _REGISTER_WEIGHT + _LOCAL_WEIGHT
-    return _REGISTER + _LOCAL
+    return _REGISTER + (_REGISTER_FORWARD if pass_name == "forward" else []) + _LOCAL
 
 
 def _runner(device: Device, pass_name: str, geo: F.ConvGeometry, dtype):
@@ -72,7 +79,8 @@ def tuning_active() -> bool:
 
 
 def tune_pass(device: Device, pass_name: str, geo: F.ConvGeometry, dtype, repeats: int = 3, verbose: bool = False) -> dict:
-    """Time every valid candidate for one pass and store the fastest in the tuned cache; returns it."""
+    """Time every valid candidate for one pass and store the fastest in the tuned cache; returns it (the
+    built-in entry with the candidate's overrides: the whole parameter set the library then reads)."""
     dtype = np.dtype(dtype)
     tolerance = {"float16": 1e-2, "float32": 1e-4, "float64": 1e-10}[dtype.name]
     _tuning.active = True
@@ -82,7 +90,9 @@ def tune_pass(device: Device, pass_name: str, geo: F.ConvGeometry, dtype, repeat
             reference = run().get().astype(np.float64)
         scale = 1.0 + np.abs(reference).max(initial=0.0)
         best, best_time = None, float("inf")
-        for candidate in candidates(pass_name):
+        builtin = params.builtin(device, pass_name)
+        for overrides in candidates(pass_name):
+            candidate = {**builtin, **overrides}
             with params.override(**candidate):
                 try:
                     result = run().get().astype(np.float64)

@@ -22,6 +22,14 @@ def generation() -> int:
     return _generation
 
 
+def reload() -> None:
+    """Forget the loaded cache (the next lookup reads the file again) and the plans memoised from it."""
+    global _loaded, _generation
+    with _lock:
+        _loaded = None
+        _generation += 1
+
+
 def cache_path() -> Path:
     env = os.environ.get("CLCONV_CACHE_DIR")
     if env:

@@ -1,0 +1,90 @@
+"""The tuner and the tuned-parameter cache: what `python -m clconv.tune` and CLCONV_AUTOTUNE=1 write is
+what the library then reads, and a candidate that disagrees with the reference is never stored.
+
+Each test gets its own cache folder (CLCONV_CACHE_DIR) and a short candidate list, so that it compiles a
+handful of kernels only.
+"""
+import json
+
+import numpy as np
+import pytest
+
+import clconv
+from clconv import functional as F
+from clconv import params, tune, tuning_cache
+from conftest import assert_close
+from reference import conv1d_ref
+
+SHORT_LIST = [{"strategy": "register", "TILE_CO": 2, "TILE_L": 1, "VEC": 4, "WG_L": 1, "WG_CO": 1},
+              {"strategy": "register", "TILE_CO": 4, "TILE_L": 2, "VEC": 4, "WG_L": 1, "WG_CO": 1}]
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    """An empty tuned-parameter cache for this test, forgotten again afterwards."""
+    monkeypatch.setenv("CLCONV_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(tune, "candidates", lambda pass_name: SHORT_LIST)
+    tuning_cache.reload()
+    yield tmp_path
+    monkeypatch.undo()
+    tuning_cache.reload()  # back to the user's cache, and no plan memoised from this one
+
+
+def geometry(n=2, c_in=5, length=40, c_out=6, k=3, stride=2, pad=1):
+    return F.conv_geometry((n, c_in, length), (c_out, c_in, k), None, stride, pad, pad, 1, 1)
+
+
+def test_tuned_entry_is_stored_and_read_back(device, cache_dir, rng):
+    geo = geometry()
+    best = tune.tune_pass(device, "forward", geo, np.float32)
+    assert best in [{**params.builtin(device, "forward"), **c} for c in SHORT_LIST]
+    data = json.loads((cache_dir / "tuned.json").read_text())
+    assert data["format"] == tuning_cache.FORMAT_VERSION
+    entries = data["devices"][tuning_cache.device_key(device)]
+    assert entries[tuning_cache.shape_key_str("forward", F.params_key(geo, np.float32))] == best
+    assert params.lookup(device, "forward", F.params_key(geo, np.float32)) == {**params.safe_default(), **best}
+    # the library now runs the tuned parameters, and still computes the convolution
+    x = rng.uniform(-1, 1, (geo.batch, geo.in_channels, geo.length_in)).astype(np.float32)
+    w = rng.uniform(-1, 1, (geo.out_channels, geo.in_channels, geo.kernel_size)).astype(np.float32)
+    y = clconv.conv1d(device.to_device(x), device.to_device(w), None, stride=2, padding=1)
+    assert_close(y.get(), conv1d_ref(x.astype(np.float64), w.astype(np.float64), None, 2, 1), np.float32)
+    plan, _ = F._forward_plan(device, geo, np.dtype(np.float32), False)
+    assert {k: plan.params[k] for k in ("TILE_CO", "VEC")} in [{"TILE_CO": c["TILE_CO"], "VEC": c["VEC"]} for c in SHORT_LIST]
+
+
+@pytest.mark.parametrize("pass_name", ["backward_data", "backward_weight"])
+def test_backward_passes_tune(device, cache_dir, pass_name):
+    geo = geometry(stride=1)
+    best = tune.tune_pass(device, pass_name, geo, np.float32)
+    assert params.lookup(device, pass_name, F.params_key(geo, np.float32))["TILE_CO"] == best["TILE_CO"]
+
+
+def test_candidate_that_disagrees_is_refused(device, cache_dir, monkeypatch):
+    geo = geometry()
+    real_runner = tune._runner
+
+    def runner(device, pass_name, geo, dtype):
+        run = real_runner(device, pass_name, geo, dtype)
+
+        def wrong_for_wide_tiles():
+            out = run()
+            if params.lookup(device, pass_name, F.params_key(geo, dtype))["TILE_CO"] == 4:
+                out = out + 1  # a candidate whose kernel would compute something else
+            return out
+        return wrong_for_wide_tiles
+
+    monkeypatch.setattr(tune, "_runner", runner)
+    with pytest.raises(RuntimeError, match="disagrees with the reference"):
+        tune.tune_pass(device, "forward", geo, np.float32)
+    assert not (cache_dir / "tuned.json").exists()
+
+
+def test_autotune_tunes_a_new_shape_at_first_use(device, cache_dir, monkeypatch, rng):
+    monkeypatch.setenv("CLCONV_AUTOTUNE", "1")
+    x = rng.uniform(-1, 1, (2, 3, 29)).astype(np.float32)
+    w = rng.uniform(-1, 1, (7, 3, 4)).astype(np.float32)
+    y = clconv.conv1d(device.to_device(x), device.to_device(w), None, padding=2)
+    assert_close(y.get(), conv1d_ref(x.astype(np.float64), w.astype(np.float64), None, 1, 2), np.float32)
+    data = json.loads((cache_dir / "tuned.json").read_text())
+    keys = data["devices"][tuning_cache.device_key(device)]
+    assert any(key.startswith("forward:3,7,1,4,1,1,zeros,float32") for key in keys), sorted(keys)
