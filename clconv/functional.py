@@ -355,7 +355,29 @@ def launch_forward(device: Device, geo: ConvGeometry, x: cla.Array, weight: cla.
                   np.int32(length), np.int32(geo.length_out), np.int32(pad_left))
 
 
-def _backward_data_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool, length: int) -> Launch:
+class ForwardForm(NamedTuple):
+    """A stride-1 input gradient as the forward convolution of dy with flipped weights (flip_weights.cl)."""
+    geo: ConvGeometry
+    flip: Launch
+
+
+def _forward_form(device: Device, geo: ConvGeometry, dtype, length: int, pad_left: int) -> ForwardForm | None:
+    """The forward form of the input gradient into `length` positions, where its padding is not negative."""
+    reach = (geo.kernel_size - 1) * geo.dilation
+    pad_l = reach - pad_left
+    pad_r = length - geo.length_out - pad_l + reach
+    if geo.stride != 1 or pad_l < 0 or pad_r < 0:
+        return None
+    dual = ConvGeometry(geo.batch, geo.out_channels, geo.in_channels, geo.length_out, length, geo.kernel_size, 1,
+                        geo.dilation, geo.groups, pad_l, pad_r)
+    kernel = device.kernel("flip_weights.cl", "flip_weights", {"C_IN_G": geo.in_per_group, "C_OUT_G": geo.out_per_group,
+                                                               "GROUPS": geo.groups, "K": geo.kernel_size, **dtype_defines(dtype)})
+    size, group = geo.out_channels * geo.in_per_group * geo.kernel_size, _line_group(device, 64)
+    return ForwardForm(dual, Launch(kernel, (_ceil_div(size, group) * group,), (group,), {}))
+
+
+def _backward_data_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool, length: int,
+                        pad_left: int) -> Launch | ForwardForm:
     def build():
         halo = _ceil_div((geo.kernel_size - 1) * geo.dilation, geo.stride)
 
@@ -365,6 +387,9 @@ def _backward_data_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool
 
         per_phase = _ceil_div(length, geo.stride)
         p = _pass_params(device, "backward_data", geo, dtype, geo.in_per_group, per_phase, local_bytes)
+        forward_form = _forward_form(device, geo, dtype, length, pad_left) if p["DATA_AS_FORWARD"] else None
+        if forward_form is not None:
+            return forward_form
         itemsize = np.dtype(dtype).itemsize
         span_dy = p["WG_L"] * p["TILE_L"] * p["VEC"] + halo
         defines = {**_common_defines(geo, dtype, p), "HAS_BIAS": has_bias, "TILE_CI": p["TILE_CO"],
@@ -378,7 +403,7 @@ def _backward_data_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool
         batch = geo.batch * (geo.stride if p["strategy"] == "local" else 1)
         return Launch(kernel, (positions, rows, batch), (p["WG_L"], p["WG_CO"], 1), p)
 
-    return _planned(device, ("backward_data", geo, np.dtype(dtype).str, has_bias, length), build)
+    return _planned(device, ("backward_data", geo, np.dtype(dtype).str, has_bias, length, pad_left), build)
 
 
 def launch_backward_data(device: Device, geo: ConvGeometry, dy: cla.Array, weight: cla.Array, bias, dx: cla.Array,
@@ -386,7 +411,12 @@ def launch_backward_data(device: Device, geo: ConvGeometry, dy: cla.Array, weigh
     """dx (N, C_in, length) = the gather of dy (N, C_out, L_out) back through the taps (zero padding pad_left)."""
     if geo.batch == 0 or length == 0 or geo.in_channels == 0:
         return
-    plan = _backward_data_plan(device, geo, dy.dtype, bias is not None, length)
+    plan = _backward_data_plan(device, geo, dy.dtype, bias is not None, length, pad_left)
+    if isinstance(plan, ForwardForm):
+        flipped = device.empty((geo.in_channels, geo.out_per_group, geo.kernel_size), weight.dtype)
+        device.launch(plan.flip.kernel, plan.flip.global_size, plan.flip.local_size, weight.data, flipped.data)
+        launch_forward(device, plan.geo, dy, flipped, bias, dx)
+        return
     device.launch(plan.kernel, plan.global_size, plan.local_size, dy.data, weight.data,
                   (bias if bias is not None else weight).data, dx.data,
                   np.int32(length), np.int32(geo.length_out), np.int32(pad_left))

@@ -357,9 +357,11 @@ CASES = [
     ("staged-tiles-reflect", dict(cin=5, cout=7, k=3, stride=2, padding=2, mode="reflect"), (2, 5, 29), "f32",
      dict(STAGE_MIN=1, STAGE_FLOPS=1, TILE_R=2, TILE_P=2, CI_CHUNK=2, TILE_CO=2, TILE_L=1, VEC=4)),
     ("staged-float16-circular", dict(cin=3, cout=4, k=3, padding=2, mode="circular"), (2, 3, 17), "f16",
-     dict(STAGE_MIN=1)),
+     dict(STAGE_MIN=1, DATA_AS_FORWARD=1)),
     ("cache-blocks-edges", dict(cin=3, cout=5, k=4, dilation=2, padding=3), (2, 3, 41), "f32",
-     dict(BLOCK_KB=1, TILE_CO=2, TILE_L=1, VEC=4, STAGE_MIN=0)),
+     dict(BLOCK_KB=1, TILE_CO=2, TILE_L=1, VEC=4, STAGE_MIN=0, DATA_AS_FORWARD=0)),
+    ("input-grad-forward-form-grouped", dict(cin=4, cout=6, k=3, groups=2, padding=1), (2, 4, 19), "f32",
+     dict(DATA_AS_FORWARD=1)),
     ("float64-reflect-strided", dict(cin=2, cout=4, k=3, stride=2, padding=2, mode="reflect"), (2, 2, 12), "f64", {}),
     ("float16-zeros", dict(cin=3, cout=4, k=3, padding=1), (2, 3, 11), "f16", {}),
 ]

@@ -3,7 +3,8 @@
 The built-in parameters of the machine running the tests pick one layout per shape; these cases force
 the others, so every layout is checked wherever the suite runs: the staged input copy (pad_rows.cl, split
 into stride phases for strided cases) and the guarded edge path, several register tiles per work-item with a reduction in chunks that do not
-divide the channels, and work-groups renumbered into cache blocks with a partial last block.
+divide the channels, and work-groups renumbered into cache blocks with a partial last block; stride-1 input gradients both
+through the forward kernel with flipped weights (flip_weights.cl) and through the gather kernel.
 """
 from dataclasses import dataclass
 
@@ -16,10 +17,11 @@ from test_backward import check_grads
 from test_forward import reference_for
 
 LAYOUTS = {
-    "staged": dict(STAGE_MIN=1, STAGE_FLOPS=1),
-    "unstaged": dict(STAGE_MIN=0, STAGE_FLOPS=0),
-    "r2-p2-chunk3": dict(TILE_CO=2, TILE_L=1, VEC=4, TILE_R=2, TILE_P=2, CI_CHUNK=3, STAGE_MIN=1, STAGE_FLOPS=1),
-    "cache-blocks": dict(TILE_CO=2, TILE_L=1, VEC=4, BLOCK_KB=1, STAGE_MIN=0, STAGE_FLOPS=0),
+    "staged": dict(STAGE_MIN=1, STAGE_FLOPS=1, DATA_AS_FORWARD=1),
+    "unstaged": dict(STAGE_MIN=0, STAGE_FLOPS=0, DATA_AS_FORWARD=0),
+    "r2-p2-chunk3": dict(TILE_CO=2, TILE_L=1, VEC=4, TILE_R=2, TILE_P=2, CI_CHUNK=3, STAGE_MIN=1, STAGE_FLOPS=1,
+                         DATA_AS_FORWARD=1),
+    "cache-blocks": dict(TILE_CO=2, TILE_L=1, VEC=4, BLOCK_KB=1, STAGE_MIN=0, STAGE_FLOPS=0, DATA_AS_FORWARD=0),
 }
 
 
