@@ -6,7 +6,6 @@ afresh. `python -m clconv.tune` is the only writer; `params.lookup` the only rea
 from __future__ import annotations
 
 import json
-import os
 import threading
 from pathlib import Path
 
@@ -31,12 +30,9 @@ def reload() -> None:
 
 
 def cache_path() -> Path:
-    env = os.environ.get("CLCONV_CACHE_DIR")
-    if env:
-        return Path(env) / "tuned.json"
-    import platformdirs
+    from .runtime import cache_dir
 
-    return Path(platformdirs.user_cache_dir("clconv")) / "tuned.json"
+    return cache_dir() / "tuned.json"
 
 
 def device_key(device) -> str:

@@ -269,6 +269,7 @@ def test_two_backward_calls_sum(base_module, rng):
     _, ref_w1, ref_b1 = reference_grads(m, x1, dy1)
     _, ref_w2, ref_b2 = reference_grads(m, x2, dy2)
     assert_close(w1, ref_w1, np.float32, "first weight grad")
+    assert_close(b1, ref_b1, np.float32, "first bias grad")
     assert_close(m.weight.grad.get(), ref_w1 + ref_w2, np.float32, "summed weight grad")
     assert_close(m.bias.grad.get(), ref_b1 + ref_b2, np.float32, "summed bias grad")
     # the same forward, backward twice: twice the gradient

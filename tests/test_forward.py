@@ -9,7 +9,6 @@ Every case runs on every tested device with both kernel strategies.
 from dataclasses import dataclass, replace
 
 import numpy as np
-import pyopencl as cl
 import pyopencl.array as cla
 import pytest
 from hypothesis import HealthCheck, given, settings
