@@ -37,7 +37,7 @@ _BUILTIN = {
         # Stride-1 input gradients run as forward convolutions with flipped weights (DATA_AS_FORWARD,
         # flip_weights.cl): side by side, dense 121 -> 143, tcn 88 -> 124, depthwise 21 -> 39 GF/s.
         "*": {"strategy": "register", "TILE_CO": 6, "TILE_L": 2, "VEC": 8, "WG_L": 1, "WG_CO": 1, "STAGE_MIN": 256,
-              "DATA_AS_FORWARD": 1, "WORK_MIN": 1 << 18},
+              "DATA_AS_FORWARD": 1, "WORK_MIN": 1 << 20},
         # 16 vector registers on AVX2: 3 x 3 accumulators, 3 dy vectors and the input stay unspilled
         # (4 x 3 spills: tcn 67 -> 128 GF/s with 3 x 3).
         "backward_weight": {"TILE_CO": 3, "TILE_K": 3, "RUN": 4096, "STAGE_FLOPS": 1 << 24},
@@ -46,7 +46,7 @@ _BUILTIN = {
     # 16-channel tiles (16 x 16 accumulators; dense forward 131 -> 172 GF/s over 12 channels).
     ("CPU", "avx512"): {
         "*": {"strategy": "register", "TILE_CO": 16, "TILE_L": 1, "VEC": 16, "WG_L": 1, "WG_CO": 1, "STAGE_MIN": 256,
-              "DATA_AS_FORWARD": 1, "WORK_MIN": 1 << 18},
+              "DATA_AS_FORWARD": 1, "WORK_MIN": 1 << 20},
         "backward_weight": {"TILE_CO": 6, "TILE_K": 3, "RUN": 1024, "STAGE_FLOPS": 1 << 24},
     },
     ("GPU", ""): {"*": {"strategy": "local", "TILE_CO": 4, "TILE_L": 2, "WG_L": 32, "WG_CO": 4, "CI_TILE": 4, "RUN": 8192}},
