@@ -135,8 +135,12 @@ class Device:
         with self.lock:
             try:
                 # pyopencl's fast constructor: the checked one spends ~30 us validating a shape we built.
-                return cla.Array(None, shape, dtype, allocator=self.allocator, strides=tuple(reversed(strides)),
-                                 _fast=True, _size=size, _context=self.context, _queue=self.queue)
+                # A pyopencl without it (a TypeError) gets the checked one.
+                try:
+                    return cla.Array(None, shape, dtype, allocator=self.allocator, strides=tuple(reversed(strides)),
+                                     _fast=True, _size=size, _context=self.context, _queue=self.queue)
+                except TypeError:
+                    return cla.empty(self.queue, shape, dtype, allocator=self.allocator)
             except cl.Error as exc:
                 self.allocator.free_held()
                 raise MemoryError(f"out of device memory on {self.name} allocating {list(shape)} "
