@@ -202,11 +202,13 @@ class Device:
     # PoCL, building from source ~50 ms even when PoCL's cache has the compiled kernel. The key holds the
     # source, the options and everything that names the compiler: platform, device (its version string
     # names the CPU PoCL compiles for), driver and clconv version.
+    # Storing a binary costs PoCL a second compile of the program (about as long as the first); loading
+    # one saves ~45 ms per program and process. CLCONV_BINARY_CACHE=0 turns the cache off.
     @property
     def _caches_binaries(self) -> bool:
         from pyopencl.characterize import has_src_build_cache
 
-        return bool(has_src_build_cache(self.cl_device))
+        return os.environ.get("CLCONV_BINARY_CACHE", "1") != "0" and bool(has_src_build_cache(self.cl_device))
 
     def _binary_path(self, source: str, options: list) -> Path:
         from . import __version__

@@ -4,6 +4,7 @@ Environment:
   CLCONV_TEST_DEVICES  comma-separated, case-insensitive substrings of
                        "<platform name> <device name>" (or of the short test id,
                        e.g. "pocl-cpu"); only matching devices are tested.
+  CLCONV_BINARY_CACHE  set to 0 here unless given (see below).
 """
 
 import os
@@ -17,6 +18,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+# The suite builds some 300 programs once each: storing their binaries would make PoCL compile each a
+# second time (cold suite 3m51s -> 8m41s on 2 cores) for loads no test makes. test_binaries.py turns it on.
+os.environ.setdefault("CLCONV_BINARY_CACHE", "0")
 
 STRATEGIES = ("register", "local")
 

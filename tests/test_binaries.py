@@ -13,6 +13,7 @@ from reference import conv1d_ref
 def fresh(device, tmp_path, monkeypatch):
     """A new Device (own context, no programs built yet) for the tested device, with an empty cache folder."""
     monkeypatch.setenv("CLCONV_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CLCONV_BINARY_CACHE", "1")  # conftest turns it off for the rest of the suite
     if not Device(device.cl_device, device.index, 0, 0)._caches_binaries:
         pytest.skip(f"{device.name}: pyopencl caches this driver's binaries itself")
     return lambda: Device(device.cl_device, device.index, 0, 0)
@@ -53,3 +54,9 @@ def test_damaged_binary_is_rebuilt_from_source(fresh, tmp_path, rng):
         path.write_bytes(b"not a program binary")
     run_conv(fresh(), rng)
     assert all(path.read_bytes() != b"not a program binary" for path in binaries(tmp_path))
+
+
+def test_binary_cache_can_be_turned_off(fresh, tmp_path, rng, monkeypatch):
+    monkeypatch.setenv("CLCONV_BINARY_CACHE", "0")
+    run_conv(fresh(), rng)
+    assert not binaries(tmp_path)
