@@ -111,7 +111,6 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
 /* Phase-split staged rows (pad_rows.cl): padded index q lives at phase q % STRIDE, offset q / STRIDE, so
  * the positions of a vector are consecutive; i0 = l0 * STRIDE here (pad_l = 0). */
 #define LOAD_X_INTERIOR(xr, i) LOADV(xr + ((i) % STRIDE) * phase_length + l0p + (i) / STRIDE)
-#define LOAD_X_EDGE(xr, i) LOAD_X_INTERIOR(xr, i)
 #elif STRIDE == 1
 #define LOAD_X_INTERIOR(xr, i) LOADV(xr + i0 + (i))
 #define LOAD_X_EDGE(xr, i) LOADV_PRIVATE(window + (i))
@@ -141,24 +140,18 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
             }                                                                   \
         }                                                                       \
     }
+/* Register tile r's first channel, and where it starts: slid back to end on the group's last channel. */
+#define TILE_FIRST(r) (co_first + (row * TILE_R + (r)) * TILE_CO)
+#define TILE_BASE(co0) ((co0) + TILE_CO > co_end ? co_end - TILE_CO : (co0))
     acc_t window[WIN_T];
     for (int cb = 0; cb < C_IN_G; cb += CHUNK) {
         const int cb_end = cb + CHUNK < C_IN_G ? cb + CHUNK : C_IN_G;
         NO_UNROLL
-        for (int r = 0; r < TILE_R; ++r) {
-            const int co0 = co_first + (row * TILE_R + r) * TILE_CO;
-            if (co0 >= co_end)
-                break;
-            const int co_base = co0 + TILE_CO > co_end ? co_end - TILE_CO : co0;
+        for (int r = 0; r < TILE_R && TILE_FIRST(r) < co_end; ++r) {
+            const int co_base = TILE_BASE(TILE_FIRST(r));
             NO_UNROLL
             for (int p = 0; p < TILE_P; ++p) {
                 const int i0 = (l0 + p * (TILE_L * VEC)) * STRIDE - pad_l;
-#if X_PHASES > 1
-                const int l0p = l0 + p * (TILE_L * VEC);
-                const bool interior = true; /* staged rows hold every tile's window */
-#else
-                const bool interior = i0 >= 0 && i0 + (TILE_L * VEC - 1) * STRIDE + (K - 1) * DILATION < L_in;
-#endif
                 __global const store_t *xr = xg + (long)cb * L_in;
                 __global const store_t *wp = w + ((long)co_base * C_IN_G + cb) * K;
                 accv_t part[TILE_CO][TILE_L];
@@ -167,11 +160,16 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
                     UNROLL
                     for (int t = 0; t < TILE_L; ++t)
                         part[c][t] = 0;
-                if (interior) {
+#if X_PHASES > 1
+                const int l0p = l0 + p * (TILE_L * VEC); /* staged rows hold every tile's window */
+                FORWARD_ACCUMULATE(LOAD_X_INTERIOR, STAGE_NOTHING)
+#else
+                if (i0 >= 0 && i0 + (TILE_L * VEC - 1) * STRIDE + (K - 1) * DILATION < L_in) {
                     FORWARD_ACCUMULATE(LOAD_X_INTERIOR, STAGE_NOTHING)
                 } else {
                     FORWARD_ACCUMULATE(LOAD_X_EDGE, STAGE_WINDOW)
                 }
+#endif
                 UNROLL
                 for (int c = 0; c < TILE_CO; ++c)
                     UNROLL
@@ -181,11 +179,8 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
         }
     }
 
-    for (int r = 0; r < TILE_R; ++r) {
-        const int co0 = co_first + (row * TILE_R + r) * TILE_CO;
-        if (co0 >= co_end)
-            break;
-        const int co_base = co0 + TILE_CO > co_end ? co_end - TILE_CO : co0;
+    for (int r = 0; r < TILE_R && TILE_FIRST(r) < co_end; ++r) {
+        const int co0 = TILE_FIRST(r), co_base = TILE_BASE(co0);
         UNROLL
         for (int c = 0; c < TILE_CO; ++c) {
             const int co = co_base + c;
