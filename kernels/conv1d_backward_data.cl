@@ -204,11 +204,7 @@ void conv1d_backward_data(__global const store_t *restrict dy, __global const st
         const int ci = ci_base + c;
         if (ci < ci0 || ci >= ci_end)
             continue;
-#if HAS_BIAS
-        const acc_t b = LOAD(bias, ci);
-#else
-        const acc_t b = 0;
-#endif
+        const acc_t b = BIAS(ci);
         __global store_t *dxr = dx + ((long)n * C_IN + ci) * L_dst;
         UNROLL
         for (int j = 0; j < TILE_L * VEC; ++j) {

@@ -186,11 +186,7 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
             const int co = co_base + c;
             if (co < co0)
                 continue;
-#if HAS_BIAS
-            const acc_t b = LOAD(bias, co);
-#else
-            const acc_t b = 0;
-#endif
+            const acc_t b = BIAS(co);
             __global store_t *yr = y + ((long)n * C_OUT + co) * L_out;
             for (int p = 0; p < TILE_P; ++p)
                 UNROLL
@@ -273,11 +269,7 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
         const int co = co0 + c;
         if (co >= co_end)
             continue;
-#if HAS_BIAS
-        const acc_t b = LOAD(bias, co);
-#else
-        const acc_t b = 0;
-#endif
+        const acc_t b = BIAS(co);
         __global store_t *yr = y + ((long)n * C_OUT + co) * L_out;
         UNROLL
         for (int j = 0; j < TILE_L; ++j) {
