@@ -463,35 +463,95 @@ def input_gradient(device: Device, geo: ConvGeometry, dy: cla.Array, weight: cla
 _PARTIAL_BYTES_CAP = 128 << 20
 
 
-def _weight_gradient_plan(device: Device, geo: ConvGeometry, dtype) -> tuple[Launch, Launch, Staging | None]:
+def _weight_tiles(taps: int, channels: int, max_channels: int, max_accumulators: int,
+                  channel_lanes: int = 0) -> tuple[int, int]:
+    """(TILE_CO, TILE_K) of the register weight gradient within an accumulator budget.
+
+    With lanes along positions a work-item streams TILE_CO dy rows and one input row per vector of
+    positions; with lanes along channel_lanes input channels, one input line and TILE_CO / channel_lanes
+    dy lines per position. The score is multiply-adds per streamed line, divided by the work that tiles
+    sliding back over the last channels or taps repeat. Taps split into tiles of equal size (K = 31 in
+    two tiles of 16).
+    """
+    best = (0.0, 1, 1)
+    for tile_k in sorted({-(-taps // tiles) for tiles in range(1, taps + 1)}):
+        if tile_k > max_accumulators:
+            continue
+        for tile_co in range(1, min(max_channels, channels, max_accumulators // tile_k) + 1):
+            repeated = (-(-taps // tile_k) * tile_k / taps) * (-(-channels // tile_co) * tile_co / channels)
+            streamed = 1 + tile_co / channel_lanes if channel_lanes else tile_co + 1
+            score = tile_co * tile_k / streamed / repeated
+            if score > best[0]:
+                best = (score, tile_co, tile_k)
+    return best[1], best[2]
+
+
+class BlockedStaging(NamedTuple):
+    """The channel-blocked padded copy of the input that conv1d_backward_weight_blocked reads (pad_rows.cl)."""
+    kernel: object
+    global_size: tuple
+    local_size: tuple
+    length: int  # LDB, padded positions per block row
+
+
+def _blocked_staging(device: Device, geo: ConvGeometry, dtype, p: dict) -> BlockedStaging | None:
+    """The copy for a weight gradient with lanes along input channels: used where the reduction is deep
+    (C_in_g >= CI_LANES_MIN) and the pass big enough (STAGE_FLOPS) to pay for the copy."""
+    if not (p["strategy"] == "register" and 0 < p["CI_LANES_MIN"] <= geo.in_per_group
+            and p["STAGE_FLOPS"] <= geo.flops() and geo.length_in > 0):
+        return None
+    length = geo.pad_left + geo.length_in + geo.pad_right
+    blocks = _ceil_div(geo.in_per_group, p["VEC"])
+    if geo.batch * geo.groups * blocks * length * p["VEC"] * _acc_bytes(dtype) > device.buffer_limit:
+        return None
+    kernel = device.kernel("pad_rows.cl", "pad_rows_blocked", {"PAD_MODE": _PAD_MODE_CODE[geo.padding_mode],
+                                                                "C_IN_G": geo.in_per_group, "VEC": p["VEC"],
+                                                                **dtype_defines(dtype)})
+    group = _line_group(device, 64)
+    return BlockedStaging(kernel, (_ceil_div(length, group) * group, geo.batch * geo.groups * blocks), (group, 1), length)
+
+
+def _weight_gradient_plan(device: Device, geo: ConvGeometry, dtype) -> tuple[Launch, Launch, Staging | BlockedStaging | None]:
     """(partial-sum launch, reduce launch, staging); the partial launch's params carry the chunk count."""
     def build():
         def local_bytes(p):
             return _acc_bytes(dtype) * p["WG_CO"] * p["TILE_CO"] * p["LB"]
 
         p = _pass_params(device, "backward_weight", geo, dtype, geo.out_per_group, geo.length_out, local_bytes)
+        blocked = _blocked_staging(device, geo, dtype, p)
+        if blocked:
+            p["WG_L"] = p["WG_CO"] = 1
+            p["TILE_CO"], p["TILE_K"] = _weight_tiles(geo.kernel_size, geo.out_per_group, p["CI_LANES_ACC"],
+                                                      p["CI_LANES_ACC"], channel_lanes=p["VEC"])
+        elif p["strategy"] == "register" and p["ACC_MAX"]:
+            p["TILE_CO"], p["TILE_K"] = _weight_tiles(geo.kernel_size, geo.out_per_group, p["TILE_CO"], p["ACC_MAX"])
         tile_k = max(1, min(p["TILE_K"], geo.kernel_size))
-        lanes = geo.in_per_group * _ceil_div(geo.kernel_size, tile_k)
+        lanes = (_ceil_div(geo.in_per_group, p["VEC"]) if blocked else geo.in_per_group) * _ceil_div(geo.kernel_size, tile_k)
         wg_a = max(1, min(p["WG_L"], _params.pow2_floor(lanes)))
         rows = geo.groups * _ceil_div(geo.out_per_group, p["WG_CO"] * p["TILE_CO"]) * p["WG_CO"]
         work_items = _ceil_div(lanes, wg_a) * wg_a * rows
-        vectors = geo.batch * _ceil_div(geo.length_out, p["VEC"])
+        positions = geo.batch * geo.length_out
+        vectors = positions if blocked else geo.batch * _ceil_div(geo.length_out, p["VEC"])
         w_size = geo.out_channels * geo.in_per_group * geo.kernel_size
         # Chunks: enough to fill the device and short enough (RUN positions) that a chunk's rows stay in cache
         # while consecutive work-items reuse them; capped in memory. A function of the shape and the device
         # parameters only, so the summation order (and the bits) never change between runs.
         target = device.compute_units * (64 if device.type == "CPU" else 2048)
-        chunks = max(_ceil_div(target, work_items), _ceil_div(geo.batch * geo.length_out, p["RUN"]))
+        chunks = max(_ceil_div(target, work_items), _ceil_div(positions, p["RUN"]))
         chunks = max(1, min(chunks, vectors // 4, _PARTIAL_BYTES_CAP // max(1, w_size * _acc_bytes(dtype))))
-        staging = _staging(device, geo, dtype, p, p["VEC"])
-        # Cache blocks of input rows: each chunk's run of positions of one input row, over the strides.
-        row_bytes = _ceil_div(geo.batch * geo.length_out, chunks) * geo.stride * np.dtype(dtype).itemsize
-        position_block = _position_block(p, row_bytes * wg_a, row_bytes * geo.in_per_group * geo.groups)
+        staging = blocked or _staging(device, geo, dtype, p, p["VEC"])
+        # Cache blocks of input rows: each chunk's run of positions of one input row (or channel block), over
+        # the strides.
+        row_bytes = _ceil_div(positions, chunks) * geo.stride * np.dtype(dtype).itemsize
+        if blocked:
+            row_bytes *= p["VEC"] * _acc_bytes(dtype) // np.dtype(dtype).itemsize
+        position_block = _position_block(p, row_bytes * wg_a, row_bytes * lanes * geo.groups)
         defines = {**_common_defines(geo, dtype, p), "PAD_MODE": 0 if staging else _PAD_MODE_CODE[geo.padding_mode],
-                   "X_STAGED": staging is not None, "X_PHASES": staging.phases if staging else 1,
+                   "X_STAGED": isinstance(staging, Staging), "X_PHASES": staging.phases if isinstance(staging, Staging) else 1,
                    "TILE_CO": p["TILE_CO"], "TILE_K": tile_k, "WG_A": wg_a, "WG_CO": p["WG_CO"], "LB": p["LB"],
                    "POS_BLOCK": position_block}
-        partial = Launch(device.kernel("conv1d_backward_weight.cl", "conv1d_backward_weight_partial", defines),
+        name = "conv1d_backward_weight_blocked" if blocked else "conv1d_backward_weight_partial"
+        partial = Launch(device.kernel("conv1d_backward_weight.cl", name, defines),
                          (_ceil_div(lanes, wg_a) * wg_a, rows, chunks), (wg_a, p["WG_CO"], 1), {**p, "chunks": chunks})
         group = _line_group(device, 64)
         reduce = Launch(device.kernel("conv1d_backward_weight.cl", "conv1d_backward_weight_reduce", defines),
@@ -507,12 +567,19 @@ def weight_gradient_into(device: Device, geo: ConvGeometry, x: cla.Array, dy: cl
     if dw.size == 0:
         return
     partial, reduce, staging = _weight_gradient_plan(device, geo, x.dtype)
-    source, length, pad_left = _stage_input(device, geo, x, staging)
     chunks = partial.params["chunks"]
     sums = device.buffer(chunks * dw.size * _acc_bytes(x.dtype))
-    device.launch(partial.kernel, partial.global_size, partial.local_size, source, dy.data, sums,
-                  np.int32(geo.batch), np.int32(length), np.int32(geo.length_out), np.int32(pad_left),
-                  np.int32(chunks))
+    if isinstance(staging, BlockedStaging):
+        blocks = device.buffer(staging.global_size[1] * staging.length * partial.params["VEC"] * _acc_bytes(x.dtype))
+        device.launch(staging.kernel, staging.global_size, staging.local_size, x.data, blocks,
+                      np.int32(geo.length_in), np.int32(geo.pad_left), np.int32(staging.length))
+        device.launch(partial.kernel, partial.global_size, partial.local_size, blocks, dy.data, sums,
+                      np.int32(geo.batch), np.int32(staging.length), np.int32(geo.length_out), np.int32(chunks))
+    else:
+        source, length, pad_left = _stage_input(device, geo, x, staging)
+        device.launch(partial.kernel, partial.global_size, partial.local_size, source, dy.data, sums,
+                      np.int32(geo.batch), np.int32(length), np.int32(geo.length_out), np.int32(pad_left),
+                      np.int32(chunks))
     device.launch(reduce.kernel, reduce.global_size, reduce.local_size, sums, dw.data, np.int32(chunks),
                   np.int32(accumulate))
 

@@ -15,13 +15,18 @@ STRATEGIES = ("register", "local")
 # A safe default for any device: small register tiles, work-groups of 8.
 # TILE_CO / WG_CO tile the channels a pass writes (output channels forward, input channels for the input
 # gradient); CI_TILE is the channel chunk staged in __local memory; TILE_K, LB and RUN serve the weight
-# gradient (taps per work-item, positions per __local block, positions per partial-sum chunk); BLOCK_KB is
-# the input a register-strategy pass keeps in a core's cache while its channel tiles pass over it.
+# gradient (taps per work-item, positions per __local block, positions per partial-sum chunk); ACC_MAX,
+# when set, lets the register weight gradient pick its TILE_CO (at most the given) x TILE_K tile per shape
+# within that many accumulators; CI_LANES_MIN, when set, runs weight gradients with C_in/groups of at least
+# that many (in passes of STAGE_FLOPS or more) with their vector lanes along input channels, in tiles of
+# CI_LANES_ACC accumulators; BLOCK_KB is the input a register-strategy pass keeps in a core's cache
+# while its channel tiles pass over it.
 _SAFE_DEFAULT = {"strategy": "register", "TILE_CO": 4, "TILE_L": 2, "VEC": 4, "WG_L": 8, "WG_CO": 1, "CI_TILE": 4,
                  "TILE_K": 3, "LB": 64, "RUN": 2048, "BLOCK_KB": 256,
                  "TILE_R": 1, "TILE_P": 1, "CI_CHUNK": 32, "STAGE_MIN": 0,
                  "STAGE_FLOPS": 0, "UNROLL_K_MAX": 8,
-                 "DATA_AS_FORWARD": 0, "WORK_MIN": 0}
+                 "DATA_AS_FORWARD": 0, "WORK_MIN": 0, "ACC_MAX": 0,
+                 "CI_LANES_MIN": 0, "CI_LANES_ACC": 16}
 
 # Built-in table: (device type, substring of device_traits() or "") -> pass ("*" for all) -> parameters over
 # the default; the first matching tag wins, then the type's "" entry.
@@ -47,9 +52,14 @@ _BUILTIN = {
     ("CPU", "avx512"): {
         "*": {"strategy": "register", "TILE_CO": 16, "TILE_L": 1, "VEC": 16, "WG_L": 1, "WG_CO": 1, "STAGE_MIN": 256,
               "DATA_AS_FORWARD": 1, "WORK_MIN": 1 << 20},
-        # 6 x 3 accumulators of 16 lanes; runs of 4096 positions (side by side against 1024: depthwise
-        # 40 -> 53, tcn 94 -> 106, (1, 64, 10^6) 88 -> 126 GF/s, none slower).
-        "backward_weight": {"TILE_CO": 6, "TILE_K": 3, "RUN": 4096, "STAGE_FLOPS": 1 << 24},
+        # Up to 6 channels and 32 accumulators of 16 lanes, tiles picked per shape (ACC_MAX): dense 6 x 3,
+        # grouped K5 4 x 5, wav2vec K10 3 x 10, depthwise K31 1 x 31. Side by side against fixed 6 x 3:
+        # grouped 91 -> 107, wav2vec 64 -> 92, depthwise 56 -> 78 GF/s. Runs of 4096 positions (against
+        # 1024: depthwise 40 -> 53, tcn 94 -> 106, (1, 64, 10^6) 88 -> 126 GF/s, none slower).
+        # C_in_g >= 16: lanes along input channels over a channel-blocked copy, 24 accumulators (dense 8 x 3):
+        # the input streams one line per position and dy is broadcast (dense 105 -> 255 GF/s, prototype).
+        "backward_weight": {"TILE_CO": 6, "TILE_K": 3, "ACC_MAX": 32, "RUN": 4096, "STAGE_FLOPS": 1 << 24,
+                            "CI_LANES_MIN": 16, "CI_LANES_ACC": 24},
     },
     ("GPU", ""): {"*": {"strategy": "local", "TILE_CO": 4, "TILE_L": 2, "WG_L": 32, "WG_CO": 4, "CI_TILE": 4, "RUN": 8192}},
     ("ACCELERATOR", ""): {"*": {"strategy": "local", "TILE_CO": 2, "TILE_L": 2, "WG_L": 16, "WG_CO": 4, "CI_TILE": 4}},

@@ -30,10 +30,17 @@ _REGISTER = [{"strategy": "register", "TILE_CO": co, "TILE_L": tl, "VEC": vec, "
 # The forward's reduction in cache chunks over several register tiles per work-item.
 _REGISTER_FORWARD = [{"strategy": "register", "TILE_CO": 16, "TILE_L": 1, "VEC": 16, "WG_L": 1, "WG_CO": 1,
                       "TILE_P": tp, "CI_CHUNK": chunk} for tp, chunk in [(4, 8), (2, 16), (4, 32)]]
-_REGISTER_WEIGHT = [{"strategy": "register", "TILE_CO": co, "TILE_K": tk, "VEC": vec, "RUN": run, "WG_L": 1, "WG_CO": 1}
-                    for (co, tk, vec), run in itertools.product(
-                        [(6, 3, 16), (6, 3, 8), (4, 3, 16), (3, 3, 8), (4, 2, 8), (2, 4, 16), (1, 8, 16), (4, 3, 4)],
+# Weight tiles with lanes along positions: fixed (ACC_MAX 0), or picked per shape within an accumulator
+# budget; then lanes along channel blocks (CI_LANES_MIN; deep shapes only) within CI_LANES_ACC accumulators.
+_REGISTER_WEIGHT = [{"strategy": "register", "TILE_CO": co, "TILE_K": tk, "ACC_MAX": acc, "VEC": vec, "RUN": run,
+                     "WG_L": 1, "WG_CO": 1, "CI_LANES_MIN": 0}
+                    for (co, tk, acc, vec), run in itertools.product(
+                        [(6, 3, 0, 16), (6, 3, 0, 8), (4, 3, 0, 16), (3, 3, 0, 8), (4, 2, 0, 8), (2, 4, 0, 16),
+                         (1, 8, 0, 16), (4, 3, 0, 4), (6, 3, 32, 16), (4, 3, 16, 16), (3, 3, 12, 8)],
                         [1024, 4096])]
+_CHANNEL_LANES_WEIGHT = [{"strategy": "register", "CI_LANES_MIN": vec, "CI_LANES_ACC": acc, "VEC": vec, "RUN": run,
+                          "WG_L": 1, "WG_CO": 1}
+                         for (acc, vec), run in itertools.product([(24, 16), (16, 16), (12, 8), (8, 8)], [1024, 4096])]
 _LOCAL = [{"strategy": "local", "TILE_CO": co, "TILE_L": tl, "WG_L": wl, "WG_CO": wc, "CI_TILE": ct}
           for co, tl, wl, wc, ct in [(4, 2, 32, 4, 4), (2, 2, 16, 8, 8), (4, 4, 16, 4, 4), (2, 1, 64, 4, 8), (1, 4, 32, 8, 4)]]
 _LOCAL_WEIGHT = [{"strategy": "local", "TILE_CO": co, "TILE_K": tk, "WG_L": wl, "WG_CO": wc, "LB": lb, "RUN": 8192}
@@ -42,7 +49,7 @@ _LOCAL_WEIGHT = [{"strategy": "local", "TILE_CO": co, "TILE_K": tk, "WG_L": wl, 
 
 def candidates(pass_name: str) -> list[dict]:
     if pass_name == "backward_weight":
-        return _REGISTER_WEIGHT + _LOCAL_WEIGHT
+        return _REGISTER_WEIGHT + _CHANNEL_LANES_WEIGHT + _LOCAL_WEIGHT
     return _REGISTER + (_REGISTER_FORWARD if pass_name == "forward" else []) + _LOCAL
 
 

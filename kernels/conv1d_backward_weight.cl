@@ -11,6 +11,18 @@
  *   STRATEGY 0 (register): TILE_CO channels x TILE_K taps of VEC-lane accumulators, no barriers.
  *   STRATEGY 1 (local): a work-group of WG_A lanes (ci, tap tile) x WG_CO rows shares one chunk; dy rows
  *     for its SPAN_CO channels are staged in __local memory, LB positions at a time, and read by every lane.
+ *   conv1d_backward_weight_blocked: the register tiles with their lanes along input channels instead of
+ *     positions, for deep reductions (the host's choice). It reads pad_rows.cl's channel-blocked copy
+ *       xb[((n * GROUPS + g) * CI_BLOCKS + b) * LDB + q][v] = xpad[n, g*C_IN_G + b*VEC + v, q - pad_l]
+ *     (zero for channels past C_IN_G). Work-item (channel block b, tap tile, channel tile, chunk) keeps
+ *     acc[c][t], lane v = dw[co_base + c, b*VEC + v, k_base + t]; per position it loads TILE_K input
+ *     vectors and broadcasts TILE_CO dy elements:
+ *
+ *         position l:  dy[co_base .. +TILE_CO)[l]  x  xb[b][l*STRIDE + (k_base .. +TILE_K)*DILATION][0 .. VEC)
+ *                      (broadcast scalars)            (one contiguous vector per tap)
+ *
+ *     The input streams one cache line per position and no lanes are summed at the end; lanes along
+ *     positions stream TILE_CO + 1 rows per vector and load the same dy vector for every input channel.
  *
  * Macros read: C_IN_G, C_OUT_G, GROUPS, K, STRIDE, DILATION, PAD_MODE, dtype (common.cl), tunables.
  * Runtime arguments: N, L_in, L_out, pad_l, chunks.
@@ -226,6 +238,78 @@ void conv1d_backward_weight_partial(__global const store_t *restrict x, __global
         }
     }
 }
+
+#define CI_BLOCKS ((C_IN_G + VEC - 1) / VEC)
+
+#if STRATEGY == 0
+__kernel __attribute__((reqd_work_group_size(1, 1, 1)))
+void conv1d_backward_weight_blocked(__global const acc_t *restrict xb, __global const store_t *restrict dy,
+                                    __global acc_t *restrict partial, const int N, const int LDB, const int L_out,
+                                    const int chunks)
+{
+    const int2 tile = tile_order();
+    const int b = tile.x / K_TILES;
+    const int k0 = tile.x % K_TILES * TILE_K;
+    const int g = tile.y / CO_SPANS;
+    const int co_end = (g + 1) * C_OUT_G;
+    const int co0 = g * C_OUT_G + tile.y % CO_SPANS * TILE_CO;
+    /* tiles overhanging the last channel or tap slide back, as in the partial kernel */
+    const int co_base = co0 + TILE_CO > co_end ? co_end - TILE_CO : co0;
+    const int k_base = k0 + TILE_K > K ? K - TILE_K : k0;
+    const int chunk = get_global_id(2);
+    const long total = (long)N * L_out;
+    const long p_begin = total * chunk / chunks, p_end = total * (chunk + 1) / chunks;
+
+    accv_t acc[TILE_CO][TILE_K];
+    UNROLL
+    for (int c = 0; c < TILE_CO; ++c) {
+        UNROLL
+        for (int t = 0; t < TILE_K; ++t)
+            acc[c][t] = 0;
+    }
+    for (long p = p_begin; p < p_end;) {
+        const int n = (int)(p / L_out);
+        const int l0 = (int)(p - (long)n * L_out);
+        const int l1 = p_end - p < L_out - l0 ? l0 + (int)(p_end - p) : L_out;
+        __global const acc_t *xr = xb + (((long)n * GROUPS + g) * CI_BLOCKS + b) * LDB * VEC + k_base * DILATION * VEC;
+        __global const store_t *dyr = dy + ((long)n * C_OUT + co_base) * L_out;
+        for (int l = l0; l < l1; ++l) {
+            accv_t xv[TILE_K];
+            UNROLL
+            for (int t = 0; t < TILE_K; ++t)
+                xv[t] = *(__global const accv_t *)(xr + (l * STRIDE + t * DILATION) * VEC);
+            UNROLL
+            for (int c = 0; c < TILE_CO; ++c) {
+                const acc_t d = LOAD(dyr, c * L_out + l);
+                UNROLL
+                for (int t = 0; t < TILE_K; ++t)
+                    acc[c][t] += d * xv[t];
+            }
+        }
+        p += l1 - l0;
+    }
+
+    __global acc_t *out = partial + (long)chunk * W_SIZE;
+    UNROLL
+    for (int c = 0; c < TILE_CO; ++c) {
+        const int co = co_base + c;
+        if (co < co0)
+            continue;
+        UNROLL
+        for (int t = 0; t < TILE_K; ++t) {
+            const int k = k_base + t;
+            if (k < k0)
+                continue;
+            accv_lanes lanes;
+            lanes.v = acc[c][t];
+            UNROLL
+            for (int v = 0; v < VEC; ++v)
+                if (b * VEC + v < C_IN_G)
+                    out[(co * C_IN_G + b * VEC + v) * K + k] = lanes.s[v];
+        }
+    }
+}
+#endif
 
 /* dw[j] = sum_chunk partial[chunk][j] (+ dw[j] when accumulating), chunks summed in order. */
 __kernel void conv1d_backward_weight_reduce(__global const acc_t *restrict partial, __global store_t *restrict dw,

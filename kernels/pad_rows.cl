@@ -11,6 +11,14 @@
  * set, and a deep reduction walking down that column thrashes the cache.
  * Grid: dim 0 = e in [0, LDX), dim 1 = row r. Macros read: PAD_MODE, PHASES, dtype. Runtime arguments:
  * L (input row length, >= 1), pad_l, padded (pad_l + L + pad_r), LDP.
+ *
+ * pad_rows_blocked: the padded rows in blocks of VEC channels side by side, accumulation type, for the
+ * weight gradient with lanes along input channels (conv1d_backward_weight_blocked):
+ *
+ *   xb[(rb * LDB + q) * VEC + v] = xpad[ng * C_IN_G + b * VEC + v, q - pad_l]  for b * VEC + v < C_IN_G
+ *                                = 0                                             for the channels beyond
+ *   with rb = ng * CI_BLOCKS + b, ng = n * GROUPS + g, q in [0, LDB = padded).
+ * Grid: dim 0 = q, dim 1 = rb. Macros read: C_IN_G, VEC, PAD_MODE, dtype.
  */
 #ifndef PHASES
 #define PHASES 1 /* stride phases per staged row */
@@ -26,3 +34,20 @@ __kernel void pad_rows(__global const store_t *restrict x, __global store_t *res
     const acc_t v = q < padded ? load_padded(x + row * L, q - pad_l, L) : (acc_t)0;
     STORE(xp, row * (PHASES * LDP) + e, v);
 }
+
+#ifdef C_IN_G
+#define CI_BLOCKS ((C_IN_G + VEC - 1) / VEC)
+__kernel void pad_rows_blocked(__global const store_t *restrict x, __global acc_t *restrict xb,
+                               const int L, const int pad_l, const int LDB)
+{
+    const int q = get_global_id(0);
+    if (q >= LDB)
+        return;
+    const int rb = get_global_id(1);
+    const int b = rb % CI_BLOCKS;
+    const long first_row = (long)(rb / CI_BLOCKS) * C_IN_G + b * VEC;
+    __global acc_t *out = xb + ((long)rb * LDB + q) * VEC;
+    for (int v = 0; v < VEC; ++v)
+        out[v] = b * VEC + v < C_IN_G ? load_padded(x + (first_row + v) * L, q - pad_l, L) : (acc_t)0;
+}
+#endif

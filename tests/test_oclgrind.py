@@ -362,6 +362,11 @@ CASES = [
      dict(BLOCK_KB=1, TILE_CO=2, TILE_L=1, VEC=4, STAGE_MIN=0, DATA_AS_FORWARD=0)),
     ("input-grad-forward-form-grouped", dict(cin=4, cout=6, k=3, groups=2, padding=1), (2, 4, 19), "f32",
      dict(DATA_AS_FORWARD=1)),
+    # weight gradient with lanes along channel blocks (pad_rows_blocked), the last block partly empty
+    ("weight-channel-lanes-reflect", dict(cin=6, cout=5, k=3, stride=2, padding=2, mode="reflect", groups=1),
+     (2, 6, 19), "f32", dict(CI_LANES_MIN=1, CI_LANES_ACC=6, VEC=4, STAGE_FLOPS=1, BLOCK_KB=1)),
+    ("weight-channel-lanes-f16-grouped", dict(cin=10, cout=4, k=2, dilation=3, padding=1, groups=2),
+     (2, 10, 15), "f16", dict(CI_LANES_MIN=1, CI_LANES_ACC=4, VEC=4, STAGE_FLOPS=1)),
     ("float64-reflect-strided", dict(cin=2, cout=4, k=3, stride=2, padding=2, mode="reflect"), (2, 2, 12), "f64", {}),
     ("float16-zeros", dict(cin=3, cout=4, k=3, padding=1), (2, 3, 11), "f16", {}),
 ]

@@ -4,7 +4,9 @@ The built-in parameters of the machine running the tests pick one layout per sha
 the others, so every layout is checked wherever the suite runs: the staged input copy (pad_rows.cl, split
 into stride phases for strided cases) and the guarded edge path, several register tiles per work-item with a reduction in chunks that do not
 divide the channels, and work-groups renumbered into cache blocks with a partial last block; stride-1 input gradients both
-through the forward kernel with flipped weights (flip_weights.cl) and through the gather kernel.
+through the forward kernel with flipped weights (flip_weights.cl) and through the gather kernel; weight
+gradient tiles picked within an accumulator budget, sliding back over the last channels and taps, and
+with their lanes along blocks of input channels (pad_rows_blocked).
 """
 from dataclasses import dataclass
 
@@ -22,6 +24,11 @@ LAYOUTS = {
     "r2-p2-chunk3": dict(TILE_CO=2, TILE_L=1, VEC=4, TILE_R=2, TILE_P=2, CI_CHUNK=3, STAGE_MIN=1, STAGE_FLOPS=1,
                          DATA_AS_FORWARD=1),
     "cache-blocks": dict(TILE_CO=2, TILE_L=1, VEC=4, BLOCK_KB=1, STAGE_MIN=0, STAGE_FLOPS=0, DATA_AS_FORWARD=0),
+    # weight tiles (channels x taps) picked per shape: 3x3, 4x4, 2x3, 5x5, 4x2, 2x10 sliding over 7 channels,
+    # 1x17 twice over 33 taps
+    "weight-budget": dict(TILE_CO=6, ACC_MAX=32, VEC=16, STAGE_MIN=1, STAGE_FLOPS=1, DATA_AS_FORWARD=1),
+    # weight gradient lanes along blocks of 4 input channels, the last block partly empty where C_in_g % 4 != 0
+    "weight-channel-lanes": dict(CI_LANES_MIN=1, CI_LANES_ACC=24, VEC=4, STAGE_FLOPS=1, BLOCK_KB=1),
 }
 
 
@@ -51,6 +58,8 @@ CASES = [
     TileCase(4, 5, 5, 29, stride=3, padding=4, mode="replicate"),
     TileCase(3, 4, 2, 40, padding=1, dtype="float64"),
     TileCase(4, 3, 3, 45, padding=1, dtype="float16"),
+    TileCase(1, 7, 10, 90, stride=5),
+    TileCase(4, 4, 33, 80, padding=16, groups=4),
 ]
 
 
