@@ -395,6 +395,18 @@ def _forward_form(device: Device, geo: ConvGeometry, dtype, length: int, pad_lef
     return ForwardForm(dual, Launch(kernel, (_ceil_div(size, group) * group,), (group,), {}))
 
 
+def _rows_plan(device: Device, geo: ConvGeometry, dtype, p: dict, has_bias: bool, length: int, pad_left: int) -> Launch:
+    """conv1d_backward_data_rows: whole runs of positions per input row, accumulated in a core's cache."""
+    step = 2 * p["VEC"]  # M_TILE = 2 vectors
+    longest = max(step, min(p["DATA_ROWS_SEG"], (24 << 10) // (geo.stride * _acc_bytes(dtype))))  # sums in 24 KiB
+    phase_positions = (length - 1 + pad_left) // geo.stride - pad_left // geo.stride + 1
+    segment = _ceil_div(_ceil_div(phase_positions, _ceil_div(phase_positions, longest)), step) * step
+    defines = {**_common_defines(geo, dtype, p), "HAS_BIAS": has_bias, "SEG_M": segment,
+               "CO_GROUP": max(1, min(geo.out_per_group, 20 // geo.kernel_size))}
+    kernel = device.kernel("conv1d_backward_data.cl", "conv1d_backward_data_rows", defines)
+    return Launch(kernel, (_ceil_div(phase_positions, segment), geo.in_channels, geo.batch), (1, 1, 1), p)
+
+
 def _backward_data_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool, length: int,
                         pad_left: int) -> Launch | ForwardForm:
     def build():
@@ -409,6 +421,8 @@ def _backward_data_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool
         forward_form = _forward_form(device, geo, dtype, length, pad_left) if p["DATA_AS_FORWARD"] else None
         if forward_form is not None:
             return forward_form
+        if p["strategy"] == "register" and geo.in_per_group <= p["DATA_ROWS_CI"] and geo.out_per_group >= p["DATA_ROWS_CO"] > 0:
+            return _rows_plan(device, geo, dtype, p, has_bias, length, pad_left)
         itemsize = np.dtype(dtype).itemsize
         span_dy = p["WG_L"] * p["TILE_L"] * p["VEC"] + halo
         defines = {**_common_defines(geo, dtype, p), "HAS_BIAS": has_bias, "TILE_CI": p["TILE_CO"],

@@ -19,14 +19,16 @@ STRATEGIES = ("register", "local")
 # when set, lets the register weight gradient pick its TILE_CO (at most the given) x TILE_K tile per shape
 # within that many accumulators; CI_LANES_MIN, when set, runs weight gradients with C_in/groups of at least
 # that many (in passes of STAGE_FLOPS or more) with their vector lanes along input channels, in tiles of
-# CI_LANES_ACC accumulators; BLOCK_KB is the input a register-strategy pass keeps in a core's cache
+# CI_LANES_ACC accumulators; input gradients with at most DATA_ROWS_CI input and at least DATA_ROWS_CO (> 0)
+# output channels per group accumulate runs of up to DATA_ROWS_SEG positions per phase in cache; BLOCK_KB is the input a register-strategy pass keeps in a core's cache
 # while its channel tiles pass over it.
 _SAFE_DEFAULT = {"strategy": "register", "TILE_CO": 4, "TILE_L": 2, "VEC": 4, "WG_L": 8, "WG_CO": 1, "CI_TILE": 4,
                  "TILE_K": 3, "LB": 64, "RUN": 2048, "BLOCK_KB": 256,
                  "TILE_R": 1, "TILE_P": 1, "CI_CHUNK": 32, "STAGE_MIN": 0,
                  "STAGE_FLOPS": 0, "UNROLL_K_MAX": 8,
                  "DATA_AS_FORWARD": 0, "WORK_MIN": 0, "ACC_MAX": 0,
-                 "CI_LANES_MIN": 0, "CI_LANES_ACC": 16}
+                 "CI_LANES_MIN": 0, "CI_LANES_ACC": 16, "DATA_ROWS_CI": 0, "DATA_ROWS_CO": 0,
+                 "DATA_ROWS_SEG": 1024}
 
 # Built-in table: (device type, substring of device_traits() or "") -> pass ("*" for all) -> parameters over
 # the default; the first matching tag wins, then the type's "" entry.
@@ -60,6 +62,9 @@ _BUILTIN = {
         # the input streams one line per position and dy is broadcast (dense 105 -> 255 GF/s, prototype).
         "backward_weight": {"TILE_CO": 6, "TILE_K": 3, "ACC_MAX": 32, "RUN": 4096, "STAGE_FLOPS": 1 << 24,
                             "CI_LANES_MIN": 16, "CI_LANES_ACC": 24},
+        # Input gradients with <= 4 input and >= 64 output channels per group accumulate whole runs of
+        # positions in cache (conv1d_backward_data_rows): wav2vec 25 -> 56 GF/s side by side.
+        "backward_data": {"DATA_ROWS_CI": 4, "DATA_ROWS_CO": 64},
     },
     ("GPU", ""): {"*": {"strategy": "local", "TILE_CO": 4, "TILE_L": 2, "WG_L": 32, "WG_CO": 4, "CI_TILE": 4, "RUN": 8192}},
     ("ACCELERATOR", ""): {"*": {"strategy": "local", "TILE_CO": 2, "TILE_L": 2, "WG_L": 16, "WG_CO": 4, "CI_TILE": 4}},

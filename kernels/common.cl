@@ -84,7 +84,7 @@ inline acc_t load_padded(__global const store_t *row, int i, int len)
  *   gather_padded(r, i, s, len)  lanes load_padded(r, i + j*s, len)
  *   gather_masked(r, i, s, len)  lanes load_masked(r, i + j*s, len)
  *   LOADV(p)                     lanes p[0 .. VEC-1]: one unaligned vector load where the type allows.
- *   LOADV_PRIVATE(p)             the same from private memory (acc_t elements).
+ *   LOADV_PRIVATE(p)             the same from private memory (acc_t elements); STOREV_PRIVATE(p, x) the reverse.
  *   STOREV(p, x)                 the reverse, where HAS_STOREV (float and double storage) says it exists.
  * vloadn would be the obvious contiguous load but is an out-of-line call on
  * PoCL; a packed struct gives the unaligned vector load instead.
@@ -136,8 +136,10 @@ inline accv_t gather_masked(__global const store_t *row, int i, int s, int len)
 #if VEC > 1
 typedef struct __attribute__((packed)) { accv_t v; } unaligned_accv;
 #define LOADV_PRIVATE(p) (((const unaligned_accv *)(p))->v)
+#define STOREV_PRIVATE(p, x) (((unaligned_accv *)(p))->v = (x))
 #else
 #define LOADV_PRIVATE(p) (*(p))
+#define STOREV_PRIVATE(p, x) (*(p) = (x))
 #endif
 #if !defined(DTYPE_HALF) && VEC > 1
 #define LOADV(p) (((__global const unaligned_accv *)(p))->v)

@@ -14,6 +14,16 @@
  *     output channels the work-group stages dy's window (CO_TILE x WIN, WIN = SPAN_L + HALO) and the
  *     weights in __local memory.
  *
+ *   conv1d_backward_data_rows (few input channels, many output channels; the host's choice): a work-item
+ *     owns SEG_M positions m of every phase of one input row, accumulated in private memory (a core's L1),
+ *     and walks the output channels CO_GROUP at a time, each over one contiguous run of dy:
+ *
+ *         for each co group:  for each vector of m:  acc[rho][m..] += sum_{co, k} w[co, k] * dy[co, m - o_k]
+ *
+ *     with rho = k*DILATION mod STRIDE and o_k = k*DILATION / STRIDE fixed per tap. A register tile reads
+ *     a short piece of every dy row (512 rows 12.8 KB apart for wav2vec) and waits on memory; a run of
+ *     SEG_M positions lets the hardware prefetch it.
+ *
  * Macros read: C_IN_G, C_OUT_G, GROUPS, K, STRIDE, DILATION, HAS_BIAS, dtype (common.cl), tunables below.
  * Runtime arguments: L_dst (length of dx), L_src (length of dy), pad_l.
  */
@@ -34,6 +44,15 @@
 #endif
 #ifndef CO_TILE
 #define CO_TILE 4 /* output channels staged per __local chunk (STRATEGY 1) */
+#endif
+#ifndef SEG_M
+#define SEG_M 1024 /* positions per phase a row-accumulating work-item owns (a multiple of VEC) */
+#endif
+#ifndef CO_GROUP
+#define CO_GROUP 2 /* output channels a row-accumulating work-item reads per pass over its positions */
+#endif
+#ifndef M_TILE
+#define M_TILE 2 /* vectors of m per step of a row-accumulating work-item (independent sums per phase) */
 #endif
 #if STRATEGY == 1 && VEC != 1
 #error "the local strategy interleaves single positions: build it with VEC=1"
@@ -217,3 +236,80 @@ void conv1d_backward_data(__global const store_t *restrict dy, __global const st
     }
 #endif
 }
+
+#if STRATEGY == 0
+#define O_MAX ((K - 1) * DILATION / STRIDE) /* furthest dy position behind m that a tap reads */
+
+/* Grid: dim 0 = segment of SEG_M positions m, dim 1 = input channel (over groups), dim 2 = n. */
+__kernel __attribute__((reqd_work_group_size(1, 1, 1)))
+void conv1d_backward_data_rows(__global const store_t *restrict dy, __global const store_t *restrict w,
+                               __global const store_t *restrict bias, __global store_t *restrict dx,
+                               const int L_dst, const int L_src, const int pad_l)
+{
+    const int row = get_global_id(1);
+    const int g = row / C_IN_G, ci = row % C_IN_G;
+    const int n = get_global_id(2);
+    const int m_lo = pad_l / STRIDE; /* q = i + pad_l = m*STRIDE + rho, i >= 0 */
+    const int m_first = m_lo + get_global_id(0) * SEG_M;
+    const int m_total = (L_dst - 1 + pad_l) / STRIDE + 1 - m_lo;
+    /* positions this work-item keeps, in whole steps */
+    const int m_end = min(SEG_M, (m_total - (m_first - m_lo) + M_TILE * VEC - 1) / (M_TILE * VEC) * (M_TILE * VEC));
+    acc_t acc[STRIDE][SEG_M];
+    __global const store_t *dyg = dy + ((long)n * C_OUT + g * C_OUT_G) * L_src;
+    for (int co0 = 0; co0 < C_OUT_G; co0 += CO_GROUP) {
+        /* the group's weights; channels past the last read row co0 with weight 0 */
+        acc_t wk[CO_GROUP][K];
+        __global const store_t *dyr[CO_GROUP];
+        UNROLL
+        for (int c = 0; c < CO_GROUP; ++c) {
+            const bool on = co0 + c < C_OUT_G;
+            dyr[c] = dyg + (long)(on ? co0 + c : co0) * L_src;
+            UNROLL_TAPS
+            for (int k = 0; k < K; ++k)
+                wk[c][k] = on ? LOAD(w, ((long)(g * C_OUT_G + co0 + c) * C_IN_G + ci) * K + k) : (acc_t)0;
+        }
+        /* ROWS_STEP(mv, LOAD_DY): the group's contribution to the M_TILE vectors of m from mv on; steps
+         * whose dy reads all lie inside the rows (the middle loop below) load without guards. */
+#define ROWS_DY_INTERIOR(c, l) LOADV(dyr[c] + (l))
+#define ROWS_DY_EDGE(c, l) gather_masked(dyr[c], l, 1, L_src)
+#define ROWS_STEP(mv, ROWS_DY)                                                          \
+        {                                                                               \
+            accv_t part[M_TILE][STRIDE];                                                \
+            UNROLL                                                                      \
+            for (int t = 0; t < M_TILE; ++t)                                            \
+                UNROLL                                                                  \
+                for (int r = 0; r < STRIDE; ++r)                                        \
+                    part[t][r] = co0 == 0 ? (accv_t)0 : LOADV_PRIVATE(&acc[r][(mv) + t * VEC]); \
+            UNROLL                                                                      \
+            for (int c = 0; c < CO_GROUP; ++c)                                          \
+                UNROLL /* fully: part[] is indexed by the tap's phase */                \
+                for (int k = 0; k < K; ++k)                                             \
+                    UNROLL                                                              \
+                    for (int t = 0; t < M_TILE; ++t)                                    \
+                        part[t][k * DILATION % STRIDE] +=                               \
+                            wk[c][k] * ROWS_DY(c, m_first + (mv) + t * VEC - k * DILATION / STRIDE); \
+            UNROLL                                                                      \
+            for (int t = 0; t < M_TILE; ++t)                                            \
+                UNROLL                                                                  \
+                for (int r = 0; r < STRIDE; ++r)                                        \
+                    STOREV_PRIVATE(&acc[r][(mv) + t * VEC], part[t][r]);               \
+        }
+        int mv = 0;
+        for (; mv < m_end && (m_first + mv - O_MAX < 0 || m_first + mv + M_TILE * VEC > L_src); mv += M_TILE * VEC)
+            ROWS_STEP(mv, ROWS_DY_EDGE)
+        for (; mv < m_end && m_first + mv + M_TILE * VEC <= L_src; mv += M_TILE * VEC)
+            ROWS_STEP(mv, ROWS_DY_INTERIOR)
+        for (; mv < m_end; mv += M_TILE * VEC)
+            ROWS_STEP(mv, ROWS_DY_EDGE)
+    }
+    const acc_t b = BIAS(g * C_IN_G + ci);
+    __global store_t *dxr = dx + ((long)n * C_IN + g * C_IN_G + ci) * L_dst;
+    for (int mv = 0; mv < m_end; ++mv)
+        UNROLL
+        for (int r = 0; r < STRIDE; ++r) {
+            const int i = (m_first + mv) * STRIDE + r - pad_l;
+            if (i >= 0 && i < L_dst)
+                STORE(dxr, i, acc[r][mv] + b);
+        }
+}
+#endif

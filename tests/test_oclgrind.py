@@ -367,6 +367,9 @@ CASES = [
      (2, 6, 19), "f32", dict(CI_LANES_MIN=1, CI_LANES_ACC=6, VEC=4, STAGE_FLOPS=1, BLOCK_KB=1)),
     ("weight-channel-lanes-f16-grouped", dict(cin=10, cout=4, k=2, dilation=3, padding=1, groups=2),
      (2, 10, 15), "f16", dict(CI_LANES_MIN=1, CI_LANES_ACC=4, VEC=4, STAGE_FLOPS=1)),
+    # input gradient accumulating whole rows: positions before the first and past the last dy, 3 segments
+    ("data-rows-strided", dict(cin=2, cout=3, k=5, stride=3, dilation=2, padding=4), (2, 2, 40), "f32",
+     dict(DATA_ROWS_CI=2, DATA_ROWS_CO=1, DATA_ROWS_SEG=4, DATA_AS_FORWARD=0, VEC=2)),
     ("float64-reflect-strided", dict(cin=2, cout=4, k=3, stride=2, padding=2, mode="reflect"), (2, 2, 12), "f64", {}),
     ("float16-zeros", dict(cin=3, cout=4, k=3, padding=1), (2, 3, 11), "f16", {}),
 ]

@@ -6,7 +6,8 @@ into stride phases for strided cases) and the guarded edge path, several registe
 divide the channels, and work-groups renumbered into cache blocks with a partial last block; stride-1 input gradients both
 through the forward kernel with flipped weights (flip_weights.cl) and through the gather kernel; weight
 gradient tiles picked within an accumulator budget, sliding back over the last channels and taps, and
-with their lanes along blocks of input channels (pad_rows_blocked).
+with their lanes along blocks of input channels (pad_rows_blocked); input gradients that accumulate
+whole rows in cache (conv1d_backward_data_rows).
 """
 from dataclasses import dataclass
 
@@ -29,6 +30,8 @@ LAYOUTS = {
     "weight-budget": dict(TILE_CO=6, ACC_MAX=32, VEC=16, STAGE_MIN=1, STAGE_FLOPS=1, DATA_AS_FORWARD=1),
     # weight gradient lanes along blocks of 4 input channels, the last block partly empty where C_in_g % 4 != 0
     "weight-channel-lanes": dict(CI_LANES_MIN=1, CI_LANES_ACC=24, VEC=4, STAGE_FLOPS=1, BLOCK_KB=1),
+    # input gradients accumulating runs of rows (conv1d_backward_data_rows) in several segments
+    "data-rows": dict(DATA_ROWS_CI=8, DATA_ROWS_CO=1, DATA_ROWS_SEG=16, DATA_AS_FORWARD=0, VEC=4),
 }
 
 
