@@ -166,7 +166,9 @@ def fit(device, params: dict, *, rows: int, length: int, local_bytes) -> dict:
     """
     p = dict(params)
     accumulators = p["TILE_CO"] * p["TILE_L"]
-    p["TILE_CO"] = max(1, min(p["TILE_CO"], rows))
+    # As many tiles as the channels need, balanced: 33 channels in 3 tiles of 11, not 16 + 16 + 16 that
+    # slide back over each other.
+    p["TILE_CO"] = -(-rows // -(-rows // max(1, min(p["TILE_CO"], rows)))) if rows > 0 else 1
     # Few rows (depthwise, C_in = 1): keep as many independent accumulators along the positions, or the
     # loop waits on one FMA chain per accumulator.
     p["TILE_L"] = max(p["TILE_L"], min(_MAX_TILE_L, accumulators // p["TILE_CO"]))
