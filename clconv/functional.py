@@ -299,8 +299,8 @@ def _staging(device: Device, geo: ConvGeometry, dtype, p: dict, span_l: int) -> 
         return None
     group = _line_group(device, 64)
     kernel = device.kernel("pad_rows.cl", "pad_rows", {"PAD_MODE": _PAD_MODE_CODE[geo.padding_mode],
-                                                       "PHASES": geo.stride, **dtype_defines(dtype)})
-    return Staging(kernel, (_ceil_div(row_length, group) * group, geo.batch * geo.in_channels), (group, 1),
+                                                       "PHASES": geo.stride, "LINE": per_line, **dtype_defines(dtype)})
+    return Staging(kernel, (_ceil_div(row_length // per_line, group) * group, geo.batch * geo.in_channels), (group, 1),
                    geo.stride, phase_length)
 
 
