@@ -350,6 +350,7 @@ def _forward_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool) -> t
         staging = _staging(device, geo, dtype, p, span_l)
         row_length = geo.length_in if staging is None else staging.phases * staging.phase_length
         defines = {**_common_defines(geo, dtype, p), "HAS_BIAS": has_bias,
+                   "NT_STORES": 0 < p["NT_STORE_MIN"] <= geo.batch * geo.out_channels * geo.length_out * itemsize,
                    "PAD_MODE": 0 if staging else _PAD_MODE_CODE[geo.padding_mode],
                    "X_PHASES": staging.phases if staging else 1, "TILE_CO": p["TILE_CO"],
                    "TILE_L": p["TILE_L"], "WG_L": p["WG_L"], "WG_CO": p["WG_CO"],

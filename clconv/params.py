@@ -20,7 +20,8 @@ STRATEGIES = ("register", "local")
 # within that many accumulators; CI_LANES_MIN, when set, runs weight gradients with C_in/groups of at least
 # that many (in passes of STAGE_FLOPS or more) with their vector lanes along input channels, in tiles of
 # CI_LANES_ACC accumulators; input gradients with at most DATA_ROWS_CI input and at least DATA_ROWS_CO (> 0)
-# output channels per group accumulate runs of up to DATA_ROWS_SEG positions per phase in cache; BLOCK_KB is the input a register-strategy pass keeps in a core's cache
+# output channels per group accumulate runs of up to DATA_ROWS_SEG positions per phase in cache; forward
+# outputs of NT_STORE_MIN bytes or more (> 0) are written with non-temporal stores; BLOCK_KB is the input a register-strategy pass keeps in a core's cache
 # while its channel tiles pass over it.
 _SAFE_DEFAULT = {"strategy": "register", "TILE_CO": 4, "TILE_L": 2, "VEC": 4, "WG_L": 8, "WG_CO": 1, "CI_TILE": 4,
                  "TILE_K": 3, "LB": 64, "RUN": 2048, "BLOCK_KB": 256,
@@ -28,7 +29,7 @@ _SAFE_DEFAULT = {"strategy": "register", "TILE_CO": 4, "TILE_L": 2, "VEC": 4, "W
                  "STAGE_FLOPS": 0, "UNROLL_K_MAX": 8,
                  "DATA_AS_FORWARD": 0, "WORK_MIN": 0, "ACC_MAX": 0,
                  "CI_LANES_MIN": 0, "CI_LANES_ACC": 16, "DATA_ROWS_CI": 0, "DATA_ROWS_CO": 0,
-                 "DATA_ROWS_SEG": 1024}
+                 "DATA_ROWS_SEG": 1024, "NT_STORE_MIN": 0}
 
 # Built-in table: (device type, substring of device_traits() or "") -> pass ("*" for all) -> parameters over
 # the default; the first matching tag wins, then the type's "" entry.
@@ -44,7 +45,7 @@ _BUILTIN = {
         # Stride-1 input gradients run as forward convolutions with flipped weights (DATA_AS_FORWARD,
         # flip_weights.cl): side by side, dense 121 -> 143, tcn 88 -> 124, depthwise 21 -> 39 GF/s.
         "*": {"strategy": "register", "TILE_CO": 6, "TILE_L": 2, "VEC": 8, "WG_L": 1, "WG_CO": 1, "STAGE_MIN": 256,
-              "DATA_AS_FORWARD": 1, "WORK_MIN": 1 << 20},
+              "DATA_AS_FORWARD": 1, "WORK_MIN": 1 << 20, "NT_STORE_MIN": 16 << 20},
         # 16 vector registers on AVX2: 3 x 3 accumulators, 3 dy vectors and the input stay unspilled
         # (4 x 3 spills: tcn 67 -> 128 GF/s with 3 x 3).
         "backward_weight": {"TILE_CO": 3, "TILE_K": 3, "RUN": 4096, "STAGE_FLOPS": 1 << 24},
@@ -52,8 +53,10 @@ _BUILTIN = {
     # PoCL compiling for a CPU with AVX-512 (32 vector registers of 16 floats): twice the vector width and
     # 16-channel tiles (16 x 16 accumulators; dense forward 131 -> 172 GF/s over 12 channels).
     ("CPU", "avx512"): {
+        # Forward outputs of 16 MiB or more bypass the cache (non-temporal stores where aligned), side by
+        # side: depthwise 70 -> 84, dense 184 -> 207 GF/s; unaligned rows (wav2vec) unchanged.
         "*": {"strategy": "register", "TILE_CO": 16, "TILE_L": 1, "VEC": 16, "WG_L": 1, "WG_CO": 1, "STAGE_MIN": 256,
-              "DATA_AS_FORWARD": 1, "WORK_MIN": 1 << 20},
+              "DATA_AS_FORWARD": 1, "WORK_MIN": 1 << 20, "NT_STORE_MIN": 16 << 20},
         # Up to 6 channels and 32 accumulators of 16 lanes, tiles picked per shape (ACC_MAX): dense 6 x 3,
         # grouped K5 4 x 5, wav2vec K10 3 x 10, depthwise K31 1 x 31. Side by side against fixed 6 x 3:
         # grouped 91 -> 107, wav2vec 64 -> 92, depthwise 56 -> 78 GF/s. Runs of 4096 positions (against

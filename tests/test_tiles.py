@@ -7,7 +7,7 @@ divide the channels, and work-groups renumbered into cache blocks with a partial
 through the forward kernel with flipped weights (flip_weights.cl) and through the gather kernel; weight
 gradient tiles picked within an accumulator budget, sliding back over the last channels and taps, and
 with their lanes along blocks of input channels (pad_rows_blocked); input gradients that accumulate
-whole rows in cache (conv1d_backward_data_rows).
+whole rows in cache (conv1d_backward_data_rows); forward outputs written with non-temporal stores.
 """
 from dataclasses import dataclass
 
@@ -32,6 +32,8 @@ LAYOUTS = {
     "weight-channel-lanes": dict(CI_LANES_MIN=1, CI_LANES_ACC=24, VEC=4, STAGE_FLOPS=1, BLOCK_KB=1),
     # input gradients accumulating runs of rows (conv1d_backward_data_rows) in several segments
     "data-rows": dict(DATA_ROWS_CI=8, DATA_ROWS_CO=1, DATA_ROWS_SEG=16, DATA_AS_FORWARD=0, VEC=4),
+    # non-temporal stores of the forward's aligned vectors (row 0 starts aligned), plain ones elsewhere
+    "nt-stores": dict(NT_STORE_MIN=1, TILE_CO=2, TILE_L=1, VEC=4, DATA_AS_FORWARD=1),
 }
 
 
