@@ -16,7 +16,7 @@ from conftest import assert_close
 from reference import conv1d_ref
 
 SHORT_LIST = [{"strategy": "register", "TILE_CO": 2, "TILE_L": 1, "VEC": 4, "WG_L": 1, "WG_CO": 1},
-              {"strategy": "register", "TILE_CO": 4, "TILE_L": 2, "VEC": 4, "WG_L": 1, "WG_CO": 1}]
+              {"strategy": "register", "TILE_CO": 3, "TILE_L": 2, "VEC": 4, "WG_L": 1, "WG_CO": 1}]
 
 
 @pytest.fixture
