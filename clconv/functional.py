@@ -231,7 +231,7 @@ def _pass_params(device: Device, pass_name: str, geo: ConvGeometry, dtype, rows:
 
         if not tune.tuning_active():
             tune.tune_pass(device, pass_name, geo, dtype)
-    p = _params.lookup(device, pass_name, key)
+    p = _params.lookup(device, pass_name, key, geo.in_per_group * geo.kernel_size)
     if np.dtype(dtype) == np.float64:
         p["VEC"] = max(1, p["VEC"] // 2)  # double vectors take twice the registers
     return _params.fit(device, p, rows=rows, length=length, local_bytes=local_bytes)

@@ -57,6 +57,9 @@ _BUILTIN = {
         # side: depthwise 70 -> 84, dense 184 -> 207 GF/s; unaligned rows (wav2vec) unchanged.
         "*": {"strategy": "register", "TILE_CO": 16, "TILE_L": 1, "VEC": 16, "WG_L": 1, "WG_CO": 1, "STAGE_MIN": 256,
               "DATA_AS_FORWARD": 1, "WORK_MIN": 1 << 20, "NT_STORE_MIN": 16 << 20},
+        # Deep reductions (staged input) in 8 x 3 tiles: 11 loads per 24 multiply-adds instead of 17 per 16;
+        # dense forward 132-143 -> 198 GF/s side by side (grouped and tcn, shallower, lost with it).
+        "forward_deep": {"TILE_CO": 8, "TILE_L": 3},
         # Up to 6 channels and 32 accumulators of 16 lanes, tiles picked per shape (ACC_MAX): dense 6 x 3,
         # grouped K5 4 x 5, wav2vec K10 3 x 10, depthwise K31 1 x 31. Side by side against fixed 6 x 3:
         # grouped 91 -> 107, wav2vec 64 -> 92, depthwise 56 -> 78 GF/s. Runs of 4096 positions (against
@@ -126,19 +129,25 @@ def device_traits(device) -> str:
     return text
 
 
-def builtin(device, pass_name: str) -> dict:
+def builtin(device, pass_name: str, deep: bool = False) -> dict:
+    """The built-in entry of a pass; deep: a reduction deep enough to read the staged input (C_in_g x K >=
+    STAGE_MIN), which adds the entry's "<pass>_deep" parameters."""
     traits = device_traits(device)
     entry = next((e for (dtype, tag), e in _BUILTIN.items() if dtype == device.type and tag and tag in traits),
                  _BUILTIN.get((device.type, ""), {}))
-    return {**entry.get("*", {}), **entry.get(pass_name, {})}
+    return {**entry.get("*", {}), **entry.get(pass_name, {}), **(entry.get(pass_name + "_deep", {}) if deep else {})}
 
 
-def lookup(device, pass_name: str, shape_key: tuple) -> dict:
-    """Parameters for one pass on one device before fitting: the first layer that has an entry wins."""
+def lookup(device, pass_name: str, shape_key: tuple, depth: int = 0) -> dict:
+    """Parameters for one pass on one device before fitting: the first layer that has an entry wins.
+    depth: C_in_g x K of the shape, which picks the built-in entry's deep parameters where they apply."""
     params = dict(_SAFE_DEFAULT)
     tuned = _tuned(device, pass_name, shape_key)
     params.update(tuned if tuned else builtin(device, pass_name))
     params.update(getattr(_override_state, "params", {}))
+    if not tuned and 0 < params["STAGE_MIN"] <= depth:
+        params.update(builtin(device, pass_name, deep=True))
+        params.update(getattr(_override_state, "params", {}))
     return params
 
 

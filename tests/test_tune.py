@@ -88,3 +88,17 @@ def test_autotune_tunes_a_new_shape_at_first_use(device, cache_dir, monkeypatch,
     data = json.loads((cache_dir / "tuned.json").read_text())
     keys = data["devices"][tuning_cache.device_key(device)]
     assert any(key.startswith("forward:3,7,1,4,1,1,zeros,float32") for key in keys), sorted(keys)
+
+
+def test_deep_entry_sits_between_builtin_and_override(device, cache_dir, monkeypatch):
+    """A built-in "<pass>_deep" entry applies to reductions of STAGE_MIN or more, below overrides."""
+    entry = {"*": {"STAGE_MIN": 10, "TILE_CO": 4}, "forward_deep": {"TILE_CO": 7}}
+    monkeypatch.setattr(params, "_BUILTIN", {(device.type, ""): entry})
+    key = F.params_key(geometry(), np.float32)
+    assert params.lookup(device, "forward", key, depth=9)["TILE_CO"] == 4
+    assert params.lookup(device, "forward", key, depth=10)["TILE_CO"] == 7
+    assert params.lookup(device, "backward_weight", key, depth=10)["TILE_CO"] == 4
+    with params.override(TILE_CO=3):
+        assert params.lookup(device, "forward", key, depth=10)["TILE_CO"] == 3
+    with params.override(STAGE_MIN=0):
+        assert params.lookup(device, "forward", key, depth=10)["TILE_CO"] == 4
