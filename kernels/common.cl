@@ -173,6 +173,14 @@ inline accv_t gather_private(const acc_t *p, int s)
     return lanes.v;
 }
 
+/* A[0 .. ROWS)[0 .. COLS) = 0, unrolled so that a register tile stays in registers. */
+#define ZERO_TILE(A, ROWS, COLS)                                                \
+    UNROLL                                                                      \
+    for (int r_ = 0; r_ < (ROWS); ++r_)                                         \
+        UNROLL                                                                  \
+        for (int c_ = 0; c_ < (COLS); ++c_)                                     \
+            A[r_][c_] = 0
+
 /* acc[c][t*VEC + v] += lane v of vector accumulator ACCV[c][t], for the TILE rows and TILE_L vectors a
  * register-blocked kernel keeps. */
 #define FOLD_INTO_ACC(ACCV)                                                     \

@@ -101,11 +101,7 @@ void conv1d_backward_data(__global const store_t *restrict dy, __global const st
 
     /* acc[c][j] holds channel ci_base + c at m = POSITION(j). */
     acc_t acc[TILE_CI][TILE_L * VEC];
-    UNROLL
-    for (int c = 0; c < TILE_CI; ++c)
-        UNROLL
-        for (int j = 0; j < TILE_L * VEC; ++j)
-            acc[c][j] = 0;
+    ZERO_TILE(acc, TILE_CI, TILE_L * VEC);
 
 #if STRATEGY == 0
 #define POSITION(j) (m_first + lane * (TILE_L * VEC) + (j))
@@ -187,11 +183,7 @@ void conv1d_backward_data(__global const store_t *restrict dy, __global const st
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         acc_t part[TILE_CI][TILE_L]; /* one chunk's sum, folded into acc: blocked summation */
-        UNROLL
-        for (int cc = 0; cc < TILE_CI; ++cc)
-            UNROLL
-            for (int t = 0; t < TILE_L; ++t)
-                part[cc][t] = 0;
+        ZERO_TILE(part, TILE_CI, TILE_L);
         UNROLL
         for (int c = 0; c < CO_TILE; ++c) {
             UNROLL_TAPS

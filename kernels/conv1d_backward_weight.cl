@@ -85,12 +85,7 @@ void conv1d_backward_weight_partial(__global const store_t *restrict x, __global
     const long v_begin = total * chunk / chunks, v_end = total * (chunk + 1) / chunks;
 
     accv_t acc[TILE_CO][TILE_K];
-    UNROLL
-    for (int c = 0; c < TILE_CO; ++c) {
-        UNROLL
-        for (int t = 0; t < TILE_K; ++t)
-            acc[c][t] = 0;
-    }
+    ZERO_TILE(acc, TILE_CO, TILE_K);
 
 #if STRATEGY == 0
     /* Tiles that would overhang the group's last channel or the last tap slide back to end on it (the
@@ -261,12 +256,7 @@ void conv1d_backward_weight_blocked(__global const acc_t *restrict xb, __global 
     const long p_begin = total * chunk / chunks, p_end = total * (chunk + 1) / chunks;
 
     accv_t acc[TILE_CO][TILE_K];
-    UNROLL
-    for (int c = 0; c < TILE_CO; ++c) {
-        UNROLL
-        for (int t = 0; t < TILE_K; ++t)
-            acc[c][t] = 0;
-    }
+    ZERO_TILE(acc, TILE_CO, TILE_K);
     for (long p = p_begin; p < p_end;) {
         const int n = (int)(p / L_out);
         const int l0 = (int)(p - (long)n * L_out);

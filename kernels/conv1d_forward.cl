@@ -155,11 +155,7 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
                 __global const store_t *xr = xg + (long)cb * L_in;
                 __global const store_t *wp = w + ((long)co_base * C_IN_G + cb) * K;
                 accv_t part[TILE_CO][TILE_L];
-                UNROLL
-                for (int c = 0; c < TILE_CO; ++c)
-                    UNROLL
-                    for (int t = 0; t < TILE_L; ++t)
-                        part[c][t] = 0;
+                ZERO_TILE(part, TILE_CO, TILE_L);
 #if X_PHASES > 1
                 const int l0p = l0 + p * (TILE_L * VEC); /* staged rows hold every tile's window */
                 FORWARD_ACCUMULATE(LOAD_X_INTERIOR, STAGE_NOTHING)
@@ -212,11 +208,7 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
 #else
     /* acc[c][j] holds channel co0 + c at position l_first + lane + j * WG_L. */
     acc_t acc[TILE_CO][TILE_L];
-    UNROLL
-    for (int c = 0; c < TILE_CO; ++c)
-        UNROLL
-        for (int j = 0; j < TILE_L; ++j)
-            acc[c][j] = 0;
+    ZERO_TILE(acc, TILE_CO, TILE_L);
     __local acc_t x_tile[CI_TILE][WIN];
     __local acc_t w_tile[CI_TILE * K][SPAN_CO];
     const int co0 = co_first + row * TILE_CO;
@@ -234,11 +226,7 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         acc_t part[TILE_CO][TILE_L]; /* one chunk's sum, folded into acc: blocked summation */
-        UNROLL
-        for (int cc = 0; cc < TILE_CO; ++cc)
-            UNROLL
-            for (int t = 0; t < TILE_L; ++t)
-                part[cc][t] = 0;
+        ZERO_TILE(part, TILE_CO, TILE_L);
         UNROLL
         for (int c = 0; c < CI_TILE; ++c) {
             UNROLL_TAPS
