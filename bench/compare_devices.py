@@ -24,6 +24,9 @@ same names, and are skipped while clconv.grad is missing. Those functions know o
 a shape with another padding_mode both libraries differentiate the convolution of the explicitly padded
 input (the padding itself, a copy, is left out of the timing).
 
+Each OpenCL device's peak is measured first: float32 multiply-adds from registers (bench/fma_peak.cl), and
+each pass is reported as a share of it; torch-cpu is held against the CPU device's peak.
+
 Writes results.json, results.md and, when matplotlib is installed, results.png into --out.
 """
 from __future__ import annotations
@@ -190,6 +193,39 @@ def host_room(shape: Shape) -> str | None:
     return None
 
 
+# --- peak -----------------------------------------------------------------------------------------
+
+PEAK_SOURCE = Path(__file__).with_name("fma_peak.cl")
+PEAK_ACC = 12
+PEAK_SECONDS = 0.1
+
+
+def measure_peak(device) -> float:
+    """GFLOP/s of fma_peak.cl on `device` (float32 multiply-adds from registers), median of 3 runs of
+    at least PEAK_SECONDS each."""
+    context = device.context
+    program = cl.Program(context, PEAK_SOURCE.read_text()).build(options=[f"-DACC={PEAK_ACC}"])
+    kernel = program.fma_peak
+    cpu = device.type == "CPU"
+    items = device.cl_device.max_compute_units * (4 if cpu else 2048)
+    local = (1,) if cpu else None
+    out = cl.Buffer(context, cl.mem_flags.WRITE_ONLY, 4 * items)
+    queue = cl.CommandQueue(context)
+
+    def run(iters: int) -> float:
+        start = time.perf_counter()
+        kernel(queue, (items,), local, out, np.int32(iters), np.float32(0.999999), np.float32(1e-6))
+        queue.finish()
+        return time.perf_counter() - start
+
+    iters = 16
+    run(iters)
+    while (seconds := run(iters)) < PEAK_SECONDS and iters < 1 << 30:
+        iters *= 2
+    seconds = statistics.median([seconds, run(iters), run(iters)])
+    return 2 * 16 * PEAK_ACC * iters * items / seconds / 1e9
+
+
 # --- columns --------------------------------------------------------------------------------------
 
 @dataclass
@@ -198,6 +234,7 @@ class Column:
 
     label: str
     device: object = None  # clconv.Device; None for torch
+    peak_gflops: float | None = None  # fma_peak.cl on the device; torch: on the CPU's OpenCL device
 
     def finish(self) -> None:
         if self.device is not None:
@@ -208,11 +245,11 @@ class Column:
 
     def info(self) -> dict:
         if self.device is None:
-            return {"label": self.label, "kind": "torch"}
+            return {"label": self.label, "kind": "torch", "peak_gflops": self.peak_gflops}
         d = self.device
         return {"label": self.label, "kind": "opencl", "name": d.name, "platform": d.platform_name,
                 "type": d.type, "driver": d.driver_version, "spec": d.spec,
-                "compute_units": d.cl_device.max_compute_units}
+                "compute_units": d.cl_device.max_compute_units, "peak_gflops": self.peak_gflops}
 
 
 def device_label(device, taken: set) -> str:
@@ -475,9 +512,10 @@ def fmt(value: float | None, digits: int = 1) -> str:
 def markdown(report: dict) -> str:
     labels = [c["label"] for c in report["columns"]]
     torch_present = TORCH_LABEL in labels
+    peaks = {c["label"]: c.get("peak_gflops") for c in report["columns"]}
     header = ["shape", "pass", "GFLOP"]
     for label in labels:
-        header += [f"{label} ms", f"{label} GFLOP/s"]
+        header += [f"{label} ms", f"{label} GFLOP/s"] + ([f"{label} % peak"] if peaks[label] else [])
         if torch_present and label != TORCH_LABEL:
             header.append(f"{label} vs torch")
     if torch_present and len(labels) > 1:
@@ -489,6 +527,8 @@ def markdown(report: dict) -> str:
             r = row["results"].get(label)
             missing = "skipped" if label in row["skipped"] else "failed" if label in row["errors"] else "n/a"
             cells += [fmt(r["median_ms"], 2), fmt(r["gflops"])] if r else [missing, ""]
+            if peaks[label]:
+                cells.append(f"{100 * r['gflops'] / peaks[label]:.0f}%" if r else "")
             if torch_present and label != TORCH_LABEL:
                 cells.append(f"{r['speedup_vs_torch']:.2f}x" if r and "speedup_vs_torch" in r else "")
         if torch_present and len(labels) > 1:
@@ -505,8 +545,12 @@ def markdown(report: dict) -> str:
               f"{machine['load_average_end']} after the run."] if machine["load_average_start"] else []),
            "", "Columns:"]
     for c in report["columns"]:
+        peak = c.get("peak_gflops")
         out.append(f"- `{c['label']}`: " + (f"{c['name']} on {c['platform']} ({c['type']}, driver {c['driver']})"
-                                           if c["kind"] == "opencl" else "PyTorch CPU"))
+                                           if c["kind"] == "opencl" else "PyTorch CPU")
+                   + (f"; peak {fmt(peak)} GFLOP/s" if peak else ""))
+    out.append("- peak: float32 multiply-adds from registers (bench/fma_peak.cl) on each OpenCL device; "
+               "torch-cpu is given the CPU device's")
     out += ["", f"Median over {settings['rounds']} round(s) after {settings['warmup']} warm-up call(s), float32"
             + (", quick mode (scaled-down shapes)" if settings["quick"] else "") + ". "
             "GFLOP/s = 2*N*C_out*L_out*(C_in/groups)*K / time for every pass. "
@@ -602,6 +646,15 @@ def main(argv=None) -> int:
     else:
         torch.set_num_threads(os.cpu_count() or 1)
         columns.append(Column(TORCH_LABEL))
+    for column in columns:
+        if column.device is not None:
+            try:
+                column.peak_gflops = measure_peak(column.device)
+            except cl.Error as exc:
+                print(f"{column.label}: peak not measured: {exc}")
+    cpu_peaks = [c.peak_gflops for c in columns if c.device is not None and c.device.type == "CPU" and c.peak_gflops]
+    if torch is not None and cpu_peaks:
+        columns[-1].peak_gflops = max(cpu_peaks)
     grad = import_optional("clconv.grad")
     if grad is None:
         print("clconv.grad not available: forward pass only")
