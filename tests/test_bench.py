@@ -22,6 +22,8 @@ def test_quick_bench_writes_results(tmp_path):
     assert report["machine"]["cpu_count"] >= 1
     opencl = [c for c in report["columns"] if c["kind"] == "opencl"]
     assert opencl and all(c["name"] and c["platform"] for c in opencl)
+    # the multiply-add peak: a CPU core does at least one float32 multiply-add per cycle (> 1 GFLOP/s)
+    assert all(c["peak_gflops"] > 1 for c in opencl), [c["peak_gflops"] for c in opencl]
 
     rows = report["rows"]
     assert {row["shape"] for row in rows} == SHAPE_NAMES
@@ -40,3 +42,4 @@ def test_quick_bench_writes_results(tmp_path):
     for name in SHAPE_NAMES:
         assert f"| {name} (" in table
     assert "GFLOP/s" in table
+    assert all(f"{c['label']} % peak" in table for c in opencl)
