@@ -55,8 +55,10 @@ _BUILTIN = {
     ("CPU", "avx512"): {
         # Forward outputs of 16 MiB or more bypass the cache (non-temporal stores where aligned), side by
         # side: depthwise 70 -> 84, dense 184 -> 207 GF/s; unaligned rows (wav2vec) unchanged.
+        # Tap loops unroll fully up to K = 32 (loads shared between taps; side by side: depthwise K=31
+        # forward 80 -> 92, its input gradient 57 -> 67, wav2vec K=10 forward 52 -> 63 GF/s).
         "*": {"strategy": "register", "TILE_CO": 16, "TILE_L": 1, "VEC": 16, "WG_L": 1, "WG_CO": 1, "STAGE_MIN": 256,
-              "DATA_AS_FORWARD": 1, "WORK_MIN": 1 << 20, "NT_STORE_MIN": 16 << 20},
+              "DATA_AS_FORWARD": 1, "WORK_MIN": 1 << 20, "NT_STORE_MIN": 16 << 20, "UNROLL_K_MAX": 32},
         # Deep reductions (staged input) in 8 x 3 tiles: 11 loads per 24 multiply-adds instead of 17 per 16;
         # dense forward 132-143 -> 198 GF/s side by side (grouped and tcn, shallower, lost with it).
         "forward_deep": {"TILE_CO": 8, "TILE_L": 3},
