@@ -144,7 +144,12 @@ typedef struct __attribute__((packed)) { accv_t v; } unaligned_accv;
 #if !defined(DTYPE_HALF) && VEC > 1
 #define LOADV(p) (((__global const unaligned_accv *)(p))->v)
 #define HAS_STOREV 1
-#if defined(NT_STORES) && NT_STORES && defined(__clang__)
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_nontemporal_store)
+#define HAS_NONTEMPORAL_STORE 1
+#endif
+#endif
+#if defined(NT_STORES) && NT_STORES && defined(HAS_NONTEMPORAL_STORE)
 /* Outputs too big to stay in cache: aligned vectors bypass it (no read of the line before the write;
  * depthwise forward 70 -> 84 GF/s), the others store as usual. */
 #define STOREV(p, x)                                                                  \
