@@ -424,7 +424,9 @@ def _backward_data_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool
         forward_form = _forward_form(device, geo, dtype, length, pad_left) if p["DATA_AS_FORWARD"] else None
         if forward_form is not None:
             return forward_form
-        if p["strategy"] == "register" and geo.in_per_group <= p["DATA_ROWS_CI"] and geo.out_per_group >= p["DATA_ROWS_CO"] > 0:
+        # (strides up to 16: the kernel unrolls its loops over the phases)
+        if (p["strategy"] == "register" and geo.in_per_group <= p["DATA_ROWS_CI"]
+                and geo.out_per_group >= p["DATA_ROWS_CO"] > 0 and geo.stride <= 16):
             return _rows_plan(device, geo, dtype, p, has_bias, length, pad_left)
         itemsize = np.dtype(dtype).itemsize
         span_dy = p["WG_L"] * p["TILE_L"] * p["VEC"] + halo
