@@ -404,6 +404,7 @@ def _rows_plan(device: Device, geo: ConvGeometry, dtype, p: dict, has_bias: bool
     longest = max(step, min(p["DATA_ROWS_SEG"], (24 << 10) // (geo.stride * _acc_bytes(dtype))))  # sums in 24 KiB
     phase_positions = (length - 1 + pad_left) // geo.stride - pad_left // geo.stride + 1
     segment = _ceil_div(_ceil_div(phase_positions, _ceil_div(phase_positions, longest)), step) * step
+    # CO_GROUP x K weights stay in registers beside the phases' sums: about 20 of the 32 (wav2vec: 2 x 10)
     defines = {**_common_defines(geo, dtype, p), "HAS_BIAS": has_bias, "SEG_M": segment,
                "CO_GROUP": max(1, min(geo.out_per_group, 20 // geo.kernel_size))}
     kernel = device.kernel("conv1d_backward_data.cl", "conv1d_backward_data_rows", defines)

@@ -21,8 +21,8 @@ STRATEGIES = ("register", "local")
 # that many (in passes of STAGE_FLOPS or more) with their vector lanes along input channels, in tiles of
 # CI_LANES_ACC accumulators; input gradients with at most DATA_ROWS_CI input and at least DATA_ROWS_CO (> 0)
 # output channels per group accumulate runs of up to DATA_ROWS_SEG positions per phase in cache; forward
-# outputs of NT_STORE_MIN bytes or more (> 0) are written with non-temporal stores; BLOCK_KB is the input a register-strategy pass keeps in a core's cache
-# while its channel tiles pass over it.
+# outputs of NT_STORE_MIN bytes or more (> 0) are written with non-temporal stores; BLOCK_KB is the input
+# a register-strategy pass keeps in a core's cache while its channel tiles pass over it.
 _SAFE_DEFAULT = {"strategy": "register", "TILE_CO": 4, "TILE_L": 2, "VEC": 4, "WG_L": 8, "WG_CO": 1, "CI_TILE": 4,
                  "TILE_K": 3, "LB": 64, "RUN": 2048, "BLOCK_KB": 256,
                  "TILE_R": 1, "TILE_P": 1, "CI_CHUNK": 32, "STAGE_MIN": 0,
