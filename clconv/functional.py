@@ -289,8 +289,14 @@ def _staging(device: Device, geo: ConvGeometry, dtype, p: dict, span_l: int) -> 
             and (0 < p["STAGE_MIN"] <= geo.in_per_group * geo.kernel_size
                  or (geo.stride > 1 and 0 < p["STAGE_FLOPS"] <= geo.flops()))):
         return None
+    return _staged_rows(device, geo, dtype, _ceil_div(geo.length_out, span_l) * span_l)
+
+
+def _staged_rows(device: Device, geo: ConvGeometry, dtype, positions: int) -> Staging | None:
+    """The staged copy whose rows hold the input of output positions [0, positions), None past the
+    device's buffer limit."""
     itemsize = np.dtype(dtype).itemsize
-    reach = (_ceil_div(geo.length_out, span_l) * span_l - 1) * geo.stride + (geo.kernel_size - 1) * geo.dilation + 1
+    reach = (positions - 1) * geo.stride + (geo.kernel_size - 1) * geo.dilation + 1
     per_line = max(1, 64 // itemsize)
     lines = _ceil_div(_ceil_div(reach, geo.stride), per_line)
     phase_length = (lines + (1 - lines % 2)) * per_line  # a whole and odd number of cache lines
@@ -345,12 +351,18 @@ def _forward_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool) -> t
                 and geo.flops() >= 16 * device.compute_units * p["WORK_MIN"]):
             p = {**p, "TILE_P": _position_tiles(device, geo, p)}
         itemsize = np.dtype(dtype).itemsize
+        nt_stores = 0 < p["NT_STORE_MIN"] <= geo.batch * geo.out_channels * geo.length_out * itemsize
+        if (p["strategy"] == "register" and nt_stores and geo.in_per_group * geo.kernel_size <= p["ALIGNED_TAPS"]
+                and geo.out_per_group >= p["ALIGNED_CO"] and np.dtype(dtype) != np.float16):
+            aligned = _aligned_forward_plan(device, geo, dtype, has_bias, p)
+            if aligned is not None:
+                return aligned
         span_co = p["WG_CO"] * p["TILE_R"] * p["TILE_CO"]
         span_l = p["WG_L"] * p["TILE_P"] * p["TILE_L"] * p["VEC"]
         staging = _staging(device, geo, dtype, p, span_l)
         row_length = geo.length_in if staging is None else staging.phases * staging.phase_length
         defines = {**_common_defines(geo, dtype, p), "HAS_BIAS": has_bias,
-                   "NT_STORES": 0 < p["NT_STORE_MIN"] <= geo.batch * geo.out_channels * geo.length_out * itemsize,
+                   "NT_STORES": nt_stores,
                    "PAD_MODE": 0 if staging else _PAD_MODE_CODE[geo.padding_mode],
                    "X_PHASES": staging.phases if staging else 1, "TILE_CO": p["TILE_CO"],
                    "TILE_L": p["TILE_L"], "WG_L": p["WG_L"], "WG_CO": p["WG_CO"],
@@ -364,6 +376,21 @@ def _forward_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool) -> t
         return Launch(kernel, (positions, rows, geo.batch), (p["WG_L"], p["WG_CO"], 1), p), staging
 
     return _planned(device, ("forward", geo, np.dtype(dtype).str, has_bias), build)
+
+
+def _aligned_forward_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool, p: dict):
+    """conv1d_forward_aligned over the staged input: runs of positions whose stores are realigned to the
+    flat output and bypass the cache."""
+    staging = _staged_rows(device, geo, dtype, _ceil_div(geo.length_out, p["VEC"]) * p["VEC"] + p["VEC"])
+    if staging is None:
+        return None
+    run = min(p["ALIGNED_RUN"], _ceil_div(geo.length_out, p["VEC"]) * p["VEC"])
+    tile = _ceil_div(geo.out_per_group, _ceil_div(geo.out_per_group, p["ALIGNED_CO"]))  # balanced, as fit() does
+    defines = {**_common_defines(geo, dtype, p), "HAS_BIAS": has_bias, "NT_STORES": 1, "X_PHASES": geo.stride,
+               "TILE_CO": tile, "RUN_L": run}
+    kernel = device.kernel("conv1d_forward.cl", "conv1d_forward_aligned", defines)
+    tiles = geo.groups * _ceil_div(geo.out_per_group, tile)
+    return Launch(kernel, (_ceil_div(geo.length_out, run), tiles, geo.batch), (1, 1, 1), p), staging
 
 
 def launch_forward(device: Device, geo: ConvGeometry, x: cla.Array, weight: cla.Array, bias, y: cla.Array) -> None:

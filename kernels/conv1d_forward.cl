@@ -268,3 +268,132 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
     }
 #endif
 }
+
+/* conv1d_forward_aligned: the same y for passes whose outputs take few products each (C_IN_G x K small:
+ * C_in = 1 audio front ends), which are bound by their stores. A work-item runs along RUN_L positions of
+ * TILE_CO channels, one vector of VEC positions per step, all channels sharing each input vector; it
+ * reads the staged input (pad_rows.cl, X_PHASES phases of LDP = L_in / X_PHASES: a vector's inputs are
+ * consecutive in one phase, padding and the zero tail in place). Every channel's vectors go out realigned
+ * to the flat output, so that they are aligned stores that can bypass the cache (NT_STORES) whatever
+ * L_out is:
+ *
+ *   row of channel c:   ....|  step t-1  |   step t   |....        (vectors of positions)
+ *   flat y, aligned:    ..|  block  |  block  |  block  |..       (a block: last s lanes of one step
+ *                                                                   and first VEC - s of the next)
+ *
+ * Lanes of a block outside the work-item's run go out as plain element stores (the run's first and last
+ * block). Grid: dim 0 = run, dim 1 = channel tile (per group, as conv1d_forward), dim 2 = n.
+ */
+#ifdef RUN_L
+/* The block that takes lanes s .. VEC - 1 of a and 0 .. s - 1 of b (0 < s <= VEC): lanes s .. s + VEC of
+ * the pair. With the shuffle written out for each s, a block is one instruction; switch (s) follows one
+ * path per channel for the whole run, which the branch predictor learns. */
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector)
+#define HAS_SHUFFLEVECTOR 1
+#endif
+#endif
+#if defined(HAS_SHUFFLEVECTOR) && VEC > 1
+#if VEC == 16
+#define LANES(a, b, s) __builtin_shufflevector(a, b, s, s + 1, s + 2, s + 3, s + 4, s + 5, s + 6, s + 7, s + 8, \
+                                               s + 9, s + 10, s + 11, s + 12, s + 13, s + 14, s + 15)
+#elif VEC == 8
+#define LANES(a, b, s) __builtin_shufflevector(a, b, s, s + 1, s + 2, s + 3, s + 4, s + 5, s + 6, s + 7)
+#elif VEC == 4
+#define LANES(a, b, s) __builtin_shufflevector(a, b, s, s + 1, s + 2, s + 3)
+#else
+#define LANES(a, b, s) __builtin_shufflevector(a, b, s, s + 1)
+#endif
+#define BLOCK_CASE(s) case s: return LANES(a, b, s);
+inline accv_t block_of(accv_t a, accv_t b, int s)
+{
+    switch (s) {
+    BLOCK_CASE(1)
+#if VEC > 2
+    BLOCK_CASE(2) BLOCK_CASE(3)
+#endif
+#if VEC > 4
+    BLOCK_CASE(4) BLOCK_CASE(5) BLOCK_CASE(6) BLOCK_CASE(7)
+#endif
+#if VEC > 8
+    BLOCK_CASE(8) BLOCK_CASE(9) BLOCK_CASE(10) BLOCK_CASE(11) BLOCK_CASE(12) BLOCK_CASE(13) BLOCK_CASE(14) BLOCK_CASE(15)
+#endif
+    default: return b;
+    }
+}
+#else
+inline accv_t block_of(accv_t a, accv_t b, int s)
+{
+    accv_lanes from_a, from_b, block;
+    from_a.v = a;
+    from_b.v = b;
+    for (int j = 0; j < VEC; ++j)
+        block.s[j] = s + j < VEC ? from_a.s[s + j] : from_b.s[s + j - VEC];
+    return block.v;
+}
+#endif
+
+__kernel __attribute__((reqd_work_group_size(1, 1, 1)))
+void conv1d_forward_aligned(__global const store_t *restrict x, __global const store_t *restrict w,
+                            __global const store_t *restrict bias, __global store_t *restrict y,
+                            const int L_in, const int L_out, const int pad_l)
+{
+#define TILES_PER_GROUP ((C_OUT_G + TILE_CO - 1) / TILE_CO)
+    const int g = get_global_id(1) / TILES_PER_GROUP;
+    const int co_end = (g + 1) * C_OUT_G;
+    const int co0 = g * C_OUT_G + get_global_id(1) % TILES_PER_GROUP * TILE_CO;
+    const int co_base = co0 + TILE_CO > co_end ? co_end - TILE_CO : co0; /* slid back to end on the group */
+    const int n = get_global_id(2);
+    const int run_first = get_global_id(0) * RUN_L;
+    const int run_stop = run_first + RUN_L < L_out ? run_first + RUN_L : L_out;
+    const int phase_length = L_in / X_PHASES;
+    __global const store_t *xg = x + ((long)n * C_IN + g * C_IN_G) * L_in;
+    __global const store_t *wg = w + (long)co_base * C_IN_G * K;
+    __global store_t *yg = y + ((long)n * C_OUT + co_base) * L_out;
+    /* last[c]: channel c's vector of the step before, whose last lanes start the block of a step */
+    accv_t last[TILE_CO];
+    int start[TILE_CO]; /* lane of (last, this step) that a block starts at */
+    UNROLL
+    for (int c = 0; c < TILE_CO; ++c) {
+        start[c] = VEC - (int)(((size_t)(yg + (long)c * L_out + run_first) / sizeof(store_t)) % VEC);
+        last[c] = 0;
+    }
+    for (int l = run_first; l < run_stop + VEC; l += VEC) {
+        const bool compute = l < run_stop; /* the step past the run only flushes the last lanes */
+        accv_t sum[TILE_CO];
+        UNROLL
+        for (int c = 0; c < TILE_CO; ++c)
+            sum[c] = BIAS(co_base + c);
+        if (compute) {
+            __global const store_t *xr = xg + l;
+            __global const store_t *wr = wg;
+            for (int ci = 0; ci < C_IN_G; ++ci, xr += L_in, wr += K) {
+                UNROLL_TAPS
+                for (int k = 0; k < K; ++k) {
+                    const accv_t xv = LOADV(xr + (k * DILATION % X_PHASES) * phase_length + k * DILATION / X_PHASES);
+                    UNROLL
+                    for (int c = 0; c < TILE_CO; ++c)
+                        sum[c] += LOAD(wr, c * (C_IN_G * K) + k) * xv;
+                }
+            }
+        }
+        UNROLL
+        for (int c = 0; c < TILE_CO; ++c) {
+            if (co_base + c < co0) /* the tile before stores the channels it shares with this one */
+                continue;
+            const int first = l - (VEC - start[c]); /* position of the block's lane 0 */
+            __global store_t *yr = yg + (long)c * L_out;
+            accv_lanes block;
+            block.v = block_of(last[c], sum[c], start[c]);
+            if (first >= run_first && first + VEC <= run_stop) {
+                STOREV(yr + first, block.v);
+            } else {
+                for (int j = 0; j < VEC; ++j)
+                    if (first + j >= run_first && first + j < run_stop)
+                        STORE(yr, first + j, block.s[j]);
+            }
+            last[c] = sum[c];
+        }
+    }
+}
+#endif

@@ -45,9 +45,9 @@ __kernel void pad_rows(__global const store_t *restrict x, __global store_t *res
         return;
     }
 #endif
+    const int phase = e0 / LDP, j0 = e0 - phase * LDP; /* a line lies in one phase: LINE divides LDP */
     for (int v = 0; v < LINE; ++v) {
-        const int e = e0 + v;
-        const int q = (e % LDP) * PHASES + e / LDP; /* index into the padded row */
+        const int q = (j0 + v) * PHASES + phase; /* index into the padded row */
         STORE(out, v, q < padded ? load_padded(xr, q - pad_l, L) : (acc_t)0);
     }
 }

@@ -371,6 +371,8 @@ CASES = [
     ("data-rows-strided", dict(cin=2, cout=3, k=5, stride=3, dilation=2, padding=4), (2, 2, 40), "f32",
      dict(DATA_ROWS_CI=2, DATA_ROWS_CO=1, DATA_ROWS_SEG=4, DATA_AS_FORWARD=0, VEC=2)),
     ("nt-stores", dict(cin=3, cout=5, k=3, padding=1), (2, 3, 33), "f32", dict(NT_STORE_MIN=1, VEC=4)),
+    ("aligned-runs", dict(cin=2, cout=5, k=3, stride=2, padding=1), (2, 2, 37), "f32",
+     dict(NT_STORE_MIN=1, ALIGNED_TAPS=64, ALIGNED_CO=2, ALIGNED_RUN=8, VEC=4)),
     ("float64-reflect-strided", dict(cin=2, cout=4, k=3, stride=2, padding=2, mode="reflect"), (2, 2, 12), "f64", {}),
     ("float16-zeros", dict(cin=3, cout=4, k=3, padding=1), (2, 3, 11), "f16", {}),
 ]

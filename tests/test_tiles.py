@@ -7,7 +7,8 @@ divide the channels, and work-groups renumbered into cache blocks with a partial
 through the forward kernel with flipped weights (flip_weights.cl) and through the gather kernel; weight
 gradient tiles picked within an accumulator budget, sliding back over the last channels and taps, and
 with their lanes along blocks of input channels (pad_rows_blocked); input gradients that accumulate
-whole rows in cache (conv1d_backward_data_rows); forward outputs written with non-temporal stores.
+whole rows in cache (conv1d_backward_data_rows); forward outputs written with non-temporal stores, and
+in runs realigned to the flat output (conv1d_forward_aligned).
 """
 from dataclasses import dataclass
 
@@ -34,6 +35,10 @@ LAYOUTS = {
     "data-rows": dict(DATA_ROWS_CI=8, DATA_ROWS_CO=1, DATA_ROWS_SEG=16, DATA_AS_FORWARD=0, VEC=4),
     # non-temporal stores of the forward's aligned vectors (row 0 starts aligned), plain ones elsewhere
     "nt-stores": dict(NT_STORE_MIN=1, TILE_CO=2, TILE_L=1, VEC=4, DATA_AS_FORWARD=1),
+    # forward runs of positions whose stores are realigned to the flat output (conv1d_forward_aligned):
+    # tiles of 2 channels sliding back over odd counts, runs that split rows, 4 and 16 lanes (2 and 8 in float64)
+    "aligned-runs-v4": dict(NT_STORE_MIN=1, ALIGNED_TAPS=64, ALIGNED_CO=2, ALIGNED_RUN=12, VEC=4, DATA_AS_FORWARD=1),
+    "aligned-runs-v16": dict(NT_STORE_MIN=1, ALIGNED_TAPS=64, ALIGNED_CO=2, ALIGNED_RUN=32, VEC=16, DATA_AS_FORWARD=1),
 }
 
 
