@@ -345,6 +345,10 @@ def _forward_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool) -> t
             return _acc_bytes(dtype) * p["CI_TILE"] * (win + geo.kernel_size * p["WG_CO"] * p["TILE_CO"])
 
         p = _pass_params(device, "forward", geo, dtype, geo.out_per_group, geo.length_out, local_bytes)
+        # (one sample per work-item shares no weights and ran no faster than the generic kernel: (1,256,4000) K31)
+        if (p["strategy"] == "register" and p["DW_ROWS"] > 1 and geo.in_per_group == geo.out_per_group == 1
+                and geo.stride == 1 and geo.kernel_size <= p["UNROLL_K_MAX"] and geo.batch % 2 == 0):
+            return _depthwise_plan(device, geo, dtype, has_bias, p), None
         # Outputs of under 16 multiply-adds each are bound by their stores, and longer runs per work-item
         # lost there (wav2vec 59 -> 38 GF/s).
         if (p["strategy"] == "register" and p["WORK_MIN"] > 0 and geo.in_per_group * geo.kernel_size >= 16
@@ -376,6 +380,26 @@ def _forward_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool) -> t
         return Launch(kernel, (positions, rows, geo.batch), (p["WG_L"], p["WG_CO"], 1), p), staging
 
     return _planned(device, ("forward", geo, np.dtype(dtype).str, has_bias), build)
+
+
+def _depthwise_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool, p: dict) -> Launch:
+    """conv1d_forward_depthwise: DW_ROWS samples of one channel per work-item, sharing its weights."""
+    rows = _params.pow2_floor(p["DW_ROWS"])
+    while geo.batch % rows:  # sample blocks divide the batch: no partial block to guard
+        rows //= 2
+    tile_l = min(p["DW_TILE_L"], _params.pow2_ceil(_ceil_div(geo.length_out, p["VEC"])))
+    span = tile_l * p["VEC"]
+    along = _ceil_div(geo.length_out, span)
+    others = geo.in_channels * (geo.batch // rows)
+    tiles = min(_params.pow2_floor(p["DW_TILES"]), _params.pow2_ceil(along))
+    while tiles > 1 and others * _ceil_div(along, tiles) < 8 * device.compute_units:
+        tiles //= 2
+    itemsize = np.dtype(dtype).itemsize
+    defines = {**_common_defines(geo, dtype, p), "HAS_BIAS": has_bias, "PAD_MODE": _PAD_MODE_CODE[geo.padding_mode],
+               "NT_STORES": 0 < p["NT_STORE_MIN"] <= geo.batch * geo.out_channels * geo.length_out * itemsize,
+               "DW_ROWS": rows, "DW_TILE_L": tile_l, "DW_TILES": tiles}
+    kernel = device.kernel("conv1d_forward.cl", "conv1d_forward_depthwise", defines)
+    return Launch(kernel, (_ceil_div(along, tiles), geo.in_channels, geo.batch // rows), (1, 1, 1), p)
 
 
 def _aligned_forward_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool, p: dict):

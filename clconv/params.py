@@ -24,6 +24,8 @@ STRATEGIES = ("register", "local")
 # outputs of NT_STORE_MIN bytes or more (> 0) are written with non-temporal stores, and those of reductions of
 # at most ALIGNED_TAPS (C_in_g x K) with ALIGNED_CO or more output channels per group run along ALIGNED_RUN
 # positions of ALIGNED_CO channels with their stores realigned to the flat output (conv1d_forward_aligned);
+# depthwise stride-1 passes of an even batch with DW_ROWS > 1 run DW_ROWS samples x DW_TILE_L vectors of one
+# channel per tile, DW_TILES tiles per work-item (conv1d_forward_depthwise);
 # BLOCK_KB is the input a register-strategy pass keeps in a core's cache while its channel tiles pass over it.
 _SAFE_DEFAULT = {"strategy": "register", "TILE_CO": 4, "TILE_L": 2, "VEC": 4, "WG_L": 8, "WG_CO": 1, "CI_TILE": 4,
                  "TILE_K": 3, "LB": 64, "RUN": 2048, "BLOCK_KB": 256,
@@ -31,7 +33,8 @@ _SAFE_DEFAULT = {"strategy": "register", "TILE_CO": 4, "TILE_L": 2, "VEC": 4, "W
                  "STAGE_FLOPS": 0, "UNROLL_K_MAX": 8,
                  "DATA_AS_FORWARD": 0, "WORK_MIN": 0, "ACC_MAX": 0,
                  "CI_LANES_MIN": 0, "CI_LANES_ACC": 16, "DATA_ROWS_CI": 0, "DATA_ROWS_CO": 0,
-                 "DATA_ROWS_SEG": 1024, "NT_STORE_MIN": 0, "ALIGNED_TAPS": 0, "ALIGNED_CO": 8, "ALIGNED_RUN": 1024}
+                 "DATA_ROWS_SEG": 1024, "NT_STORE_MIN": 0, "ALIGNED_TAPS": 0, "ALIGNED_CO": 8, "ALIGNED_RUN": 1024,
+                 "DW_ROWS": 0, "DW_TILE_L": 4, "DW_TILES": 8}
 
 # Built-in table: (device type, substring of device_traits() or "") -> pass ("*" for all) -> parameters over
 # the default; the first matching tag wins, then the type's "" entry.
@@ -58,11 +61,14 @@ _BUILTIN = {
         # Forward outputs of 16 MiB or more bypass the cache (non-temporal stores where aligned), side by
         # side: depthwise 70 -> 84, dense 184 -> 207 GF/s. Rows of unaligned length, of at most 15 products
         # per output, go out realigned (ALIGNED_TAPS): wav2vec (L_out 3199) 53 -> 71 GF/s side by side.
+        # Depthwise stride-1 passes of even batches: 4 samples of a channel share its weights, input vectors
+        # load once for all their taps (side by side: depthwise K31 forward 100 -> 139, its input gradient
+        # 80 -> 120, K3 15.6 -> 30.6 GF/s).
         # Tap loops unroll fully up to K = 32 (loads shared between taps; side by side: depthwise K=31
         # forward 80 -> 92, its input gradient 57 -> 67, wav2vec K=10 forward 52 -> 63 GF/s).
         "*": {"strategy": "register", "TILE_CO": 16, "TILE_L": 1, "VEC": 16, "WG_L": 1, "WG_CO": 1, "STAGE_MIN": 256,
               "DATA_AS_FORWARD": 1, "WORK_MIN": 1 << 20, "NT_STORE_MIN": 16 << 20, "UNROLL_K_MAX": 32,
-              "ALIGNED_TAPS": 15},
+              "ALIGNED_TAPS": 15, "DW_ROWS": 4},
         # Deep reductions (staged input) in 8 x 3 tiles: 11 loads per 24 multiply-adds instead of 17 per 16;
         # dense forward 132-143 -> 198 GF/s side by side (grouped and tcn, shallower, lost with it).
         "forward_deep": {"TILE_CO": 8, "TILE_L": 3},

@@ -397,3 +397,100 @@ void conv1d_forward_aligned(__global const store_t *restrict x, __global const s
     }
 }
 #endif
+
+/* conv1d_forward_depthwise: the same y for depthwise convolutions (C_IN_G = C_OUT_G = 1) of stride 1.
+ * A work-item computes DW_TILES tiles along the positions of one channel, each DW_ROWS samples x
+ * DW_TILE_L vectors of VEC positions:
+ *
+ *   sample n0 + r:  | t=0: VEC positions | t=1 | ... | t=DW_TILE_L-1 |   (r < DW_ROWS, same channel)
+ *
+ * The loop runs over input offsets o = t * VEC + k * DILATION rather than over taps: every input vector
+ * is loaded once, by all its taps at once (taps reaching past a vector, K = 31, read each input twice
+ * over), and the DW_ROWS samples share every weight; the DW_ROWS x DW_TILE_L sums are independent chains
+ * of multiply-adds. Each sum still takes its taps in order. A tile whose window crosses the row's ends
+ * copies it into private memory first (load_padded, PAD_MODE). Grid: dim 0 = position group, dim 1 =
+ * channel, dim 2 = sample block (N / DW_ROWS, which the host makes exact).
+ */
+#ifdef DW_ROWS
+#if STRIDE != 1 || C_IN_G != 1 || C_OUT_G != 1
+#error "conv1d_forward_depthwise computes depthwise convolutions of stride 1"
+#endif
+#ifndef DW_TILE_L
+#define DW_TILE_L 4 /* vectors per tile and sample */
+#endif
+#ifndef DW_TILES
+#define DW_TILES 8 /* tiles per work-item along the positions */
+#endif
+#define DW_SPAN (DW_TILE_L * VEC)                  /* positions of a tile */
+#define DW_WIN (DW_SPAN + (K - 1) * DILATION)      /* input window of a tile */
+#define DW_LOAD_GLOBAL(r, o) LOADV(xr[r] + i0 + (o))
+#define DW_LOAD_WINDOW(r, o) LOADV_PRIVATE(window[r] + (o))
+#define DW_ACCUMULATE(LOAD_ROW)                                                 \
+    UNROLL                                                                      \
+    for (int o = 0; o < (DW_TILE_L - 1) * VEC + (K - 1) * DILATION + 1; ++o) { \
+        accv_t xv[DW_ROWS];                                                     \
+        UNROLL                                                                  \
+        for (int r = 0; r < DW_ROWS; ++r)                                       \
+            xv[r] = LOAD_ROW(r, o);                                             \
+        UNROLL                                                                  \
+        for (int t = 0; t < DW_TILE_L; ++t) {                                   \
+            const int d = o - t * VEC;                                          \
+            if (d >= 0 && d % DILATION == 0 && d / DILATION < K) {              \
+                const acc_t wk = LOAD(w, c * K + d / DILATION);                 \
+                UNROLL                                                          \
+                for (int r = 0; r < DW_ROWS; ++r)                               \
+                    sum[r][t] += wk * xv[r];                                    \
+            }                                                                   \
+        }                                                                       \
+    }
+
+__kernel __attribute__((reqd_work_group_size(1, 1, 1)))
+void conv1d_forward_depthwise(__global const store_t *restrict x, __global const store_t *restrict w,
+                              __global const store_t *restrict bias, __global store_t *restrict y,
+                              const int L_in, const int L_out, const int pad_l)
+{
+    const int c = get_global_id(1);
+    const int n0 = get_global_id(2) * DW_ROWS;
+    __global const store_t *xr[DW_ROWS];
+    UNROLL
+    for (int r = 0; r < DW_ROWS; ++r)
+        xr[r] = x + ((long)(n0 + r) * C_IN + c) * L_in;
+    const acc_t b = BIAS(c);
+    acc_t window[DW_ROWS][DW_WIN];
+    for (int p = 0; p < DW_TILES; ++p) {
+        const int l = (get_global_id(0) * DW_TILES + p) * DW_SPAN;
+        if (l >= L_out)
+            break;
+        const int i0 = l - pad_l;
+        accv_t sum[DW_ROWS][DW_TILE_L];
+        ZERO_TILE(sum, DW_ROWS, DW_TILE_L);
+        if (i0 >= 0 && i0 + DW_WIN <= L_in && l + DW_SPAN <= L_out) {
+            DW_ACCUMULATE(DW_LOAD_GLOBAL)
+        } else {
+            for (int r = 0; r < DW_ROWS; ++r)
+                for (int j = 0; j < DW_WIN; ++j)
+                    window[r][j] = load_padded(xr[r], i0 + j, L_in);
+            DW_ACCUMULATE(DW_LOAD_WINDOW)
+        }
+        UNROLL
+        for (int r = 0; r < DW_ROWS; ++r) {
+            __global store_t *yr = y + ((long)(n0 + r) * C_OUT + c) * L_out;
+            UNROLL
+            for (int t = 0; t < DW_TILE_L; ++t) {
+                const int lt = l + t * VEC;
+                accv_lanes lanes;
+                lanes.v = sum[r][t] + b;
+#if defined(HAS_STOREV)
+                if (lt + VEC <= L_out) {
+                    STOREV(yr + lt, lanes.v);
+                    continue;
+                }
+#endif
+                for (int v = 0; v < VEC; ++v)
+                    if (lt + v < L_out)
+                        STORE(yr, lt + v, lanes.s[v]);
+            }
+        }
+    }
+}
+#endif

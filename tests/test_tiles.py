@@ -8,7 +8,8 @@ through the forward kernel with flipped weights (flip_weights.cl) and through th
 gradient tiles picked within an accumulator budget, sliding back over the last channels and taps, and
 with their lanes along blocks of input channels (pad_rows_blocked); input gradients that accumulate
 whole rows in cache (conv1d_backward_data_rows); forward outputs written with non-temporal stores, and
-in runs realigned to the flat output (conv1d_forward_aligned).
+in runs realigned to the flat output (conv1d_forward_aligned); depthwise passes over blocks of samples
+(conv1d_forward_depthwise).
 """
 from dataclasses import dataclass
 
@@ -89,3 +90,33 @@ def test_register_layouts(case, layout, device, rng):
         dx = m.backward(dy)
     assert_close(y, reference_for(m, x, case), dtype, f"{layout} forward")
     check_grads(m, x, dy, dx, dtype, layout)
+
+
+# Depthwise stride-1 passes of even batches (conv1d_forward_depthwise), forward and input gradient (its
+# forward form): blocks of 2 and 4 samples, edge tiles at both ends, rows shorter than a tile, and
+# several tiles per work-item.
+DEPTHWISE_CASES = [
+    (TileCase(3, 3, 31, 90, padding=15, groups=3), 4),
+    (TileCase(2, 2, 5, 70, padding=2, dilation=2, groups=2, mode="reflect"), 6),
+    (TileCase(4, 4, 3, 45, padding=1, groups=4, mode="circular", dtype="float64"), 2),
+    (TileCase(3, 3, 9, 50, padding=4, groups=3, mode="replicate", dtype="float16"), 4),
+    (TileCase(2, 2, 7, 200, groups=2), 8),
+]
+
+
+@pytest.mark.parametrize("vec", [4, 16], ids=["v4", "v16"])
+@pytest.mark.parametrize("case, batch", DEPTHWISE_CASES, ids=[f"n{b}-{c.id}" for c, b in DEPTHWISE_CASES])
+def test_depthwise_rows(case, batch, vec, device, rng):
+    dtype = np.dtype(case.dtype)
+    if dtype == np.float64 and not device.has_fp64:
+        pytest.skip("device has no fp64")
+    with clconv.params.override(strategy="register", DW_ROWS=4, DW_TILE_L=2, DW_TILES=2, VEC=vec, UNROLL_K_MAX=32,
+                                DATA_AS_FORWARD=1):
+        m = clconv.Conv1d(case.cin, case.cout, case.k, padding=case.padding, dilation=case.dilation,
+                          groups=case.groups, padding_mode=case.mode, device=device, dtype=dtype)
+        x = rng.uniform(-1.0, 1.0, size=(batch, case.cin, case.length)).astype(dtype)
+        y = m(x)
+        dy = rng.uniform(-1.0, 1.0, size=y.shape).astype(dtype)
+        dx = m.backward(dy)
+    assert_close(y, reference_for(m, x, case), dtype, "depthwise rows forward")
+    check_grads(m, x, dy, dx, dtype, "depthwise rows")
