@@ -10,7 +10,8 @@ clconv on every OpenCL device it finds and, when torch is importable, torch on t
     python bench/compare_devices.py --scale --shapes scale-mid,scale-n1,scale-n256  # scale shapes (off by default)
 
 Method: every column first runs each pass untimed (kernel compilation, caches), then the timed rounds
-visit the columns round-robin, in a rotating order, so that noise on a shared machine hits them alike.
+visit the columns round-robin, in a rotating order, so that noise on a shared machine hits them alike
+(the scale shapes share their rounds too, and the report gives their throughput against scale-mid).
 Arrays stay resident (device arrays for OpenCL, tensors for torch): nothing is copied to or from the host
 while the clock runs, and `queue.finish()` closes every timed OpenCL call. A sample repeats a call that
 takes under MIN_SAMPLE_S until the sample lasts that long, and reports the mean per call; a sample of
@@ -43,6 +44,7 @@ import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
+from typing import NamedTuple
 from pathlib import Path
 
 import numpy as np
@@ -358,43 +360,56 @@ def relative_error(result: np.ndarray, reference: np.ndarray) -> float:
     return float(np.max(np.abs(result.astype(np.float64) - reference))) / scale
 
 
-def measure_pass(shape: Shape, pass_name: str, runners: dict, columns: list, rounds: int, warmup: int) -> dict:
-    """One row of results: per column its timings, or the error that stopped it."""
-    row = {"shape": shape.name, "dims": asdict(shape), "describe": shape.describe(), "pass": pass_name,
-           "gflop": shape.flops / 1e9, "results": {}, "errors": {}}
-    active, plans, outputs = [], {}, {}
-    for column in columns:
-        run = runners.get(column.label, {}).get(pass_name)
-        if run is None:
-            continue
-        try:
-            outputs[column.label], *plans[column.label] = warm_up(run, column, warmup)
-        except Exception as exc:  # one failing column must not lose the others' results
-            row["errors"][column.label] = f"{type(exc).__name__}: {exc}"
-            continue
-        active.append(column)
-    times = {c.label: [] for c in active}
+class Entry(NamedTuple):
+    """One shape of a group timed together: its runners per column label and the columns that run it."""
+    shape: Shape
+    runners: dict
+    columns: list
+
+
+def measure_group(entries: list, pass_name: str, rounds: int, warmup: int) -> list[dict]:
+    """One row of results per entry: per column its timings, or the error that stopped it. Every round
+    samples each (entry, column) pair once, in a rotating order, so that noise on a shared machine hits
+    them alike: columns against each other, and the shapes of a group (the scale shapes) too."""
+    rows, pairs, plans, outputs = [], [], {}, {}
+    for e, entry in enumerate(entries):
+        shape = entry.shape
+        row = {"shape": shape.name, "dims": asdict(shape), "describe": shape.describe(), "pass": pass_name,
+               "gflop": shape.flops / 1e9, "results": {}, "errors": {}}
+        rows.append(row)
+        for column in entry.columns:
+            run = entry.runners.get(column.label, {}).get(pass_name)
+            if run is None:
+                continue
+            try:
+                outputs[e, column.label], *plans[e, column.label] = warm_up(run, column, warmup)
+            except Exception as exc:  # one failing column must not lose the others' results
+                row["errors"][column.label] = f"{type(exc).__name__}: {exc}"
+                continue
+            pairs.append((e, column))
+    times = {(e, c.label): [] for e, c in pairs}
     for r in range(rounds):
-        for i in range(len(active)):
-            column = active[(r + i) % len(active)]
-            times[column.label].append(timed_sample(runners[column.label][pass_name], column, *plans[column.label]))
-    reference = outputs.get(TORCH_LABEL)
-    if reference is not None:
-        reference = reference.astype(np.float64)
-    for column in active:
-        median = statistics.median(times[column.label])
-        result = {"median_ms": median * 1e3, "min_ms": min(times[column.label]) * 1e3,
-                  "gflops": shape.flops / median / 1e9, "repeats": plans[column.label][0],
-                  "times_ms": [t * 1e3 for t in times[column.label]]}
+        for i in range(len(pairs)):
+            e, column = pairs[(r + i) % len(pairs)]
+            times[e, column.label].append(timed_sample(entries[e].runners[column.label][pass_name], column,
+                                                       *plans[e, column.label]))
+    for e, column in pairs:
+        row, samples = rows[e], times[e, column.label]
+        median = statistics.median(samples)
+        result = {"median_ms": median * 1e3, "min_ms": min(samples) * 1e3,
+                  "gflops": entries[e].shape.flops / median / 1e9, "repeats": plans[e, column.label][0],
+                  "times_ms": [t * 1e3 for t in samples]}
+        reference = outputs.get((e, TORCH_LABEL))
         if reference is not None and column.label != TORCH_LABEL:
-            result["max_rel_err"] = relative_error(outputs[column.label], reference)
+            result["max_rel_err"] = relative_error(outputs[e, column.label], reference.astype(np.float64))
         row["results"][column.label] = result
-    torch_result = row["results"].get(TORCH_LABEL)
-    if torch_result is not None:
-        for label, result in row["results"].items():
-            if label != TORCH_LABEL:
-                result["speedup_vs_torch"] = torch_result["median_ms"] / result["median_ms"]
-    return row
+    for row in rows:
+        torch_result = row["results"].get(TORCH_LABEL)
+        if torch_result is not None:
+            for label, result in row["results"].items():
+                if label != TORCH_LABEL:
+                    result["speedup_vs_torch"] = torch_result["median_ms"] / result["median_ms"]
+    return rows
 
 
 class Progress:
@@ -433,38 +448,54 @@ def summary(row: dict) -> str:
     return f"{row['shape']} {row['pass']}: " + ", ".join(parts)
 
 
+def shape_groups(shapes: list) -> list[list]:
+    """Shapes timed together: the scale shapes share their rounds, so that drift of the machine over the run
+    hits them alike and their ratios to scale-mid hold; every other shape is timed on its own."""
+    scale = [s for s in shapes if s.name.startswith("scale-")]
+    return [[s] for s in shapes if s not in scale] + ([scale] if scale else [])
+
+
 def run_benchmark(shapes: list, columns: list, grad, torch, rounds: int, warmup: int) -> list[dict]:
     passes = [p for p in PASSES if p == "forward" or (grad is not None and hasattr(grad, GRAD_FUNCTIONS[p]))]
     progress = Progress(len(shapes) * len(passes))
     rows = []
     rng = np.random.default_rng(0)
-    for shape in shapes:
-        skipped = {c.label: device_room(c.device, shape) for c in columns if c.device is not None}
-        host_reason = host_room(shape)
-        if host_reason:
-            skipped = {c.label: host_reason for c in columns}
-        skipped = {label: why for label, why in skipped.items() if why}
-        runnable = [c for c in columns if c.label not in skipped]
-        inputs = make_inputs(shape, rng) if runnable else None
-        for label, why in skipped.items():
-            progress.note(f"{shape.name}: {label} skipped: {why}")
-        runners, setup_errors = {}, {}
-        for column in runnable:
-            try:
-                runners[column.label] = (torch_runners(torch, shape, inputs) if column.device is None
-                                         else clconv_runners(column.device, grad, shape, inputs))
-            except Exception as exc:
-                setup_errors[column.label] = f"{type(exc).__name__}: {exc}"
+    for group in shape_groups(shapes):
+        entries, skips, setup_errors = [], [], []
+        for shape in group:
+            skipped = {c.label: device_room(c.device, shape) for c in columns if c.device is not None}
+            host_reason = host_room(shape)
+            if host_reason:
+                skipped = {c.label: host_reason for c in columns}
+            skipped = {label: why for label, why in skipped.items() if why}
+            runnable = [c for c in columns if c.label not in skipped]
+            inputs = make_inputs(shape, rng) if runnable else None
+            for label, why in skipped.items():
+                progress.note(f"{shape.name}: {label} skipped: {why}")
+            runners, errors = {}, {}
+            for column in runnable:
+                try:
+                    runners[column.label] = (torch_runners(torch, shape, inputs) if column.device is None
+                                             else clconv_runners(column.device, grad, shape, inputs))
+                except Exception as exc:
+                    errors[column.label] = f"{type(exc).__name__}: {exc}"
+            entries.append(Entry(shape, runners, runnable))
+            skips.append(skipped)
+            setup_errors.append(errors)
+            del inputs
+        group_rows = []
         for pass_name in passes:
-            row = measure_pass(shape, pass_name, runners, runnable, rounds, warmup)
-            row["errors"].update(setup_errors)
-            row["skipped"] = skipped
-            rows.append(row)
-            progress.step(summary(row))
-            for label, message in row["errors"].items():
-                progress.note(f"    {label} failed: {message}")
-        del runners, inputs
-        for column in runnable:
+            for row, skipped, errors in zip(measure_group(entries, pass_name, rounds, warmup), skips, setup_errors):
+                row["errors"].update(errors)
+                row["skipped"] = skipped
+                group_rows.append(row)
+                progress.step(summary(row))
+                for label, message in row["errors"].items():
+                    progress.note(f"    {label} failed: {message}")
+        order = [shape.name for shape in group]
+        rows += sorted(group_rows, key=lambda row: (order.index(row["shape"]), PASSES.index(row["pass"])))
+        del entries
+        for column in columns:
             if column.device is not None:
                 column.device.allocator.free_held()
     progress.close()
@@ -507,6 +538,28 @@ def fmt(value: float | None, digits: int = 1) -> str:
     if value >= 100:
         return f"{value:,.0f}"
     return f"{value:.{digits}f}" if value >= 1 else f"{value:.3g}"
+
+
+def scale_lines(report: dict) -> list[str]:
+    """Throughput of the scale shapes against scale-mid's, per column and pass (they share their rounds)."""
+    by_key = {(row["shape"], row["pass"]): row["results"] for row in report["rows"]}
+    others = [name for name in ("scale-n1", "scale-n256") if any(shape == name for shape, _ in by_key)]
+    if not others or not any(shape == "scale-mid" for shape, _ in by_key):
+        return []
+    lines = ["| column | pass | " + " | ".join(others) + " |", "|---|---|" + "---|" * len(others)]
+    for column in report["columns"]:
+        label = column["label"]
+        for pass_name in PASSES:
+            mid = by_key.get(("scale-mid", pass_name), {}).get(label)
+            if mid is None:
+                continue
+            cells = []
+            for name in others:
+                r = by_key.get((name, pass_name), {}).get(label)
+                cells.append(f"{r['gflops'] / mid['gflops'] - 1:+.0%} ({fmt(r['gflops'])} vs {fmt(mid['gflops'])})"
+                             if r else "")
+            lines.append(f"| {label} | {pass_name} | " + " | ".join(cells) + " |")
+    return ["", "Scale: GFLOP/s against scale-mid's, timed in the same rounds:", "", *lines]
 
 
 def markdown(report: dict) -> str:
@@ -555,7 +608,7 @@ def markdown(report: dict) -> str:
             + (", quick mode (scaled-down shapes)" if settings["quick"] else "") + ". "
             "GFLOP/s = 2*N*C_out*L_out*(C_in/groups)*K / time for every pass. "
             "max rel err: largest |clconv - torch| over the largest |torch| among the OpenCL columns.", "",
-            *lines]
+            *lines, *scale_lines(report)]
     problems = {f"- {row['shape']} {label}: skipped, {why}" for row in report["rows"] for label, why in row["skipped"].items()}
     problems = sorted(problems) + [f"- {row['shape']} {row['pass']} {label}: {message}"
                                    for row in report["rows"] for label, message in row["errors"].items()]

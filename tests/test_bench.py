@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "compare_devices.py"
-SHAPE_NAMES = {"example", "dense", "depthwise", "wav2vec", "tcn", "grouped", "dense-reflect"}
+SHAPE_NAMES = {"example", "dense", "depthwise", "wav2vec", "tcn", "grouped", "dense-reflect",
+               "scale-mid", "scale-n1", "scale-n256"}
 
 
 @pytest.mark.slow
 def test_quick_bench_writes_results(tmp_path):
-    proc = subprocess.run([sys.executable, str(BENCH), "--quick", "--out", str(tmp_path)],
+    proc = subprocess.run([sys.executable, str(BENCH), "--quick", "--scale", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
 
@@ -43,3 +44,10 @@ def test_quick_bench_writes_results(tmp_path):
         assert f"| {name} (" in table
     assert "GFLOP/s" in table
     assert all(f"{c['label']} % peak" in table for c in opencl)
+    # the scale shapes, timed in shared rounds, each against scale-mid for every column and pass
+    shapes_in_order = [row["shape"] for row in rows]
+    assert shapes_in_order[-9:] == ["scale-mid"] * 3 + ["scale-n1"] * 3 + ["scale-n256"] * 3
+    scale = table.split("Scale: GFLOP/s against scale-mid's")[1]
+    for column in opencl:
+        for pass_name in ("forward", "backward-data", "backward-weight"):
+            assert f"| {column['label']} | {pass_name} | " in scale
