@@ -169,14 +169,16 @@ def conv_geometry(x_shape, w_shape, bias_shape, stride, pad_left, pad_right, dil
         )
     if bias_shape is not None and tuple(bias_shape) != (out_channels,):
         raise RuntimeError(f"Given weight of size {list(w_shape)}, expected bias to be 1-dimensional with {out_channels} elements, but got bias of size {list(bias_shape)} instead")
-    if padding_mode != "zeros" and length > 0:
-        if padding_mode == "reflect" and max(pad_left, pad_right) >= length:
-            raise RuntimeError(
-                f"Argument #4: Padding size should be less than the corresponding input dimension, but got: "
-                f"padding ({pad_left}, {pad_right}) at dimension {len(x_shape) - 1} of input {list(x_shape)}"
-            )
-        if padding_mode == "circular" and max(pad_left, pad_right) > length:
-            raise RuntimeError("Padding value causes wrapping around more than once.")
+    if padding_mode in ("reflect", "replicate") and length == 0:
+        raise RuntimeError("Expected 2D or 3D (batch mode) tensor with possibly 0 batch size and other non-zero "
+                           f"dimensions for input, but got: {list(x_shape)}")
+    if padding_mode == "reflect" and max(pad_left, pad_right) >= length:
+        raise RuntimeError(
+            f"Argument #4: Padding size should be less than the corresponding input dimension, but got: "
+            f"padding ({pad_left}, {pad_right}) at dimension {len(x_shape) - 1} of input {list(x_shape)}"
+        )
+    if padding_mode == "circular" and max(pad_left, pad_right) > length:
+        raise RuntimeError("Padding value causes wrapping around more than once.")
     padded = length + pad_left + pad_right
     dilated = dilation * (kernel_size - 1) + 1
     if padded < dilated:
@@ -184,8 +186,16 @@ def conv_geometry(x_shape, w_shape, bias_shape, stride, pad_left, pad_right, dil
             f"Calculated padded input size per channel: ({padded}). Kernel size: ({dilated}). "
             "Kernel size can't be greater than actual input size"
         )
+    _check_not_empty_rows(batch, channels, length)
     return ConvGeometry(batch, channels, out_channels, length, (padded - dilated) // stride + 1, kernel_size,
                         stride, dilation, groups, pad_left, pad_right, padding_mode)
+
+
+def _check_not_empty_rows(batch: int, channels: int, length: int) -> None:
+    """Rows of length 0 in a non-empty batch: torch refuses them (its message shows the 2-D view)."""
+    if length == 0 and batch > 0 and channels > 0:
+        raise RuntimeError(f"Only zero batch or zero channel inputs are supported, but got input shape: "
+                           f"[{batch}, {channels}, 1, 0]")
 
 
 def check_same_dtype(x, weight, bias) -> None:
@@ -766,6 +776,7 @@ def transpose_geometry(x_shape, w_shape, bias_shape, stride, padding, output_pad
     out_channels = out_per_group * groups
     if bias_shape is not None and tuple(bias_shape) != (out_channels,):
         raise RuntimeError(f"Given transposed=1, weight of size {list(w_shape)}, expected bias to be 1-dimensional with {out_channels} elements, but got bias of size {list(bias_shape)} instead")
+    _check_not_empty_rows(batch, channels, length)
     length_out = (length - 1) * stride - 2 * padding + dilation * (kernel_size - 1) + output_padding + 1
     if length_out <= 0:
         raise RuntimeError(f"Given input size per channel: ({length}). Calculated output size per channel: ({length_out}). Output size is too small")

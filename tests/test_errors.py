@@ -143,6 +143,43 @@ def test_input_shorter_than_kernel(device, ctor, length, padded, ksize):
         m(x(4, length))
 
 
+# Rows of length 0 whose padding covers the kernel, torch's messages (ATen shows the 2-D view it
+# convolves); a zero batch is fine.
+EMPTY_ROW_CASES = [
+    ("zeros", dict(padding=2), (2, 4, 0), "Only zero batch or zero channel inputs are supported, but got input "
+                                          "shape: [2, 4, 1, 0]"),
+    ("zeros-unbatched", dict(padding=2), (4, 0), "Only zero batch or zero channel inputs are supported, but got "
+                                                 "input shape: [1, 4, 1, 0]"),
+    ("reflect", dict(padding=2, padding_mode="reflect"), (2, 4, 0),
+     "Expected 2D or 3D (batch mode) tensor with possibly 0 batch size and other non-zero dimensions for input, "
+     "but got: [2, 4, 0]"),
+    ("replicate-unbatched", dict(padding=1, padding_mode="replicate"), (4, 0),
+     "Expected 2D or 3D (batch mode) tensor with possibly 0 batch size and other non-zero dimensions for input, "
+     "but got: [4, 0]"),
+    ("circular", dict(padding=2, padding_mode="circular"), (2, 4, 0), "Padding value causes wrapping around more "
+                                                                      "than once."),
+]
+
+
+@pytest.mark.parametrize("ctor, shape, msg", [c[1:] for c in EMPTY_ROW_CASES], ids=[c[0] for c in EMPTY_ROW_CASES])
+def test_empty_rows(device, ctor, shape, msg):
+    m = clconv.Conv1d(4, 6, 3, device=device, **ctor)
+    with raises(RuntimeError, match="^" + re.escape(msg) + "$"):
+        m(x(*shape))
+
+
+def test_empty_rows_in_functions(device):
+    msg = "Only zero batch or zero channel inputs are supported, but got input shape: [2, 4, 1, 0]"
+    w = np.zeros((6, 4, 3), np.float32)
+    with raises(RuntimeError, match=re.escape(msg)):
+        clconv.grad.conv1d_input((2, 4, 0), w, np.zeros((2, 6, 2), np.float32), padding=2)
+    with raises(RuntimeError, match=re.escape(msg)):
+        clconv.grad.conv1d_weight(np.zeros((2, 4, 0), np.float32), w.shape, np.zeros((2, 6, 2), np.float32), padding=2)
+    with raises(RuntimeError, match=re.escape("got input shape: [2, 6, 1, 0]")):
+        clconv.functional.conv_transpose1d(np.zeros((2, 6, 0), np.float32), w)
+    assert clconv.Conv1d(4, 6, 3, padding=2, device=device)(x(0, 4, 0)).shape == (0, 6, 2)
+
+
 def test_module_negative_padding(device):
     m = clconv.Conv1d(4, 6, 3, padding=-1, device=device)
     with raises(RuntimeError, match="^negative padding is not supported$"):
