@@ -23,13 +23,20 @@ PASSES = ("forward", "backward_data", "backward_weight")
 # what a candidate leaves out (staging thresholds, cache blocks) stays as the library would run it.
 # Register tiles: channels x position vectors x vector width, in work-groups of one (PoCL runs multi-row
 # groups of these kernels slower) and of four along the positions.
-_REGISTER = [{"strategy": "register", "TILE_CO": co, "TILE_L": tl, "VEC": vec, "WG_L": wl, "WG_CO": 1}
+_GENERIC = {"DW_ROWS": 0, "ALIGNED_TAPS": 0}  # the general kernels, not the depthwise or realigned forward
+_REGISTER = [{"strategy": "register", "TILE_CO": co, "TILE_L": tl, "VEC": vec, "WG_L": wl, "WG_CO": 1, **_GENERIC}
              for (co, tl, vec), wl in itertools.product(
                  [(16, 1, 16), (12, 1, 16), (8, 2, 16), (6, 2, 8), (4, 2, 8), (8, 1, 8), (2, 4, 8), (1, 8, 8), (4, 4, 4)],
                  [1, 4])]
 # The forward's reduction in cache chunks over several register tiles per work-item.
 _REGISTER_FORWARD = [{"strategy": "register", "TILE_CO": 16, "TILE_L": 1, "VEC": 16, "WG_L": 1, "WG_CO": 1,
-                      "TILE_P": tp, "CI_CHUNK": chunk} for tp, chunk in [(4, 8), (2, 16), (4, 32)]]
+                      "TILE_P": tp, "CI_CHUNK": chunk, **_GENERIC} for tp, chunk in [(4, 8), (2, 16), (4, 32)]]
+# Depthwise stride-1 passes over blocks of samples (conv1d_forward_depthwise; their input gradients too).
+_DEPTHWISE = [{"strategy": "register", "DW_ROWS": rows, "DW_TILE_L": tl, "DW_TILES": 8}
+              for rows, tl in [(4, 4), (4, 2), (2, 4), (8, 2)]]
+# Shallow forwards in runs realigned to the flat output (conv1d_forward_aligned), bypassing the cache.
+_ALIGNED = [{"strategy": "register", "ALIGNED_TAPS": 1 << 30, "ALIGNED_CO": co, "ALIGNED_RUN": run, "NT_STORE_MIN": 1,
+             "DW_ROWS": 0} for co, run in [(8, 1024), (4, 1024), (8, 4096)]]
 # Weight tiles with lanes along positions: fixed (ACC_MAX 0), or picked per shape within an accumulator
 # budget; then lanes along channel blocks (CI_LANES_MIN; deep shapes only) within CI_LANES_ACC accumulators.
 _REGISTER_WEIGHT = [{"strategy": "register", "TILE_CO": co, "TILE_K": tk, "ACC_MAX": acc, "VEC": vec, "RUN": run,
@@ -47,10 +54,15 @@ _LOCAL_WEIGHT = [{"strategy": "local", "TILE_CO": co, "TILE_K": tk, "WG_L": wl, 
                  for co, tk, wl, wc, lb in [(4, 3, 32, 4, 64), (2, 3, 64, 2, 64), (4, 1, 16, 8, 128)]]
 
 
-def candidates(pass_name: str) -> list[dict]:
+def candidates(pass_name: str, geo: F.ConvGeometry) -> list[dict]:
     if pass_name == "backward_weight":
         return _REGISTER_WEIGHT + _CHANNEL_LANES_WEIGHT + _LOCAL_WEIGHT
-    return _REGISTER + (_REGISTER_FORWARD if pass_name == "forward" else []) + _LOCAL
+    special = []
+    if geo.in_per_group == geo.out_per_group == 1 and geo.stride == 1 and geo.batch % 2 == 0:
+        special += _DEPTHWISE
+    if pass_name == "forward":
+        special += _REGISTER_FORWARD + (_ALIGNED if geo.in_per_group * geo.kernel_size <= 16 else [])
+    return _REGISTER + special + _LOCAL
 
 
 def _runner(device: Device, pass_name: str, geo: F.ConvGeometry, dtype):
@@ -98,7 +110,7 @@ def tune_pass(device: Device, pass_name: str, geo: F.ConvGeometry, dtype, repeat
         scale = 1.0 + np.abs(reference).max(initial=0.0)
         best, best_time = None, float("inf")
         builtin = params.builtin(device, pass_name)
-        for overrides in candidates(pass_name):
+        for overrides in candidates(pass_name, geo):
             candidate = {**builtin, **overrides}
             with params.override(**candidate):
                 try:

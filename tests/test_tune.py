@@ -23,7 +23,7 @@ SHORT_LIST = [{"strategy": "register", "TILE_CO": 2, "TILE_L": 1, "VEC": 4, "WG_
 def cache_dir(tmp_path, monkeypatch):
     """An empty tuned-parameter cache for this test, forgotten again afterwards."""
     monkeypatch.setenv("CLCONV_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(tune, "candidates", lambda pass_name: SHORT_LIST)
+    monkeypatch.setattr(tune, "candidates", lambda pass_name, geo: SHORT_LIST)
     tuning_cache.reload()
     yield tmp_path
     monkeypatch.undo()
@@ -102,3 +102,24 @@ def test_deep_entry_sits_between_builtin_and_override(device, cache_dir, monkeyp
         assert params.lookup(device, "forward", key, depth=10)["TILE_CO"] == 3
     with params.override(STAGE_MIN=0):
         assert params.lookup(device, "forward", key, depth=10)["TILE_CO"] == 4
+
+
+def test_candidates_cover_the_special_kernels_where_they_apply():
+    """Depthwise sample blocks only for depthwise stride-1 shapes of an even batch, realigned forward runs
+    only for shallow forwards; every other register candidate times the general kernels."""
+    def with_key(cands, key):
+        return [c for c in cands if c.get(key, 0) > 0]
+
+    depthwise = F.conv_geometry((4, 8, 100), (8, 1, 31), None, 1, 15, 15, 1, 8)
+    odd_batch = F.conv_geometry((3, 8, 100), (8, 1, 31), None, 1, 15, 15, 1, 8)
+    shallow = F.conv_geometry((2, 1, 400), (16, 1, 10), None, 5, 0, 0, 1, 1)
+    dense = geometry(c_in=16, c_out=16)
+    for pass_name in ("forward", "backward_data"):
+        assert with_key(tune.candidates(pass_name, depthwise), "DW_ROWS")
+        assert not with_key(tune.candidates(pass_name, odd_batch), "DW_ROWS")
+        assert not with_key(tune.candidates(pass_name, dense), "DW_ROWS")
+    assert with_key(tune.candidates("forward", shallow), "ALIGNED_TAPS")
+    assert not with_key(tune.candidates("backward_data", shallow), "ALIGNED_TAPS")
+    assert not with_key(tune.candidates("forward", dense), "ALIGNED_TAPS")
+    general = [c for c in tune.candidates("forward", dense) if c["strategy"] == "register"]
+    assert general and all(c["DW_ROWS"] == 0 and c["ALIGNED_TAPS"] == 0 for c in general)
