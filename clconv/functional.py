@@ -356,8 +356,10 @@ def _forward_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool) -> t
 
         p = _pass_params(device, "forward", geo, dtype, geo.out_per_group, geo.length_out, local_bytes)
         # (one sample per work-item shares no weights and ran no faster than the generic kernel: (1,256,4000) K31)
+        # (its loop over input offsets unrolls fully, over the dilated kernel's reach)
         if (p["strategy"] == "register" and p["DW_ROWS"] > 1 and geo.in_per_group == geo.out_per_group == 1
-                and geo.stride == 1 and geo.kernel_size <= p["UNROLL_K_MAX"] and geo.batch % 2 == 0):
+                and geo.stride == 1 and (geo.kernel_size - 1) * geo.dilation + 1 <= p["UNROLL_K_MAX"]
+                and geo.batch % 2 == 0):
             return _depthwise_plan(device, geo, dtype, has_bias, p), None
         # Outputs of under 16 multiply-adds each are bound by their stores, and longer runs per work-item
         # lost there (wav2vec 59 -> 38 GF/s).
@@ -366,7 +368,7 @@ def _forward_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool) -> t
             p = {**p, "TILE_P": _position_tiles(device, geo, p)}
         itemsize = np.dtype(dtype).itemsize
         nt_stores = 0 < p["NT_STORE_MIN"] <= geo.batch * geo.out_channels * geo.length_out * itemsize
-        if (p["strategy"] == "register" and nt_stores and geo.in_per_group * geo.kernel_size <= p["ALIGNED_TAPS"]
+        if (p["strategy"] == "register" and nt_stores and 0 < geo.in_per_group * geo.kernel_size <= p["ALIGNED_TAPS"]
                 and geo.out_per_group >= p["ALIGNED_CO"] and np.dtype(dtype) != np.float16):
             aligned = _aligned_forward_plan(device, geo, dtype, has_bias, p)
             if aligned is not None:

@@ -31,7 +31,8 @@ _REGISTER = [{"strategy": "register", "TILE_CO": co, "TILE_L": tl, "VEC": vec, "
 # The forward's reduction in cache chunks over several register tiles per work-item.
 _REGISTER_FORWARD = [{"strategy": "register", "TILE_CO": 16, "TILE_L": 1, "VEC": 16, "WG_L": 1, "WG_CO": 1,
                       "TILE_P": tp, "CI_CHUNK": chunk, **_GENERIC} for tp, chunk in [(4, 8), (2, 16), (4, 32)]]
-# Depthwise stride-1 passes over blocks of samples (conv1d_forward_depthwise; their input gradients too).
+# Depthwise stride-1 forwards over blocks of samples (conv1d_forward_depthwise). Stride-1 input gradients
+# run as forwards (DATA_AS_FORWARD) and read the forward's parameters for their own geometry.
 _DEPTHWISE = [{"strategy": "register", "DW_ROWS": rows, "DW_TILE_L": tl, "DW_TILES": 8}
               for rows, tl in [(4, 4), (4, 2), (2, 4), (8, 2)]]
 # Shallow forwards in runs realigned to the flat output (conv1d_forward_aligned), bypassing the cache.
@@ -57,11 +58,11 @@ _LOCAL_WEIGHT = [{"strategy": "local", "TILE_CO": co, "TILE_K": tk, "WG_L": wl, 
 def candidates(pass_name: str, geo: F.ConvGeometry) -> list[dict]:
     if pass_name == "backward_weight":
         return _REGISTER_WEIGHT + _CHANNEL_LANES_WEIGHT + _LOCAL_WEIGHT
-    special = []
+    if pass_name != "forward":
+        return _REGISTER + _LOCAL
+    special = _REGISTER_FORWARD + (_ALIGNED if geo.in_per_group * geo.kernel_size <= 16 else [])
     if geo.in_per_group == geo.out_per_group == 1 and geo.stride == 1 and geo.batch % 2 == 0:
         special += _DEPTHWISE
-    if pass_name == "forward":
-        special += _REGISTER_FORWARD + (_ALIGNED if geo.in_per_group * geo.kernel_size <= 16 else [])
     return _REGISTER + special + _LOCAL
 
 

@@ -285,8 +285,8 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
  * block). Grid: dim 0 = run, dim 1 = channel tile (per group, as conv1d_forward), dim 2 = n.
  */
 #ifdef RUN_L
-/* The block that takes lanes s .. VEC - 1 of a and 0 .. s - 1 of b (0 < s <= VEC): lanes s .. s + VEC of
- * the pair. With the shuffle written out for each s, a block is one instruction; switch (s) follows one
+/* The block that takes lanes s .. VEC - 1 of a and 0 .. s - 1 of b (0 < s <= VEC): lanes s .. s + VEC - 1
+ * of the pair. With the shuffle written out for each s, a block is one instruction; switch (s) follows one
  * path per channel for the whole run, which the branch predictor learns. */
 #if defined(__has_builtin)
 #if __has_builtin(__builtin_shufflevector)

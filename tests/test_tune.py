@@ -105,8 +105,8 @@ def test_deep_entry_sits_between_builtin_and_override(device, cache_dir, monkeyp
 
 
 def test_candidates_cover_the_special_kernels_where_they_apply():
-    """Depthwise sample blocks only for depthwise stride-1 shapes of an even batch, realigned forward runs
-    only for shallow forwards; every other register candidate times the general kernels."""
+    """Depthwise sample blocks only for depthwise stride-1 forwards of an even batch, realigned runs only for
+    shallow forwards; every other register candidate times the general kernels."""
     def with_key(cands, key):
         return [c for c in cands if c.get(key, 0) > 0]
 
@@ -114,10 +114,10 @@ def test_candidates_cover_the_special_kernels_where_they_apply():
     odd_batch = F.conv_geometry((3, 8, 100), (8, 1, 31), None, 1, 15, 15, 1, 8)
     shallow = F.conv_geometry((2, 1, 400), (16, 1, 10), None, 5, 0, 0, 1, 1)
     dense = geometry(c_in=16, c_out=16)
-    for pass_name in ("forward", "backward_data"):
-        assert with_key(tune.candidates(pass_name, depthwise), "DW_ROWS")
-        assert not with_key(tune.candidates(pass_name, odd_batch), "DW_ROWS")
-        assert not with_key(tune.candidates(pass_name, dense), "DW_ROWS")
+    assert with_key(tune.candidates("forward", depthwise), "DW_ROWS")
+    assert not with_key(tune.candidates("backward_data", depthwise), "DW_ROWS")
+    assert not with_key(tune.candidates("forward", odd_batch), "DW_ROWS")
+    assert not with_key(tune.candidates("forward", dense), "DW_ROWS")
     assert with_key(tune.candidates("forward", shallow), "ALIGNED_TAPS")
     assert not with_key(tune.candidates("backward_data", shallow), "ALIGNED_TAPS")
     assert not with_key(tune.candidates("forward", dense), "ALIGNED_TAPS")
