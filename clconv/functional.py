@@ -355,19 +355,19 @@ def _forward_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool) -> t
             return _acc_bytes(dtype) * p["CI_TILE"] * (win + geo.kernel_size * p["WG_CO"] * p["TILE_CO"])
 
         p = _pass_params(device, "forward", geo, dtype, geo.out_per_group, geo.length_out, local_bytes)
+        nt_stores = 0 < p["NT_STORE_MIN"] <= geo.batch * geo.out_channels * geo.length_out * np.dtype(dtype).itemsize
         # (one sample per work-item shares no weights and ran no faster than the generic kernel: (1,256,4000) K31)
         # (its loop over input offsets unrolls fully, over the dilated kernel's reach)
         if (p["strategy"] == "register" and p["DW_ROWS"] > 1 and geo.in_per_group == geo.out_per_group == 1
                 and geo.stride == 1 and (geo.kernel_size - 1) * geo.dilation + 1 <= p["UNROLL_K_MAX"]
                 and geo.batch % 2 == 0):
-            return _depthwise_plan(device, geo, dtype, has_bias, p), None
+            return _depthwise_plan(device, geo, dtype, has_bias, p, nt_stores), None
         # Outputs of under 16 multiply-adds each are bound by their stores, and longer runs per work-item
         # lost there (wav2vec 59 -> 38 GF/s).
         if (p["strategy"] == "register" and p["WORK_MIN"] > 0 and geo.in_per_group * geo.kernel_size >= 16
                 and geo.flops() >= 16 * device.compute_units * p["WORK_MIN"]):
             p = {**p, "TILE_P": _position_tiles(device, geo, p)}
         itemsize = np.dtype(dtype).itemsize
-        nt_stores = 0 < p["NT_STORE_MIN"] <= geo.batch * geo.out_channels * geo.length_out * itemsize
         if (p["strategy"] == "register" and nt_stores and 0 < geo.in_per_group * geo.kernel_size <= p["ALIGNED_TAPS"]
                 and geo.out_per_group >= p["ALIGNED_CO"] and np.dtype(dtype) != np.float16):
             aligned = _aligned_forward_plan(device, geo, dtype, has_bias, p)
@@ -394,7 +394,7 @@ def _forward_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool) -> t
     return _planned(device, ("forward", geo, np.dtype(dtype).str, has_bias), build)
 
 
-def _depthwise_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool, p: dict) -> Launch:
+def _depthwise_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool, p: dict, nt_stores: bool) -> Launch:
     """conv1d_forward_depthwise: DW_ROWS samples of one channel per work-item, sharing its weights."""
     rows = _params.pow2_floor(p["DW_ROWS"])
     while geo.batch % rows:  # sample blocks divide the batch: no partial block to guard
@@ -406,10 +406,8 @@ def _depthwise_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bool, p:
     tiles = min(_params.pow2_floor(p["DW_TILES"]), _params.pow2_ceil(along))
     while tiles > 1 and others * _ceil_div(along, tiles) < 8 * device.compute_units:
         tiles //= 2
-    itemsize = np.dtype(dtype).itemsize
     defines = {**_common_defines(geo, dtype, p), "HAS_BIAS": has_bias, "PAD_MODE": _PAD_MODE_CODE[geo.padding_mode],
-               "NT_STORES": 0 < p["NT_STORE_MIN"] <= geo.batch * geo.out_channels * geo.length_out * itemsize,
-               "DW_ROWS": rows, "DW_TILE_L": tile_l, "DW_TILES": tiles}
+               "NT_STORES": nt_stores, "DW_ROWS": rows, "DW_TILE_L": tile_l, "DW_TILES": tiles}
     kernel = device.kernel("conv1d_forward.cl", "conv1d_forward_depthwise", defines)
     return Launch(kernel, (_ceil_div(along, tiles), geo.in_channels, geo.batch // rows), (1, 1, 1), p)
 
@@ -421,7 +419,7 @@ def _aligned_forward_plan(device: Device, geo: ConvGeometry, dtype, has_bias: bo
     if staging is None:
         return None
     run = min(p["ALIGNED_RUN"], _ceil_div(geo.length_out, p["VEC"]) * p["VEC"])
-    tile = _ceil_div(geo.out_per_group, _ceil_div(geo.out_per_group, p["ALIGNED_CO"]))  # balanced, as fit() does
+    tile = _params.balanced_tile(geo.out_per_group, p["ALIGNED_CO"])
     defines = {**_common_defines(geo, dtype, p), "HAS_BIAS": has_bias, "NT_STORES": 1, "X_PHASES": geo.stride,
                "TILE_CO": tile, "RUN_L": run}
     kernel = device.kernel("conv1d_forward.cl", "conv1d_forward_aligned", defines)

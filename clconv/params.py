@@ -180,6 +180,11 @@ def pow2_floor(v: int) -> int:
     return p
 
 
+def balanced_tile(rows: int, most: int) -> int:
+    """Rows per tile: as many tiles of at most `most` rows as `rows` needs, of equal size (33 in 3 x 11)."""
+    return -(-rows // -(-rows // max(1, min(most, rows)))) if rows > 0 else 1
+
+
 def fit(device, params: dict, *, rows: int, length: int, local_bytes) -> dict:
     """Fit parameters to a shape and to the device.
 
@@ -192,7 +197,7 @@ def fit(device, params: dict, *, rows: int, length: int, local_bytes) -> dict:
     accumulators = p["TILE_CO"] * p["TILE_L"]
     # As many tiles as the channels need, balanced: 33 channels in 3 tiles of 11, not 16 + 16 + 16 that
     # slide back over each other.
-    p["TILE_CO"] = -(-rows // -(-rows // max(1, min(p["TILE_CO"], rows)))) if rows > 0 else 1
+    p["TILE_CO"] = balanced_tile(rows, p["TILE_CO"])
     # Few rows (depthwise, C_in = 1): keep as many independent accumulators along the positions, or the
     # loop waits on one FMA chain per accumulator.
     p["TILE_L"] = max(p["TILE_L"], min(_MAX_TILE_L, accumulators // p["TILE_CO"]))
