@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Time clconv's Conv1d on every OpenCL device against PyTorch's CPU convolution.
 
-For each benchmark shape and each pass (forward, backward-data, backward-weight) the script times
-clconv on every OpenCL device it finds and, when torch is importable, torch on the CPU ("torch-cpu").
+For each benchmark shape and each pass (forward, backward-data, backward-weight, and forward+backward: a
+training step) the script times clconv on every OpenCL device it finds and, when torch is importable, torch
+on the CPU ("torch-cpu").
 
     python bench/compare_devices.py                          # every shape, every device
     python bench/compare_devices.py --quick                  # smoke run on scaled-down shapes
@@ -17,13 +18,17 @@ while the clock runs, and `queue.finish()` closes every timed OpenCL call. A sam
 takes under MIN_SAMPLE_S until the sample lasts that long, and reports the mean per call; a sample of
 calls under LEAD_IN_BELOW_S starts with one untimed call, because thread pools (torch's and PoCL's) that
 parked while the other columns ran can take milliseconds to wake on a shared machine. The table gives
-the median over the rounds, GFLOP/s counted as 2*N*C_out*L_out*(C_in/groups)*K for every pass, the
-speedup against torch-cpu, and the largest difference from torch's result relative to its largest value.
+the median over the rounds, GFLOP/s counted as 2*N*C_out*L_out*(C_in/groups)*K per convolution (three for
+forward+backward), the speedup against torch-cpu, and the largest difference from torch's result relative
+to its largest value (the weight gradient's for forward+backward).
 
 The backward passes call clconv.grad.conv1d_input / conv1d_weight and torch.nn.grad's functions of the
 same names, and are skipped while clconv.grad is missing. Those functions know only zero padding, so for
 a shape with another padding_mode both libraries differentiate the convolution of the explicitly padded
-input (the padding itself, a copy, is left out of the timing).
+input (the padding itself, a copy, is left out of the timing). forward+backward is what a training step
+asks of the layer, padding included: clconv's Conv1d forward then backward (input, weight and bias
+gradients), against torch's module forward and autograd backward on an input that requires its gradient,
+gradients reset before each step on both sides.
 
 Each OpenCL device's peak is measured first: float32 multiply-adds from registers (bench/fma_peak.cl), and
 each pass is reported as a share of it; torch-cpu is held against the CPU device's peak.
@@ -52,8 +57,10 @@ import pyopencl as cl
 
 import clconv
 
-PASSES = ("forward", "backward-data", "backward-weight")
+PASSES = ("forward", "backward-data", "backward-weight", "forward+backward")
 GRAD_FUNCTIONS = {"backward-data": "conv1d_input", "backward-weight": "conv1d_weight"}
+# A training step (forward, then the input, weight and bias gradients) counts three convolutions.
+PASS_CONVOLUTIONS = {"forward+backward": 3}
 TORCH_LABEL = "torch-cpu"
 DEFAULT_ROUNDS = 10
 WARMUP_CALLS = 2
@@ -86,6 +93,9 @@ class Shape:
     @property
     def flops(self) -> float:
         return 2.0 * self.n * self.c_out * self.length_out * (self.c_in // self.groups) * self.k
+
+    def pass_flops(self, pass_name: str) -> float:
+        return self.flops * PASS_CONVOLUTIONS.get(pass_name, 1)
 
     def describe(self) -> str:
         text = f"({self.n},{self.c_in},{self.length})->{self.c_out} K{self.k}"
@@ -301,6 +311,14 @@ def clconv_runners(device, grad, shape: Shape, inputs: Inputs) -> dict:
         runners["backward-data"] = lambda: grad.conv1d_input(x_bw.shape, weight, grad_output, **options)
     if hasattr(grad, "conv1d_weight"):
         runners["backward-weight"] = lambda: grad.conv1d_weight(x_bw, weight.shape, grad_output, **options)
+
+    def training_step():
+        m.zero_grad()
+        m(x)
+        m.backward(grad_output)
+        return m.weight.grad
+
+    runners["forward+backward"] = training_step
     return runners
 
 
@@ -316,14 +334,23 @@ def torch_runners(torch, shape: Shape, inputs: Inputs) -> dict:
     grad_output = torch.from_numpy(inputs.grad_output)
     options = dict(stride=shape.stride, padding=inputs.padding_bw, dilation=shape.dilation, groups=shape.groups)
 
+    x_train = x.clone().requires_grad_(True)
+
     def forward():
         with torch.no_grad():
             return conv(x)
+
+    def training_step():
+        conv.zero_grad(set_to_none=True)
+        x_train.grad = None
+        conv(x_train).backward(grad_output)
+        return conv.weight.grad
 
     return {
         "forward": forward,
         "backward-data": lambda: torch.nn.grad.conv1d_input(x_bw.shape, weight, grad_output, **options),
         "backward-weight": lambda: torch.nn.grad.conv1d_weight(x_bw, weight.shape, grad_output, **options),
+        "forward+backward": training_step,
     }
 
 
@@ -375,7 +402,7 @@ def measure_group(entries: list, pass_name: str, rounds: int, warmup: int) -> li
     for e, entry in enumerate(entries):
         shape = entry.shape
         row = {"shape": shape.name, "dims": asdict(shape), "describe": shape.describe(), "pass": pass_name,
-               "gflop": shape.flops / 1e9, "results": {}, "errors": {}}
+               "gflop": shape.pass_flops(pass_name) / 1e9, "results": {}, "errors": {}}
         rows.append(row)
         for column in entry.columns:
             run = entry.runners.get(column.label, {}).get(pass_name)
@@ -397,7 +424,7 @@ def measure_group(entries: list, pass_name: str, rounds: int, warmup: int) -> li
         row, samples = rows[e], times[e, column.label]
         median = statistics.median(samples)
         result = {"median_ms": median * 1e3, "min_ms": min(samples) * 1e3,
-                  "gflops": entries[e].shape.flops / median / 1e9, "repeats": plans[e, column.label][0],
+                  "gflops": entries[e].shape.pass_flops(pass_name) / median / 1e9, "repeats": plans[e, column.label][0],
                   "times_ms": [t * 1e3 for t in samples]}
         reference = outputs.get((e, TORCH_LABEL))
         if reference is not None and column.label != TORCH_LABEL:
@@ -456,7 +483,7 @@ def shape_groups(shapes: list) -> list[list]:
 
 
 def run_benchmark(shapes: list, columns: list, grad, torch, rounds: int, warmup: int) -> list[dict]:
-    passes = [p for p in PASSES if p == "forward" or (grad is not None and hasattr(grad, GRAD_FUNCTIONS[p]))]
+    passes = [p for p in PASSES if p not in GRAD_FUNCTIONS or (grad is not None and hasattr(grad, GRAD_FUNCTIONS[p]))]
     progress = Progress(len(shapes) * len(passes))
     rows = []
     rng = np.random.default_rng(0)
@@ -606,7 +633,7 @@ def markdown(report: dict) -> str:
                "torch-cpu is given the CPU device's")
     out += ["", f"Median over {settings['rounds']} round(s) after {settings['warmup']} warm-up call(s), float32"
             + (", quick mode (scaled-down shapes)" if settings["quick"] else "") + ". "
-            "GFLOP/s = 2*N*C_out*L_out*(C_in/groups)*K / time for every pass. "
+            "GFLOP/s = 2*N*C_out*L_out*(C_in/groups)*K per convolution / time (forward+backward: three). "
             "max rel err: largest |clconv - torch| over the largest |torch| among the OpenCL columns.", "",
             *lines, *scale_lines(report)]
     problems = {f"- {row['shape']} {label}: skipped, {why}" for row in report["rows"] for label, why in row["skipped"].items()}

@@ -28,8 +28,12 @@ def test_quick_bench_writes_results(tmp_path):
 
     rows = report["rows"]
     assert {row["shape"] for row in rows} == SHAPE_NAMES
-    forward = [row for row in rows if row["pass"] == "forward"]
-    assert {row["shape"] for row in forward} == SHAPE_NAMES
+    forward = {row["shape"]: row for row in rows if row["pass"] == "forward"}
+    assert set(forward) == SHAPE_NAMES
+    # a training step per shape, counted as three convolutions
+    steps = {row["shape"]: row for row in rows if row["pass"] == "forward+backward"}
+    assert set(steps) == SHAPE_NAMES
+    assert all(steps[name]["gflop"] == pytest.approx(3 * forward[name]["gflop"]) for name in SHAPE_NAMES)
     for row in rows:
         assert not row["errors"], row["errors"]
         assert row["gflop"] > 0
@@ -46,8 +50,8 @@ def test_quick_bench_writes_results(tmp_path):
     assert all(f"{c['label']} % peak" in table for c in opencl)
     # the scale shapes, timed in shared rounds, each against scale-mid for every column and pass
     shapes_in_order = [row["shape"] for row in rows]
-    assert shapes_in_order[-9:] == ["scale-mid"] * 3 + ["scale-n1"] * 3 + ["scale-n256"] * 3
+    assert shapes_in_order[-12:] == ["scale-mid"] * 4 + ["scale-n1"] * 4 + ["scale-n256"] * 4
     scale = table.split("Scale: GFLOP/s against scale-mid's")[1]
     for column in opencl:
-        for pass_name in ("forward", "backward-data", "backward-weight"):
+        for pass_name in ("forward", "backward-data", "backward-weight", "forward+backward"):
             assert f"| {column['label']} | {pass_name} | " in scale
