@@ -522,17 +522,32 @@ def launch_backward_data(device: Device, geo: ConvGeometry, dy: cla.Array, weigh
                   np.int32(length), np.int32(geo.length_out), np.int32(pad_left))
 
 
+def _input_gradient_span(geo: ConvGeometry) -> tuple[int, int]:
+    """(length, pad_left) of the rows the input-gradient kernels write: the input's, or in padding modes
+    other than zeros the padded rows, whose padding pad_fold.cl then folds back."""
+    if geo.padding_mode == "zeros":
+        return geo.length_in, geo.pad_left
+    return geo.length_in + geo.pad_left + geo.pad_right, 0
+
+
+def input_gradient_as_forward(device: Device, geo: ConvGeometry, dtype) -> ConvGeometry | None:
+    """The forward convolution a stride-1 input gradient runs as (DATA_AS_FORWARD), None where it runs a
+    kernel of its own: its tile parameters are that forward's, looked up for this geometry."""
+    plan = _backward_data_plan(device, geo, dtype, False, *_input_gradient_span(geo))
+    return plan.geo if isinstance(plan, ForwardForm) else None
+
+
 def input_gradient(device: Device, geo: ConvGeometry, dy: cla.Array, weight: cla.Array) -> cla.Array:
     """The gradient of conv1d with respect to its input, (N, C_in, L_in); padding modes folded back."""
     dx = device.empty((geo.batch, geo.in_channels, geo.length_in), dy.dtype)
     if geo.out_channels == 0:  # nothing reaches the input
         return dx.fill(0) if dx.size else dx
+    length, pad_left = _input_gradient_span(geo)
     if geo.padding_mode == "zeros":
-        launch_backward_data(device, geo, dy, weight, None, dx, geo.length_in, geo.pad_left)
+        launch_backward_data(device, geo, dy, weight, None, dx, length, pad_left)
         return dx
-    padded_length = geo.length_in + geo.pad_left + geo.pad_right
-    dx_padded = device.empty((geo.batch, geo.in_channels, padded_length), dy.dtype)
-    launch_backward_data(device, geo, dy, weight, None, dx_padded, padded_length, 0)
+    dx_padded = device.empty((geo.batch, geo.in_channels, length), dy.dtype)
+    launch_backward_data(device, geo, dy, weight, None, dx_padded, length, pad_left)
     if dx.size:
         kernel = device.kernel("pad_fold.cl", "pad_fold", {"PAD_MODE": _PAD_MODE_CODE[geo.padding_mode], **dtype_defines(dy.dtype)})
         group = _line_group(device, 64)
@@ -592,8 +607,10 @@ def _blocked_staging(device: Device, geo: ConvGeometry, dtype, p: dict) -> Block
     return BlockedStaging(kernel, (_ceil_div(length, group) * group, geo.batch * geo.groups * blocks), (group, 1), length)
 
 
-def _weight_gradient_plan(device: Device, geo: ConvGeometry, dtype) -> tuple[Launch, Launch, Staging | BlockedStaging | None]:
-    """(partial-sum launch, reduce launch, staging); the partial launch's params carry the chunk count."""
+def _weight_gradient_plan(device: Device, geo: ConvGeometry, dtype,
+                          bias: bool = False) -> tuple[Launch, Launch, Staging | BlockedStaging | None]:
+    """(partial-sum launch, reduce launch, staging); the partial launch's params carry the chunk count and
+    "bias_sum": whether the launches also give the bias gradient (asked for with bias)."""
     def build():
         def local_bytes(p):
             return _acc_bytes(dtype) * p["WG_CO"] * p["TILE_CO"] * p["LB"]
@@ -627,29 +644,37 @@ def _weight_gradient_plan(device: Device, geo: ConvGeometry, dtype) -> tuple[Lau
         if blocked:
             row_bytes *= p["VEC"] * _acc_bytes(dtype) // np.dtype(dtype).itemsize
         position_block = _position_block(p, row_bytes * wg_a, row_bytes * lanes * geo.groups)
+        # One work-item row per channel tile (a single input channel, every tap): its dy loads give the bias
+        # gradient too (C_in = 1 and depthwise passes are bound by reading dy).
+        bias_sum = bias and not blocked and p["strategy"] == "register" and lanes == 1
         defines = {**_common_defines(geo, dtype, p), "PAD_MODE": 0 if staging else _PAD_MODE_CODE[geo.padding_mode],
                    "X_STAGED": isinstance(staging, Staging), "X_PHASES": staging.phases if isinstance(staging, Staging) else 1,
                    "TILE_CO": p["TILE_CO"], "TILE_K": tile_k, "WG_A": wg_a, "WG_CO": p["WG_CO"], "LB": p["LB"],
-                   "POS_BLOCK": position_block}
+                   "POS_BLOCK": position_block, "BIAS_SUM": int(bias_sum)}
         name = "conv1d_backward_weight_blocked" if blocked else "conv1d_backward_weight_partial"
         partial = Launch(device.kernel("conv1d_backward_weight.cl", name, defines),
-                         (_ceil_div(lanes, wg_a) * wg_a, rows, chunks), (wg_a, p["WG_CO"], 1), {**p, "chunks": chunks})
+                         (_ceil_div(lanes, wg_a) * wg_a, rows, chunks), (wg_a, p["WG_CO"], 1),
+                         {**p, "chunks": chunks, "bias_sum": bias_sum})
         group = _line_group(device, 64)
+        sums_per_chunk = w_size + (geo.out_channels if bias_sum else 0)
         reduce = Launch(device.kernel("conv1d_backward_weight.cl", "conv1d_backward_weight_reduce", defines),
-                        (_ceil_div(w_size, group) * group,), (group,), p)
+                        (_ceil_div(sums_per_chunk, group) * group,), (group,), {**p, "sums_per_chunk": sums_per_chunk})
         return partial, reduce, staging
 
-    return _planned(device, ("backward_weight", geo, np.dtype(dtype).str), build)
+    return _planned(device, ("backward_weight", geo, np.dtype(dtype).str, bias), build)
 
 
 def weight_gradient_into(device: Device, geo: ConvGeometry, x: cla.Array, dy: cla.Array, dw: cla.Array,
-                         accumulate: bool) -> None:
-    """dw (C_out, C_in/groups, K) = sum over batch and positions of dy times the padded input, or dw += that."""
+                         accumulate: bool, bias: tuple | None = None) -> None:
+    """dw (C_out, C_in/groups, K) = sum over batch and positions of dy times the padded input, or dw += that.
+    bias: (db, accumulate) for the bias gradient too, from the same read of dy where the plan allows."""
     if dw.size == 0:
+        if bias is not None:
+            bias_gradient_into(device, dy, *bias)
         return
-    partial, reduce, staging = _weight_gradient_plan(device, geo, x.dtype)
+    partial, reduce, staging = _weight_gradient_plan(device, geo, x.dtype, bias is not None)
     chunks = partial.params["chunks"]
-    sums = device.buffer(chunks * dw.size * _acc_bytes(x.dtype))
+    sums = device.buffer(chunks * reduce.params["sums_per_chunk"] * _acc_bytes(x.dtype))
     if isinstance(staging, BlockedStaging):
         blocks = device.buffer(staging.global_size[1] * staging.length * partial.params["VEC"] * _acc_bytes(x.dtype))
         device.launch(staging.kernel, staging.global_size, staging.local_size, x.data, blocks,
@@ -661,8 +686,12 @@ def weight_gradient_into(device: Device, geo: ConvGeometry, x: cla.Array, dy: cl
         device.launch(partial.kernel, partial.global_size, partial.local_size, source, dy.data, sums,
                       np.int32(geo.batch), np.int32(length), np.int32(geo.length_out), np.int32(pad_left),
                       np.int32(chunks))
-    device.launch(reduce.kernel, reduce.global_size, reduce.local_size, sums, dw.data, np.int32(chunks),
+    fused = partial.params["bias_sum"]
+    bias_args = (bias[0].data, np.int32(bias[1])) if fused else ()
+    device.launch(reduce.kernel, reduce.global_size, reduce.local_size, sums, dw.data, *bias_args, np.int32(chunks),
                   np.int32(accumulate))
+    if bias is not None and not fused:
+        bias_gradient_into(device, dy, *bias)
 
 
 def bias_gradient_into(device: Device, dy: cla.Array, db: cla.Array, accumulate: bool) -> None:
@@ -778,8 +807,9 @@ def transpose_geometry(x_shape, w_shape, bias_shape, stride, padding, output_pad
         raise RuntimeError(f"Given transposed=1, weight of size {list(w_shape)}, expected bias to be 1-dimensional with {out_channels} elements, but got bias of size {list(bias_shape)} instead")
     _check_not_empty_rows(batch, channels, length)
     length_out = (length - 1) * stride - 2 * padding + dilation * (kernel_size - 1) + output_padding + 1
-    if length_out <= 0:
-        raise RuntimeError(f"Given input size per channel: ({length}). Calculated output size per channel: ({length_out}). Output size is too small")
+    if length_out < 0 or (length_out == 0 and batch > 0):  # a zero batch may have empty rows, as in torch
+        raise RuntimeError(f"Given input size per channel: (1 x {length}). Calculated output size per channel: "
+                           f"(1 x {length_out}). Output size is too small")
     # The underlying conv1d: input (batch, out_channels, length_out) -> output (batch, in_channels, length).
     return ConvGeometry(batch, out_channels, in_channels, length_out, length, kernel_size, stride, dilation,
                         groups, padding, padding)

@@ -148,14 +148,15 @@ class _ConvNd:
     def __call__(self, input):
         return self.forward(input)
 
-    def _accumulate(self, param: Parameter | None, compute) -> None:
-        """param.grad = compute(grad, accumulate) where torch would accumulate: summed until zero_grad()."""
+    def _grad_target(self, param: Parameter | None) -> tuple | None:
+        """(param.grad, accumulate) for a parameter that wants its gradient, None otherwise. Gradients sum
+        into param.grad until zero_grad(), as torch's do; a fresh one is allocated, not zeroed."""
         if param is None or not param.requires_grad:
-            return
+            return None
         fresh = param.grad is None
         if fresh:
             param.grad = self.device.empty(param.shape, self.dtype)
-        compute(param.grad, not fresh)
+        return param.grad, not fresh
 
     def _saved_for_backward(self):
         if self._saved is None:
@@ -196,8 +197,11 @@ class Conv1d(_ConvNd):
         if x is None:  # the forward ran in pieces: so does the backward
             return self._backward_in_pieces(geo, input, grad_output, input_grad)
         dy = self._device_grad_output(grad_output, geo, input.ndim == 2)
-        self._accumulate(self.weight, lambda grad, acc: F.weight_gradient_into(self.device, geo, x, dy, grad, acc))
-        self._accumulate(self.bias, lambda grad, acc: F.bias_gradient_into(self.device, dy, grad, acc))
+        weight_target, bias_target = self._grad_target(self.weight), self._grad_target(self.bias)
+        if weight_target:
+            F.weight_gradient_into(self.device, geo, x, dy, *weight_target, bias=bias_target)
+        elif bias_target:
+            F.bias_gradient_into(self.device, dy, *bias_target)
         if not input_grad:
             return None
         return F.finish(F.input_gradient(self.device, geo, dy, self.weight.data), input, input.ndim == 2)
@@ -251,8 +255,12 @@ class ConvTranspose1d(_ConvNd):
         out_geo = F.ConvGeometry(geo.batch, geo.out_channels, geo.in_channels, geo.length_out, geo.length_in,
                                  geo.kernel_size, geo.stride, geo.dilation, geo.groups, geo.pad_left, geo.pad_right)
         dy = self._device_grad_output(grad_output, out_geo, unbatched)
-        self._accumulate(self.weight, lambda grad, acc: F.weight_gradient_into(self.device, geo, dy, x, grad, acc))
-        self._accumulate(self.bias, lambda grad, acc: F.bias_gradient_into(self.device, dy, grad, acc))
+        # dy plays the underlying conv's input here, so its bias gradient (a sum of dy) is a launch of its own.
+        weight_target, bias_target = self._grad_target(self.weight), self._grad_target(self.bias)
+        if weight_target:
+            F.weight_gradient_into(self.device, geo, dy, x, *weight_target)
+        if bias_target:
+            F.bias_gradient_into(self.device, dy, *bias_target)
         if not input_grad:
             return None
         dx = self.device.empty((geo.batch, geo.out_channels, geo.length_out), self.dtype)

@@ -31,8 +31,7 @@ _REGISTER = [{"strategy": "register", "TILE_CO": co, "TILE_L": tl, "VEC": vec, "
 # The forward's reduction in cache chunks over several register tiles per work-item.
 _REGISTER_FORWARD = [{"strategy": "register", "TILE_CO": 16, "TILE_L": 1, "VEC": 16, "WG_L": 1, "WG_CO": 1,
                       "TILE_P": tp, "CI_CHUNK": chunk, **_GENERIC} for tp, chunk in [(4, 8), (2, 16), (4, 32)]]
-# Depthwise stride-1 forwards over blocks of samples (conv1d_forward_depthwise). Stride-1 input gradients
-# run as forwards (DATA_AS_FORWARD) and read the forward's parameters for their own geometry.
+# Depthwise stride-1 forwards over blocks of samples (conv1d_forward_depthwise).
 _DEPTHWISE = [{"strategy": "register", "DW_ROWS": rows, "DW_TILE_L": tl, "DW_TILES": 8}
               for rows, tl in [(4, 4), (4, 2), (2, 4), (8, 2)]]
 # Shallow forwards in runs realigned to the flat output (conv1d_forward_aligned), bypassing the cache.
@@ -102,6 +101,16 @@ def tune_pass(device: Device, pass_name: str, geo: F.ConvGeometry, dtype, repeat
     """Time every valid candidate for one pass and store the fastest in the tuned cache; returns it (the
     built-in entry with the candidate's overrides: the whole parameter set the library then reads)."""
     dtype = np.dtype(dtype)
+    if pass_name == "backward_data":
+        forward_geo = F.input_gradient_as_forward(device, geo, dtype)
+        if forward_geo is not None:
+            # A stride-1 input gradient runs as a forward (DATA_AS_FORWARD) whose tiles are looked up for its
+            # own geometry: tune and store that forward, and an input-gradient entry that keeps the forward
+            # form (so that the shape counts as tuned).
+            tune_pass(device, "forward", forward_geo, dtype, repeats, verbose)
+            entry = {**params.builtin(device, pass_name), "DATA_AS_FORWARD": 1}
+            tuning_cache.store(device, pass_name, F.params_key(geo, dtype), entry)
+            return entry
     tolerance = {"float16": 1e-2, "float32": 1e-4, "float64": 1e-10}[dtype.name]
     _tuning.active = True
     try:

@@ -23,10 +23,6 @@ __kernel void bias_grad(__global const store_t *restrict dy, __global store_t *r
             acc += part;
         }
     }
-    accv_lanes lanes;
-    lanes.v = acc;
-    acc_t sum = 0;
-    for (int v = 0; v < VEC; ++v)
-        sum += lanes.s[v];
+    const acc_t sum = sum_lanes(acc);
     STORE(db, c, accumulate ? LOAD(db, c) + sum : sum);
 }

@@ -106,6 +106,18 @@ typedef CAT(ACC_NAME, VEC) accv_t;
 #endif
 typedef union { accv_t v; acc_t s[VEC]; } accv_lanes;
 
+/* The lanes' sum, first to last: the same order, and bits, on every run. */
+inline acc_t sum_lanes(accv_t x)
+{
+    accv_lanes lanes;
+    lanes.v = x;
+    acc_t sum = 0;
+    UNROLL
+    for (int v = 0; v < VEC; ++v)
+        sum += lanes.s[v];
+    return sum;
+}
+
 inline accv_t gather(__global const store_t *p, int s)
 {
     accv_lanes lanes;

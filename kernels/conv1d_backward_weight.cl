@@ -7,6 +7,10 @@
  *   (ci, tap tile, channel tile, chunk) sums its run in a fixed order into partial[chunk][...].
  * Pass 2 (conv1d_backward_weight_reduce): out = beta*out + sum over chunks in chunk order; no atomics,
  *   so the bits are the same on every run.
+ * BIAS_SUM: the register partial kernel also sums dy per channel, db[co] = sum_{n, l} dy[n, co, l], from
+ *   the dy vectors it loads anyway (partial[chunk][W_SIZE + co]); the host sets it only where one work-item
+ *   owns all taps of the only input channel of its group (C_IN_G x K_TILES = 1), so each channel is summed
+ *   once and the bias gradient costs no second read of dy.
  *
  *   STRATEGY 0 (register): TILE_CO channels x TILE_K taps of VEC-lane accumulators, no barriers.
  *   STRATEGY 1 (local): a work-group of WG_A lanes (ci, tap tile) x WG_CO rows shares one chunk; dy rows
@@ -24,8 +28,8 @@
  *     The input streams one cache line per position and no lanes are summed at the end; lanes along
  *     positions stream TILE_CO + 1 rows per vector and load the same dy vector for every input channel.
  *
- * Macros read: C_IN_G, C_OUT_G, GROUPS, K, STRIDE, DILATION, PAD_MODE, dtype (common.cl), tunables.
- * Runtime arguments: N, L_in, L_out, pad_l, chunks.
+ * Macros read: C_IN_G, C_OUT_G, GROUPS, K, STRIDE, DILATION, PAD_MODE, BIAS_SUM, dtype (common.cl),
+ * tunables. Runtime arguments: N, L_in, L_out, pad_l, chunks.
  */
 #ifndef STRATEGY
 #define STRATEGY 0 /* 0 register-blocked without barriers, 1 __local dy tiles */
@@ -57,9 +61,17 @@
 #endif
 
 #define C_IN (C_IN_G * GROUPS)
+#ifndef BIAS_SUM
+#define BIAS_SUM 0 /* 1: the partial kernel sums dy per channel too (the bias gradient; STRATEGY 0) */
+#endif
+
 #define C_OUT (C_OUT_G * GROUPS)
 #define W_SIZE (C_OUT * C_IN_G * K)
 #define K_TILES ((K + TILE_K - 1) / TILE_K)
+#if BIAS_SUM && (STRATEGY != 0 || C_IN_G * K_TILES != 1)
+#error "BIAS_SUM needs the register strategy with one input channel and one tap tile per group"
+#endif
+#define P_SIZE (W_SIZE + (BIAS_SUM ? C_OUT : 0)) /* partial sums per chunk */
 #define SPAN_CO (WG_CO * TILE_CO)
 #define CO_SPANS ((C_OUT_G + SPAN_CO - 1) / SPAN_CO)
 
@@ -86,6 +98,15 @@ void conv1d_backward_weight_partial(__global const store_t *restrict x, __global
 
     accv_t acc[TILE_CO][TILE_K];
     ZERO_TILE(acc, TILE_CO, TILE_K);
+#if BIAS_SUM
+    accv_t bias_acc[TILE_CO];
+    UNROLL
+    for (int c = 0; c < TILE_CO; ++c)
+        bias_acc[c] = 0;
+#define SUM_BIAS(c) bias_acc[c] += dyv[c]
+#else
+#define SUM_BIAS(c)
+#endif
 
 #if STRATEGY == 0
     /* Tiles that would overhang the group's last channel or the last tap slide back to end on it (the
@@ -145,8 +166,10 @@ void conv1d_backward_weight_partial(__global const store_t *restrict x, __global
             const int l = (position);                                       \
             accv_t dyv[TILE_CO];                                            \
             UNROLL                                                          \
-            for (int c = 0; c < TILE_CO; ++c)                               \
+            for (int c = 0; c < TILE_CO; ++c) {                             \
                 dyv[c] = LOAD_DY(c, l);                                     \
+                SUM_BIAS(c);                                                \
+            }                                                               \
             UNROLL                                                          \
             for (int t = 0; t < TILE_K; ++t) {                              \
                 const accv_t xv = LOAD_X(l, t);                             \
@@ -212,24 +235,21 @@ void conv1d_backward_weight_partial(__global const store_t *restrict x, __global
 
     if (!active)
         return;
-    __global acc_t *out = partial + (long)chunk * W_SIZE;
+    __global acc_t *out = partial + (long)chunk * P_SIZE;
     UNROLL
     for (int c = 0; c < TILE_CO; ++c) {
         const int co = co_base + c;
         if (co < co0 || co >= co_end)
             continue;
+#if BIAS_SUM
+        out[W_SIZE + co] = sum_lanes(bias_acc[c]);
+#endif
         UNROLL
         for (int t = 0; t < TILE_K; ++t) {
             const int k = k_base + t;
             if (k < k0 || k >= K)
                 continue;
-            accv_lanes lanes;
-            lanes.v = acc[c][t];
-            acc_t sum = 0;
-            UNROLL
-            for (int v = 0; v < VEC; ++v)
-                sum += lanes.s[v];
-            out[(co * C_IN_G + ci) * K + k] = sum;
+            out[(co * C_IN_G + ci) * K + k] = sum_lanes(acc[c][t]);
         }
     }
 }
@@ -279,7 +299,7 @@ void conv1d_backward_weight_blocked(__global const acc_t *restrict xb, __global 
         p += l1 - l0;
     }
 
-    __global acc_t *out = partial + (long)chunk * W_SIZE;
+    __global acc_t *out = partial + (long)chunk * P_SIZE;
     UNROLL
     for (int c = 0; c < TILE_CO; ++c) {
         const int co = co_base + c;
@@ -301,15 +321,25 @@ void conv1d_backward_weight_blocked(__global const acc_t *restrict xb, __global 
 }
 #endif
 
-/* dw[j] = sum_chunk partial[chunk][j] (+ dw[j] when accumulating), chunks summed in order. */
+/* dw[j] = sum_chunk partial[chunk][j] (+ dw[j] when accumulating), chunks summed in order; with BIAS_SUM
+ * the work-items past W_SIZE do the same for db. */
 __kernel void conv1d_backward_weight_reduce(__global const acc_t *restrict partial, __global store_t *restrict dw,
+#if BIAS_SUM
+                                            __global store_t *restrict db, const int accumulate_bias,
+#endif
                                             const int chunks, const int accumulate)
 {
     const int j = get_global_id(0);
-    if (j >= W_SIZE)
+    if (j >= P_SIZE)
         return;
     acc_t sum = 0;
     for (int p = 0; p < chunks; ++p)
-        sum += partial[(long)p * W_SIZE + j];
+        sum += partial[(long)p * P_SIZE + j];
+#if BIAS_SUM
+    if (j >= W_SIZE) {
+        STORE(db, j - W_SIZE, accumulate_bias ? LOAD(db, j - W_SIZE) + sum : sum);
+        return;
+    }
+#endif
     STORE(dw, j, accumulate ? LOAD(dw, j) + sum : sum);
 }

@@ -17,6 +17,7 @@ import pyopencl.array as cla
 import pytest
 
 import clconv
+import clconv.functional as F
 from conftest import STRATEGIES, assert_close
 from reference import (PADDING_MODES, conv1d_bias_grad_ref, conv1d_input_grad_ref, conv1d_ref,
                        conv1d_weight_grad_ref)
@@ -312,6 +313,42 @@ def test_requires_grad_false(base_module, rng, frozen):
         assert m.bias.grad is None
     else:
         assert_close(m.bias.grad.get(), ref_db, np.float32, "bias grad")
+
+
+# One input channel per group (C_in = 1, depthwise, channel multipliers): the weight-gradient kernel's work-item
+# rows each own a channel tile's every tap, so they sum the bias gradient from the dy they load (BIAS_SUM).
+# Two backward calls: the fused sum accumulates; a frozen weight leaves the bias to its own kernel.
+BIAS_SUM_CASES = [c(cin=1, cout=37, k=10, stride=5, padding=0, length=203, n=3),
+                  c(cin=6, cout=6, groups=6, k=5, padding=2, length=77),
+                  c(cin=4, cout=8, groups=4, k=3, mode="reflect", unbatched=True),
+                  c(cin=1, cout=5, k=31, padding=15, length=40, dtype="float64"),
+                  c(cin=3, cout=3, groups=3, k=3, dilation=2, length=50, dtype="float16")]
+
+
+@pytest.mark.parametrize("variant", ["fused", "fused-staged", "weight-frozen"])
+@pytest.mark.parametrize("case", BIAS_SUM_CASES, ids=lambda x: x.id)
+def test_bias_gradient_from_the_weight_pass(case, variant, device, rng):
+    dtype = np.dtype(case.dtype)
+    if dtype == np.float64 and not device.has_fp64:
+        pytest.skip("device has no fp64")
+    m = make_module(case, device, "register")
+    frozen_weight = variant == "weight-frozen"
+    m.weight.requires_grad = not frozen_weight
+    x = make_input(rng, case)
+    # staged: the kernel reads pad_rows.cl's copy, and a row's last partial vector takes the masked tail path
+    with clconv.params.override(strategy="register", **({"STAGE_MIN": 1} if variant == "fused-staged" else {})):
+        y = m(x)
+        partial = F._weight_gradient_plan(m.device, m._saved[0], dtype, bias=True)[0]
+        assert partial.params["bias_sum"], "the case should take the fused bias gradient"
+        dy = rng.uniform(-1, 1, size=y.shape).astype(dtype)
+        m.backward(dy, input_grad=False)
+        m.backward(dy, input_grad=False)
+    _, ref_dw, ref_db = reference_grads(m, x, dy)
+    assert_close(m.bias.grad.get(), 2 * ref_db, dtype, "bias grad of two backward calls")
+    if frozen_weight:
+        assert m.weight.grad is None
+    else:
+        assert_close(m.weight.grad.get(), 2 * ref_dw, dtype, "weight grad of two backward calls")
 
 
 def test_input_grad_false_returns_none(base_module, rng):

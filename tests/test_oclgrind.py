@@ -375,6 +375,10 @@ CASES = [
      dict(NT_STORE_MIN=1, ALIGNED_TAPS=64, ALIGNED_CO=2, ALIGNED_RUN=8, VEC=4)),
     ("depthwise-rows", dict(cin=3, cout=3, k=5, padding=2, groups=3, padding_mode="reflect"), (4, 3, 37), "f32",
      dict(DW_ROWS=2, DW_TILE_L=2, DW_TILES=2, VEC=4)),
+    # one input channel: the weight-gradient partials sum the bias gradient too (BIAS_SUM), over staged phases
+    # whose rows end in a partial vector
+    ("bias-from-weight-pass", dict(cin=1, cout=5, k=4, stride=3, padding=1), (2, 1, 29), "f32",
+     dict(STAGE_FLOPS=1, VEC=4, TILE_CO=2)),
     ("float64-reflect-strided", dict(cin=2, cout=4, k=3, stride=2, padding=2, mode="reflect"), (2, 2, 12), "f64", {}),
     ("float16-zeros", dict(cin=3, cout=4, k=3, padding=1), (2, 3, 11), "f16", {}),
 ]

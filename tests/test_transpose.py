@@ -337,8 +337,36 @@ def test_other_errors(rng):
         m(rng.uniform(-1, 1, size=(2, 4, 9)).astype(np.float64))       # wrong dtype
     with pytest.raises(RuntimeError):
         m(rng.uniform(-1, 1, size=(4,)).astype(np.float32))            # wrong rank
-    with pytest.raises(RuntimeError):                                  # output size too small
-        clconv.conv_transpose1d(np.zeros((1, 4, 1), np.float32), np.zeros((4, 6, 3), np.float32), padding=2)
+    for length, padding in ((1, 2), (2, 2)):  # output lengths -1 and 0
+        with pytest.raises(RuntimeError, match=r"Given input size per channel: \(1 x %d\)\. Calculated output size per "
+                           r"channel: \(1 x %d\)\. Output size is too small" % (length, length + 2 - 2 * padding)):
+            clconv.conv_transpose1d(np.zeros((1, 4, length), np.float32), np.zeros((4, 6, 3), np.float32), padding=padding)
+
+
+# A zero batch gives an empty output whatever the lengths, an output length of 0 included.
+ZERO_BATCH = [(0, {}), (0, dict(padding=1)), (0, dict(stride=2, output_padding=1)), (3, dict(padding=2))]
+
+
+@pytest.mark.parametrize("length, kwargs", ZERO_BATCH, ids=["L0", "L0-out0", "L0-s2-op1", "L3-out1"])
+def test_zero_batch(length, kwargs, device):
+    m = clconv.ConvTranspose1d(4, 6, 3, device=device, **kwargs)
+    y = m(np.zeros((0, 4, length), np.float32))
+    out = (length - 1) * kwargs.get("stride", 1) - 2 * kwargs.get("padding", 0) + 2 + kwargs.get("output_padding", 0) + 1
+    assert y.shape == (0, 6, out)
+    dx = m.backward(np.zeros((0, 6, out), np.float32))
+    assert dx.shape == (0, 4, length)
+    assert not np.any(m.weight.grad.get()) and not np.any(m.bias.grad.get())
+
+
+def test_zero_batch_torch_agrees():
+    torch = pytest.importorskip("torch")
+    for length, kwargs in ZERO_BATCH:
+        y = torch.nn.functional.conv_transpose1d(torch.zeros(0, 4, length), torch.zeros(4, 6, 3), **kwargs)
+        ours = clconv.conv_transpose1d(np.zeros((0, 4, length), np.float32), np.zeros((4, 6, 3), np.float32), **kwargs)
+        assert tuple(y.shape) == ours.shape
+    for length, padding in ((1, 2), (2, 2)):
+        with pytest.raises(RuntimeError, match=r"Given input size per channel: \(1 x %d\)" % length):
+            torch.nn.functional.conv_transpose1d(torch.zeros(1, 4, length), torch.zeros(4, 6, 3), padding=padding)
 
 
 REPR_CASES = [

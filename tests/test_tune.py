@@ -13,7 +13,7 @@ import clconv
 from clconv import functional as F
 from clconv import params, tune, tuning_cache
 from conftest import assert_close
-from reference import conv1d_ref
+from reference import conv1d_input_grad_ref, conv1d_ref
 
 SHORT_LIST = [{"strategy": "register", "TILE_CO": 2, "TILE_L": 1, "VEC": 4, "WG_L": 1, "WG_CO": 1},
               {"strategy": "register", "TILE_CO": 3, "TILE_L": 2, "VEC": 4, "WG_L": 1, "WG_CO": 1}]
@@ -54,9 +54,30 @@ def test_tuned_entry_is_stored_and_read_back(device, cache_dir, rng):
 
 @pytest.mark.parametrize("pass_name", ["backward_data", "backward_weight"])
 def test_backward_passes_tune(device, cache_dir, pass_name):
-    geo = geometry(stride=1)
+    geo = geometry(stride=2)  # strided: the input gradient runs its own kernel
     best = tune.tune_pass(device, pass_name, geo, np.float32)
     assert params.lookup(device, pass_name, F.params_key(geo, np.float32))["TILE_CO"] == best["TILE_CO"]
+
+
+def test_input_gradient_run_as_a_forward_tunes_that_forward(device, cache_dir, rng):
+    geo = geometry(stride=1)
+    forward_geo = F.input_gradient_as_forward(device, geo, np.float32)
+    if forward_geo is None:
+        pytest.skip(f"{device.name} runs stride-1 input gradients with their own kernel")
+    tune.tune_pass(device, "backward_data", geo, np.float32)
+    assert params.has_tuned(device, "backward_data", F.params_key(geo, np.float32))
+    tiles = [{k: c[k] for k in ("TILE_CO", "VEC")} for c in SHORT_LIST]
+    tuned = params.lookup(device, "forward", F.params_key(forward_geo, np.float32))
+    assert {k: tuned[k] for k in ("TILE_CO", "VEC")} in tiles
+    # the input gradient launches that tuned forward, and still computes its gradient
+    w = rng.uniform(-1, 1, (geo.out_channels, geo.in_channels, geo.kernel_size)).astype(np.float32)
+    dy = rng.uniform(-1, 1, (geo.batch, geo.out_channels, geo.length_out)).astype(np.float32)
+    dx = F.input_gradient(device, geo, device.to_device(dy), device.to_device(w))
+    ref = conv1d_input_grad_ref((geo.batch, geo.in_channels, geo.length_in), w.astype(np.float64),
+                                dy.astype(np.float64), 1, 1)
+    assert_close(dx.get(), ref, np.float32)
+    plan, _ = F._forward_plan(device, forward_geo, np.dtype(np.float32), False)
+    assert {k: plan.params[k] for k in ("TILE_CO", "VEC")} in tiles
 
 
 def test_candidate_that_disagrees_is_refused(device, cache_dir, monkeypatch):
