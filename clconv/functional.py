@@ -634,7 +634,7 @@ def _weight_gradient_plan(device: Device, geo: ConvGeometry, dtype,
         # Chunks: enough to fill the device and short enough (RUN positions) that a chunk's rows stay in cache
         # while consecutive work-items reuse them; capped in memory. A function of the shape and the device
         # parameters only, so the summation order (and the bits) never change between runs.
-        target = device.compute_units * (64 if device.type == "CPU" else 2048)
+        target = device.compute_units * (32 if device.type == "CPU" else 2048)
         chunks = max(_ceil_div(target, work_items), _ceil_div(positions, p["RUN"]))
         chunks = max(1, min(chunks, vectors // 4, _PARTIAL_BYTES_CAP // max(1, w_size * _acc_bytes(dtype))))
         staging = blocked or _staging(device, geo, dtype, p, p["VEC"])
@@ -673,8 +673,11 @@ def weight_gradient_into(device: Device, geo: ConvGeometry, x: cla.Array, dy: cl
             bias_gradient_into(device, dy, *bias)
         return
     partial, reduce, staging = _weight_gradient_plan(device, geo, x.dtype, bias is not None)
-    chunks = partial.params["chunks"]
-    sums = device.buffer(chunks * reduce.params["sums_per_chunk"] * _acc_bytes(x.dtype))
+    chunks, fused = partial.params["chunks"], partial.params["bias_sum"]
+    # One chunk's partial sums, laid out as dw, are the fresh gradient itself where they share its type: a
+    # small pass then takes one launch (each costs tens of microseconds on a CPU device).
+    direct = chunks == 1 and not accumulate and not fused and _acc_bytes(x.dtype) == x.dtype.itemsize
+    sums = dw.data if direct else device.buffer(chunks * reduce.params["sums_per_chunk"] * _acc_bytes(x.dtype))
     if isinstance(staging, BlockedStaging):
         blocks = device.buffer(staging.global_size[1] * staging.length * partial.params["VEC"] * _acc_bytes(x.dtype))
         device.launch(staging.kernel, staging.global_size, staging.local_size, x.data, blocks,
@@ -686,10 +689,10 @@ def weight_gradient_into(device: Device, geo: ConvGeometry, x: cla.Array, dy: cl
         device.launch(partial.kernel, partial.global_size, partial.local_size, source, dy.data, sums,
                       np.int32(geo.batch), np.int32(length), np.int32(geo.length_out), np.int32(pad_left),
                       np.int32(chunks))
-    fused = partial.params["bias_sum"]
-    bias_args = (bias[0].data, np.int32(bias[1])) if fused else ()
-    device.launch(reduce.kernel, reduce.global_size, reduce.local_size, sums, dw.data, *bias_args, np.int32(chunks),
-                  np.int32(accumulate))
+    if not direct:
+        bias_args = (bias[0].data, np.int32(bias[1])) if fused else ()
+        device.launch(reduce.kernel, reduce.global_size, reduce.local_size, sums, dw.data, *bias_args,
+                      np.int32(chunks), np.int32(accumulate))
     if bias is not None and not fused:
         bias_gradient_into(device, dy, *bias)
 

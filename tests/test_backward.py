@@ -419,6 +419,31 @@ def test_device_array_input_gives_device_array_gradient(case, dy_kind, device, r
     np.testing.assert_array_equal(dx.get(), dx_host)
 
 
+# A single chunk of partial sums is written straight into a fresh float32/float64 weight gradient (no reduce
+# launch); several chunks, an accumulating call and float16 storage go through the reduction.
+@pytest.mark.parametrize("run", [1 << 20, 16], ids=["one-chunk", "chunks"])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+def test_weight_gradient_chunks(dtype, run, device, rng):
+    if dtype == "float64" and not device.has_fp64:
+        pytest.skip("device has no fp64")
+    case = c(n=3, cin=16, cout=24, k=3, length=41, stride=2, dtype=dtype)  # 16 x 4 work-items fill 2 cores
+    m = make_module(case, device, "register")
+    x = make_input(rng, case)
+    with clconv.params.override(strategy="register", RUN=run):
+        y = m(x)
+        chunks = F._weight_gradient_plan(m.device, m._saved[0], np.dtype(dtype), bias=True)[0].params["chunks"]
+        if m.device.type == "CPU":  # (a GPU asks for more chunks to fill its compute units)
+            assert (chunks == 1) == (run > 1000), chunks
+        dy = rng.uniform(-1, 1, size=y.shape).astype(dtype)
+        m.backward(dy, input_grad=False)
+        first = m.weight.grad.get().copy()
+        m.backward(dy, input_grad=False)
+    _, ref_dw, ref_db = reference_grads(m, x, dy)
+    assert_close(first, ref_dw, np.dtype(dtype), "fresh weight grad")
+    assert_close(m.weight.grad.get(), 2 * ref_dw, np.dtype(dtype), "accumulated weight grad")
+    assert_close(m.bias.grad.get(), 2 * ref_db, np.dtype(dtype), "accumulated bias grad")
+
+
 # ---------------------------------------------------------------------------
 # determinism: bitwise-equal results across runs
 # ---------------------------------------------------------------------------
