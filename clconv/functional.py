@@ -604,7 +604,8 @@ def _blocked_staging(device: Device, geo: ConvGeometry, dtype, p: dict) -> Block
                                                                 "C_IN_G": geo.in_per_group, "VEC": p["VEC"],
                                                                 **dtype_defines(dtype)})
     group = _line_group(device, 64)
-    return BlockedStaging(kernel, (_ceil_div(length, group) * group, geo.batch * geo.groups * blocks), (group, 1), length)
+    squares = _ceil_div(length, p["VEC"])  # a work-item copies VEC positions of VEC channels
+    return BlockedStaging(kernel, (_ceil_div(squares, group) * group, geo.batch * geo.groups * blocks), (group, 1), length)
 
 
 def _weight_gradient_plan(device: Device, geo: ConvGeometry, dtype,

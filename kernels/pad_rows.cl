@@ -19,7 +19,10 @@
  *   xb[(rb * LDB + q) * VEC + v] = xpad[ng * C_IN_G + b * VEC + v, q - pad_l]  for b * VEC + v < C_IN_G
  *                                = 0                                             for the channels beyond
  *   with rb = ng * CI_BLOCKS + b, ng = n * GROUPS + g, q in [0, LDB = padded).
- * Grid: dim 0 = q, dim 1 = rb. Macros read: C_IN_G, VEC, PAD_MODE, dtype.
+ * A work-item copies a VEC x VEC square: positions q0 .. q0 + VEC of the block's VEC rows. Inside the
+ * rows it loads VEC row vectors and transposes them in registers (log2(VEC) rounds of lane interleaves),
+ * so that it stores VEC whole vectors; squares on the padding, past LDB or with missing channels go
+ * element by element. Grid: dim 0 = q0 / VEC, dim 1 = rb. Macros read: C_IN_G, VEC, PAD_MODE, dtype.
  */
 #ifndef PHASES
 #define PHASES 1 /* stride phases per staged row */
@@ -54,17 +57,63 @@ __kernel void pad_rows(__global const store_t *restrict x, __global store_t *res
 
 #ifdef C_IN_G
 #define CI_BLOCKS ((C_IN_G + VEC - 1) / VEC)
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector) && (VEC == 4 || VEC == 8 || VEC == 16)
+#define HAS_INTERLEAVE 1
+#endif
+#endif
+#ifdef HAS_INTERLEAVE
+/* The lanes of a and b alternating, from their first halves (LO) or their second halves (HI). */
+#if VEC == 16
+#define INTERLEAVE_LO(a, b) __builtin_shufflevector(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23)
+#define INTERLEAVE_HI(a, b) __builtin_shufflevector(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)
+#elif VEC == 8
+#define INTERLEAVE_LO(a, b) __builtin_shufflevector(a, b, 0, 8, 1, 9, 2, 10, 3, 11)
+#define INTERLEAVE_HI(a, b) __builtin_shufflevector(a, b, 4, 12, 5, 13, 6, 14, 7, 15)
+#else
+#define INTERLEAVE_LO(a, b) __builtin_shufflevector(a, b, 0, 4, 1, 5)
+#define INTERLEAVE_HI(a, b) __builtin_shufflevector(a, b, 2, 6, 3, 7)
+#endif
+#endif
+
 __kernel void pad_rows_blocked(__global const store_t *restrict x, __global acc_t *restrict xb,
                                const int L, const int pad_l, const int LDB)
 {
-    const int q = get_global_id(0);
-    if (q >= LDB)
+    const int q0 = get_global_id(0) * VEC;
+    if (q0 >= LDB)
         return;
     const int rb = get_global_id(1);
     const int b = rb % CI_BLOCKS;
     const long first_row = (long)(rb / CI_BLOCKS) * C_IN_G + b * VEC;
-    __global acc_t *out = xb + ((long)rb * LDB + q) * VEC;
-    for (int v = 0; v < VEC; ++v)
-        out[v] = b * VEC + v < C_IN_G ? load_padded(x + (first_row + v) * L, q - pad_l, L) : (acc_t)0;
+    __global acc_t *out = xb + ((long)rb * LDB + q0) * VEC;
+#ifdef HAS_INTERLEAVE
+    if (q0 - pad_l >= 0 && q0 - pad_l + VEC <= L && q0 + VEC <= LDB && (b + 1) * VEC <= C_IN_G) {
+        /* Row v's vector in r[v]; each round pairs r[j] with r[j + VEC/2] and interleaves them, and after
+         * log2(VEC) rounds r[i] holds position q0 + i of the VEC rows. */
+        accv_t r[VEC];
+        UNROLL
+        for (int v = 0; v < VEC; ++v)
+            r[v] = LOADV(x + (first_row + v) * L + q0 - pad_l);
+        UNROLL
+        for (int round = 1; round < VEC; round *= 2) {
+            accv_t next[VEC];
+            UNROLL
+            for (int j = 0; j < VEC / 2; ++j) {
+                next[2 * j] = INTERLEAVE_LO(r[j], r[j + VEC / 2]);
+                next[2 * j + 1] = INTERLEAVE_HI(r[j], r[j + VEC / 2]);
+            }
+            UNROLL
+            for (int j = 0; j < VEC; ++j)
+                r[j] = next[j];
+        }
+        UNROLL
+        for (int i = 0; i < VEC; ++i)
+            *(__global accv_t *)(out + i * VEC) = r[i];
+        return;
+    }
+#endif
+    for (int i = 0; i < VEC && q0 + i < LDB; ++i)
+        for (int v = 0; v < VEC; ++v)
+            out[i * VEC + v] = b * VEC + v < C_IN_G ? load_padded(x + (first_row + v) * L, q0 + i - pad_l, L) : (acc_t)0;
 }
 #endif

@@ -120,3 +120,31 @@ def test_depthwise_rows(case, batch, vec, device, rng):
         dx = m.backward(dy)
     assert_close(y, reference_for(m, x, case), dtype, "depthwise rows forward")
     check_grads(m, x, dy, dx, dtype, "depthwise rows")
+
+
+# Weight gradients with lanes along blocks of input channels, whose copy (pad_rows_blocked) transposes
+# squares of 4, 8 and 16 positions x channels in registers inside the rows and goes element by element on
+# the padding, at the row's end and in a partly empty last block (40 channels: 16 + 16 + 8).
+CHANNEL_LANES_CASES = [
+    TileCase(40, 6, 3, 70, padding=2, mode="reflect"),
+    TileCase(32, 5, 4, 61, stride=2, padding=4, dilation=3),
+    TileCase(36, 4, 3, 50, padding=1, groups=2, mode="circular", dtype="float64"),
+    TileCase(20, 3, 3, 45, padding=2, mode="replicate", dtype="float16"),
+]
+
+
+@pytest.mark.parametrize("vec", [4, 8, 16], ids=["v4", "v8", "v16"])
+@pytest.mark.parametrize("case", CHANNEL_LANES_CASES, ids=[c.id for c in CHANNEL_LANES_CASES])
+def test_weight_channel_lanes_squares(case, vec, device, rng):
+    dtype = np.dtype(case.dtype)
+    if dtype == np.float64 and not device.has_fp64:
+        pytest.skip("device has no fp64")
+    with clconv.params.override(strategy="register", CI_LANES_MIN=1, CI_LANES_ACC=24, VEC=vec, STAGE_FLOPS=1):
+        m = clconv.Conv1d(case.cin, case.cout, case.k, stride=case.stride, padding=case.padding,
+                          dilation=case.dilation, groups=case.groups, padding_mode=case.mode, device=device,
+                          dtype=dtype)
+        x = rng.uniform(-1.0, 1.0, size=(2, case.cin, case.length)).astype(dtype)
+        y = m(x)
+        dy = rng.uniform(-1.0, 1.0, size=y.shape).astype(dtype)
+        m.backward(dy, input_grad=False)
+    check_grads(m, x, dy, None, dtype, "channel lanes")
