@@ -315,7 +315,8 @@ def _staged_rows(device: Device, geo: ConvGeometry, dtype, positions: int) -> St
         return None
     group = _line_group(device, 64)
     kernel = device.kernel("pad_rows.cl", "pad_rows", {"PAD_MODE": _PAD_MODE_CODE[geo.padding_mode],
-                                                       "PHASES": geo.stride, "LINE": per_line, **dtype_defines(dtype)})
+                                                       "PHASES": geo.stride, "LINE": per_line, "VEC": min(per_line, 16),
+                                                       **dtype_defines(dtype)})
     return Staging(kernel, (_ceil_div(row_length // per_line, group) * group, geo.batch * geo.in_channels), (group, 1),
                    geo.stride, phase_length)
 

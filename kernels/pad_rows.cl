@@ -40,11 +40,16 @@ __kernel void pad_rows(__global const store_t *restrict x, __global store_t *res
     __global const store_t *xr = x + row * L;
     __global store_t *out = xp + row * (PHASES * LDP) + e0;
 #if PHASES == 1
-    /* a line inside the row is a plain copy (the element-wise map below runs some 3 times slower) */
+    /* a line inside the row is a plain copy (the element-wise map below runs some 3 times slower): one
+     * vector where the type has vector stores (the host builds with VEC = LINE) */
     if (e0 - pad_l >= 0 && e0 - pad_l + LINE <= L) {
+#if defined(HAS_STOREV) && VEC == LINE
+        *(__global accv_t *)out = LOADV(xr + e0 - pad_l);
+#else
         UNROLL
         for (int v = 0; v < LINE; ++v)
             STORE(out, v, LOAD(xr, e0 - pad_l + v));
+#endif
         return;
     }
 #endif
