@@ -111,6 +111,24 @@ def test_autotune_tunes_a_new_shape_at_first_use(device, cache_dir, monkeypatch,
     assert any(key.startswith("forward:3,7,1,4,1,1,zeros,float32") for key in keys), sorted(keys)
 
 
+def test_autotune_tunes_a_stride_1_input_gradient(device, cache_dir, monkeypatch, rng):
+    """CLCONV_AUTOTUNE=1 through a whole training step: the input gradient that runs as a forward gets its
+    forward tuned, once, and computes its gradient."""
+    monkeypatch.setenv("CLCONV_AUTOTUNE", "1")
+    m = clconv.Conv1d(3, 5, 3, padding=1, device=device)
+    x = rng.uniform(-1, 1, (2, 3, 31)).astype(np.float32)
+    dy = rng.uniform(-1, 1, (2, 5, 31)).astype(np.float32)
+    m(x)
+    dx = m.backward(dy)
+    w = np.asarray(m.weight).astype(np.float64)
+    assert_close(dx, conv1d_input_grad_ref(x.shape, w, dy.astype(np.float64), 1, 1), np.float32)
+    keys = json.loads((cache_dir / "tuned.json").read_text())["devices"][tuning_cache.device_key(device)]
+    assert any(key.startswith("backward_data:") for key in keys), sorted(keys)
+    generation = tuning_cache.generation()
+    m.backward(dy)  # tuned now: nothing more to tune
+    assert tuning_cache.generation() == generation
+
+
 def test_deep_entry_sits_between_builtin_and_override(device, cache_dir, monkeypatch):
     """A built-in "<pass>_deep" entry applies to reductions of STAGE_MIN or more, below overrides."""
     entry = {"*": {"STAGE_MIN": 10, "TILE_CO": 4}, "forward_deep": {"TILE_CO": 7}}
