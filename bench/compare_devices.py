@@ -300,17 +300,7 @@ def clconv_runners(device, grad, shape: Shape, inputs: Inputs) -> dict:
                       dilation=shape.dilation, groups=shape.groups, padding_mode=shape.padding_mode,
                       device=device)
     m.load_state_dict({"weight": inputs.weight, "bias": inputs.bias})
-    x = device.to_device(inputs.x)
-    runners = {"forward": lambda: m(x)}
-    if grad is None:
-        return runners
-    weight, grad_output = m.weight.data, device.to_device(inputs.grad_output)
-    x_bw = x if inputs.x_bw is inputs.x else device.to_device(inputs.x_bw)
-    options = dict(stride=shape.stride, padding=inputs.padding_bw, dilation=shape.dilation, groups=shape.groups)
-    if hasattr(grad, "conv1d_input"):
-        runners["backward-data"] = lambda: grad.conv1d_input(x_bw.shape, weight, grad_output, **options)
-    if hasattr(grad, "conv1d_weight"):
-        runners["backward-weight"] = lambda: grad.conv1d_weight(x_bw, weight.shape, grad_output, **options)
+    x, grad_output = device.to_device(inputs.x), device.to_device(inputs.grad_output)
 
     def training_step():
         m.zero_grad()
@@ -318,7 +308,16 @@ def clconv_runners(device, grad, shape: Shape, inputs: Inputs) -> dict:
         m.backward(grad_output)
         return m.weight.grad
 
-    runners["forward+backward"] = training_step
+    runners = {"forward": lambda: m(x), "forward+backward": training_step}
+    if grad is None:
+        return runners
+    weight = m.weight.data
+    x_bw = x if inputs.x_bw is inputs.x else device.to_device(inputs.x_bw)
+    options = dict(stride=shape.stride, padding=inputs.padding_bw, dilation=shape.dilation, groups=shape.groups)
+    if hasattr(grad, "conv1d_input"):
+        runners["backward-data"] = lambda: grad.conv1d_input(x_bw.shape, weight, grad_output, **options)
+    if hasattr(grad, "conv1d_weight"):
+        runners["backward-weight"] = lambda: grad.conv1d_weight(x_bw, weight.shape, grad_output, **options)
     return runners
 
 

@@ -636,9 +636,13 @@ def _weight_gradient_plan(device: Device, geo: ConvGeometry, dtype,
         # Chunks: enough to fill the device and short enough (RUN positions) that a chunk's rows stay in cache
         # while consecutive work-items reuse them; capped in memory. A function of the shape and the device
         # parameters only, so the summation order (and the bits) never change between runs.
+        # One work-item row per channel tile (a single input channel, every tap): its dy loads give the bias
+        # gradient too (C_in = 1 and depthwise passes are bound by reading dy).
+        bias_sum = bias and not blocked and p["strategy"] == "register" and lanes == 1
+        sums_per_chunk = w_size + (geo.out_channels if bias_sum else 0)
         target = device.compute_units * (32 if device.type == "CPU" else 2048)
         chunks = max(_ceil_div(target, work_items), _ceil_div(positions, p["RUN"]))
-        chunks = max(1, min(chunks, vectors // 4, _PARTIAL_BYTES_CAP // max(1, w_size * _acc_bytes(dtype))))
+        chunks = max(1, min(chunks, vectors // 4, _PARTIAL_BYTES_CAP // max(1, sums_per_chunk * _acc_bytes(dtype))))
         staging = blocked or _staging(device, geo, dtype, p, p["VEC"])
         # Cache blocks of input rows: each chunk's run of positions of one input row (or channel block), over
         # the strides.
@@ -646,9 +650,6 @@ def _weight_gradient_plan(device: Device, geo: ConvGeometry, dtype,
         if blocked:
             row_bytes *= p["VEC"] * _acc_bytes(dtype) // np.dtype(dtype).itemsize
         position_block = _position_block(p, row_bytes * wg_a, row_bytes * lanes * geo.groups)
-        # One work-item row per channel tile (a single input channel, every tap): its dy loads give the bias
-        # gradient too (C_in = 1 and depthwise passes are bound by reading dy).
-        bias_sum = bias and not blocked and p["strategy"] == "register" and lanes == 1
         defines = {**_common_defines(geo, dtype, p), "PAD_MODE": 0 if staging else _PAD_MODE_CODE[geo.padding_mode],
                    "X_STAGED": isinstance(staging, Staging), "X_PHASES": staging.phases if isinstance(staging, Staging) else 1,
                    "TILE_CO": p["TILE_CO"], "TILE_K": tile_k, "WG_A": wg_a, "WG_CO": p["WG_CO"], "LB": p["LB"],
@@ -658,7 +659,6 @@ def _weight_gradient_plan(device: Device, geo: ConvGeometry, dtype,
                          (_ceil_div(lanes, wg_a) * wg_a, rows, chunks), (wg_a, p["WG_CO"], 1),
                          {**p, "chunks": chunks, "bias_sum": bias_sum})
         group = _line_group(device, 64)
-        sums_per_chunk = w_size + (geo.out_channels if bias_sum else 0)
         reduce = Launch(device.kernel("conv1d_backward_weight.cl", "conv1d_backward_weight_reduce", defines),
                         (_ceil_div(sums_per_chunk, group) * group,), (group,), {**p, "sums_per_chunk": sums_per_chunk})
         return partial, reduce, staging

@@ -102,11 +102,11 @@ def tune_pass(device: Device, pass_name: str, geo: F.ConvGeometry, dtype, repeat
     built-in entry with the candidate's overrides: the whole parameter set the library then reads)."""
     dtype = np.dtype(dtype)
     if pass_name == "backward_data":
-        _tuning.active = True  # planning it must not start CLCONV_AUTOTUNE's tuning of this very pass
-        try:
+        active, _tuning.active = tuning_active(), True  # planning it must not start CLCONV_AUTOTUNE's
+        try:                                              # tuning of this very pass
             forward_geo = F.input_gradient_as_forward(device, geo, dtype)
         finally:
-            _tuning.active = False
+            _tuning.active = active
         if forward_geo is not None:
             # A stride-1 input gradient runs as a forward (DATA_AS_FORWARD) whose tiles are looked up for its
             # own geometry: tune and store that forward, and an input-gradient entry that keeps the forward

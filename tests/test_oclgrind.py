@@ -379,6 +379,13 @@ CASES = [
     # whose rows end in a partial vector
     ("bias-from-weight-pass", dict(cin=1, cout=5, k=4, stride=3, padding=1), (2, 1, 29), "f32",
      dict(STAGE_FLOPS=1, VEC=4, TILE_CO=2)),
+    # stride-1 staged rows, whose lines inside the row go over as one vector (float32, float64)
+    ("staged-stride-1-lines", dict(cin=3, cout=4, k=3, padding=1), (2, 3, 37), "f32", dict(STAGE_MIN=1, VEC=4)),
+    ("staged-stride-1-lines-f64", dict(cin=2, cout=3, k=3, padding=2, mode="reflect"), (1, 2, 21), "f64",
+     dict(STAGE_MIN=1, VEC=4)),
+    # channel blocks of 16 (one full, one partial) copied in transposed squares of 16 positions
+    ("weight-channel-lanes-v16", dict(cin=17, cout=3, k=3, padding=1), (2, 17, 40), "f32",
+     dict(CI_LANES_MIN=1, CI_LANES_ACC=6, VEC=16, STAGE_FLOPS=1)),
     ("float64-reflect-strided", dict(cin=2, cout=4, k=3, stride=2, padding=2, mode="reflect"), (2, 2, 12), "f64", {}),
     ("float16-zeros", dict(cin=3, cout=4, k=3, padding=1), (2, 3, 11), "f16", {}),
 ]
