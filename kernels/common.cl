@@ -145,6 +145,14 @@ inline accv_t gather_masked(__global const store_t *row, int i, int s, int len)
     return lanes.v;
 }
 
+/* Lane shuffles of two vectors with constant lane lists: one instruction where the compiler has the
+ * builtin (clang's, which PoCL uses); the kernels that shuffle keep a lane-by-lane path for the others. */
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector)
+#define HAS_SHUFFLEVECTOR 1
+#endif
+#endif
+
 #if VEC > 1
 typedef struct __attribute__((packed)) { accv_t v; } unaligned_accv;
 #define LOADV_PRIVATE(p) (((const unaligned_accv *)(p))->v)

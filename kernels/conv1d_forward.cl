@@ -288,11 +288,6 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
 /* The block that takes lanes s .. VEC - 1 of a and 0 .. s - 1 of b (0 < s <= VEC): lanes s .. s + VEC - 1
  * of the pair. With the shuffle written out for each s, a block is one instruction; switch (s) follows one
  * path per channel for the whole run, which the branch predictor learns. */
-#if defined(__has_builtin)
-#if __has_builtin(__builtin_shufflevector)
-#define HAS_SHUFFLEVECTOR 1
-#endif
-#endif
 #if defined(HAS_SHUFFLEVECTOR) && VEC > 1
 #if VEC == 16
 #define LANES(a, b, s) __builtin_shufflevector(a, b, s, s + 1, s + 2, s + 3, s + 4, s + 5, s + 6, s + 7, s + 8, \

@@ -62,10 +62,8 @@ __kernel void pad_rows(__global const store_t *restrict x, __global store_t *res
 
 #ifdef C_IN_G
 #define CI_BLOCKS ((C_IN_G + VEC - 1) / VEC)
-#if defined(__has_builtin)
-#if __has_builtin(__builtin_shufflevector) && (VEC == 4 || VEC == 8 || VEC == 16)
+#if defined(HAS_SHUFFLEVECTOR) && (VEC == 4 || VEC == 8 || VEC == 16)
 #define HAS_INTERLEAVE 1
-#endif
 #endif
 #ifdef HAS_INTERLEAVE
 /* The lanes of a and b alternating, from their first halves (LO) or their second halves (HI). */
