@@ -3,18 +3,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import functional as F
-from . import pieces
+from .api import launch, pieces
+from .api.arrays import batched, check_array, check_dtype_supported, check_weight, device_of, finish, is_device_array, on_device
+from .api.checks import ConvGeometry, conv_arguments, conv_geometry, torch_type_name
 
 
-def check_grad_output(grad_output, geo: F.ConvGeometry, dtype, unbatched: bool) -> None:
-    F.check_array(grad_output, "grad_output", "backward")
+def check_grad_output(grad_output, geo: ConvGeometry, dtype, unbatched: bool) -> None:
+    check_array(grad_output, "grad_output", "backward")
     expected = (geo.out_channels, geo.length_out) if unbatched else (geo.batch, geo.out_channels, geo.length_out)
     if tuple(grad_output.shape) != expected:
         raise RuntimeError(f"grad_output has size {list(grad_output.shape)}, but the convolution's output has size {list(expected)}")
     if grad_output.dtype != dtype:
-        raise RuntimeError(f"grad_output type ({F.torch_type_name(grad_output.dtype)}) and input type "
-                           f"({F.torch_type_name(dtype)}) should be the same")
+        raise RuntimeError(f"grad_output type ({torch_type_name(grad_output.dtype)}) and input type "
+                           f"({torch_type_name(dtype)}) should be the same")
 
 
 def _size(size, name: str) -> tuple:
@@ -29,39 +30,39 @@ def _size(size, name: str) -> tuple:
 
 def conv1d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1):
     """The gradient of conv1d with respect to an input of size `input_size` (torch.nn.grad.conv1d_input)."""
-    F.check_weight(weight)
+    check_weight(weight)
     input_size = _size(input_size, "input_size")
-    stride, pad_left, pad_right, dilation, groups = F.conv_arguments(weight.shape[2], stride, padding, dilation, groups)
-    geo = F.conv_geometry(input_size, weight.shape, None, stride, pad_left, pad_right, dilation, groups)
+    stride, pad_left, pad_right, dilation, groups = conv_arguments(weight.shape[2], stride, padding, dilation, groups)
+    geo = conv_geometry(input_size, weight.shape, None, stride, pad_left, pad_right, dilation, groups)
     check_grad_output(grad_output, geo, weight.dtype, len(input_size) == 2)
-    dev = F.device_of(grad_output, weight)
-    F.check_dtype_supported(dev, weight.dtype)
-    w = F.on_device(dev, weight, "weight")
-    if not F.is_device_array(grad_output) and pieces.needed(dev, geo, weight.dtype.itemsize):
+    dev = device_of(grad_output, weight)
+    check_dtype_supported(dev, weight.dtype)
+    w = on_device(dev, weight, "weight")
+    if not is_device_array(grad_output) and pieces.needed(dev, geo, weight.dtype.itemsize):
         dx = pieces.backward(dev, geo, None, grad_output.reshape(geo.batch, geo.out_channels, geo.length_out), w, True)
         return dx.reshape(input_size)
-    dy = F.batched(F.on_device(dev, grad_output, "grad_output"), geo.batch, geo.out_channels, geo.length_out)
-    dx = F.input_gradient(dev, geo, dy, w)
-    return F.finish(dx, grad_output, len(input_size) == 2)
+    dy = batched(on_device(dev, grad_output, "grad_output"), geo.batch, geo.out_channels, geo.length_out)
+    dx = launch.input_gradient(dev, geo, dy, w)
+    return finish(dx, grad_output, len(input_size) == 2)
 
 
 def conv1d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1):
     """The gradient of conv1d with respect to a weight of size `weight_size` (torch.nn.grad.conv1d_weight)."""
-    F.check_array(input, "input", "conv1d_weight")
+    check_array(input, "input", "conv1d_weight")
     weight_size = _size(weight_size, "weight_size")
     if len(weight_size) != 3:
         raise RuntimeError(f"weight should have at least three dimensions, but got weight of size {list(weight_size)}")
-    stride, pad_left, pad_right, dilation, groups = F.conv_arguments(weight_size[2], stride, padding, dilation, groups)
-    geo = F.conv_geometry(input.shape, weight_size, None, stride, pad_left, pad_right, dilation, groups)
+    stride, pad_left, pad_right, dilation, groups = conv_arguments(weight_size[2], stride, padding, dilation, groups)
+    geo = conv_geometry(input.shape, weight_size, None, stride, pad_left, pad_right, dilation, groups)
     check_grad_output(grad_output, geo, input.dtype, input.ndim == 2)
-    dev = F.device_of(input, grad_output)
-    F.check_dtype_supported(dev, input.dtype)
+    dev = device_of(input, grad_output)
+    check_dtype_supported(dev, input.dtype)
     dw = dev.empty(weight_size, input.dtype)
-    if not F.is_device_array(input) and not F.is_device_array(grad_output) and pieces.needed(dev, geo, input.dtype.itemsize):
+    if not is_device_array(input) and not is_device_array(grad_output) and pieces.needed(dev, geo, input.dtype.itemsize):
         pieces.backward(dev, geo, input.reshape(geo.batch, geo.in_channels, geo.length_in),
                         grad_output.reshape(geo.batch, geo.out_channels, geo.length_out), None, False, dw)
         return dw.get()
-    x = F.batched(F.on_device(dev, input, "input"), geo.batch, geo.in_channels, geo.length_in)
-    dy = F.batched(F.on_device(dev, grad_output, "grad_output"), geo.batch, geo.out_channels, geo.length_out)
-    F.weight_gradient_into(dev, geo, x, dy, dw, accumulate=False)
-    return dw if F.is_device_array(input) or F.is_device_array(grad_output) else dw.get()
+    x = batched(on_device(dev, input, "input"), geo.batch, geo.in_channels, geo.length_in)
+    dy = batched(on_device(dev, grad_output, "grad_output"), geo.batch, geo.out_channels, geo.length_out)
+    launch.weight_gradient(dev, geo, x, dy, dw, accumulate=False)
+    return dw if is_device_array(input) or is_device_array(grad_output) else dw.get()

@@ -7,7 +7,10 @@ import numpy as np
 import pyopencl.array as cla
 
 from . import functional as F
-from . import pieces
+from .api import launch, pieces
+from .api.arrays import batched, check_dtype_supported, finish, is_device_array, on_device
+from .grad import check_grad_output
+from .api.checks import PADDING_MODES, SUPPORTED_DTYPES, resolve_padding, single
 from .runtime import Device, get_device
 
 _rng = np.random.default_rng()
@@ -54,27 +57,27 @@ class _ConvNd:
             raise ValueError("in_channels must be divisible by groups")
         if out_channels % groups != 0:
             raise ValueError("out_channels must be divisible by groups")
-        kernel_size, stride, dilation = (F.single(v, n) for v, n in ((kernel_size, "kernel_size"), (stride, "stride"), (dilation, "dilation")))
+        kernel_size, stride, dilation = (single(v, n) for v, n in ((kernel_size, "kernel_size"), (stride, "stride"), (dilation, "dilation")))
         if isinstance(padding, str):
             if padding not in ("valid", "same"):
                 raise ValueError(f"Invalid padding string '{padding}', should be one of {{'valid', 'same'}}")
             if padding == "same" and stride != 1:
                 raise ValueError("padding='same' is not supported for strided convolutions")
         else:
-            padding = (F.single(padding, "padding"),)
-        if padding_mode not in F.PADDING_MODES:
-            raise ValueError(f"padding_mode must be one of {list(F.PADDING_MODES)}, but got padding_mode='{padding_mode}'")
+            padding = (single(padding, "padding"),)
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"padding_mode must be one of {list(PADDING_MODES)}, but got padding_mode='{padding_mode}'")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size, self.stride, self.dilation = (kernel_size,), (stride,), (dilation,)
         self.padding = padding
-        self.output_padding = (F.single(output_padding, "output_padding"),)
+        self.output_padding = (single(output_padding, "output_padding"),)
         self.groups = int(groups)
         self.padding_mode = padding_mode
         self.device: Device = get_device(device)
         self.dtype = np.dtype(np.float32 if dtype is None else dtype)
-        if self.dtype not in F.SUPPORTED_DTYPES:
+        if self.dtype not in SUPPORTED_DTYPES:
             raise TypeError(f"dtype must be float16, float32 or float64, got {self.dtype}")
-        F.check_dtype_supported(self.device, self.dtype)
+        check_dtype_supported(self.device, self.dtype)
         shape = (in_channels, out_channels // groups, kernel_size) if self._transposed else (out_channels, in_channels // groups, kernel_size)
         self._saved = None  # (geometry, input on the device, caller's input) of the latest forward
         self.weight = Parameter(self.device.empty(shape, self.dtype))
@@ -164,10 +167,8 @@ class _ConvNd:
         return self._saved
 
     def _device_grad_output(self, grad_output, geo, unbatched: bool):
-        from .grad import check_grad_output
-
         check_grad_output(grad_output, geo, self.dtype, unbatched)
-        return F.batched(F.on_device(self.device, grad_output, "grad_output"), geo.batch, geo.out_channels, geo.length_out)
+        return batched(on_device(self.device, grad_output, "grad_output"), geo.batch, geo.out_channels, geo.length_out)
 
 
 class Conv1d(_ConvNd):
@@ -179,7 +180,7 @@ class Conv1d(_ConvNd):
                          padding_mode, device, dtype)
 
     def _pads(self) -> tuple[int, int]:
-        return F.resolve_padding(self.padding if isinstance(self.padding, str) else self.padding[0],
+        return resolve_padding(self.padding if isinstance(self.padding, str) else self.padding[0],
                                  self.kernel_size[0], self.stride[0], self.dilation[0])
 
     def forward(self, input):
@@ -199,19 +200,17 @@ class Conv1d(_ConvNd):
         dy = self._device_grad_output(grad_output, geo, input.ndim == 2)
         weight_target, bias_target = self._grad_target(self.weight), self._grad_target(self.bias)
         if weight_target:
-            F.weight_gradient_into(self.device, geo, x, dy, *weight_target, bias=bias_target)
+            launch.weight_gradient(self.device, geo, x, dy, *weight_target, bias=bias_target)
         elif bias_target:
-            F.bias_gradient_into(self.device, dy, *bias_target)
+            launch.bias_gradient(self.device, dy, *bias_target)
         if not input_grad:
             return None
-        return F.finish(F.input_gradient(self.device, geo, dy, self.weight.data), input, input.ndim == 2)
+        return finish(launch.input_gradient(self.device, geo, dy, self.weight.data), input, input.ndim == 2)
 
 
     def _backward_in_pieces(self, geo, input, grad_output, input_grad: bool):
-        from .grad import check_grad_output
-
         check_grad_output(grad_output, geo, self.dtype, input.ndim == 2)
-        dy = grad_output.get() if F.is_device_array(grad_output) else grad_output
+        dy = grad_output.get() if is_device_array(grad_output) else grad_output
         grads = {}
         for name, param in (("weight", self.weight), ("bias", self.bias)):
             if param is not None and param.requires_grad:
@@ -252,17 +251,15 @@ class ConvTranspose1d(_ConvNd):
         geo, x, input = self._saved_for_backward()
         unbatched = input.ndim == 2
         # grad_output has this module's output shape: the underlying conv's input shape.
-        out_geo = F.ConvGeometry(geo.batch, geo.out_channels, geo.in_channels, geo.length_out, geo.length_in,
-                                 geo.kernel_size, geo.stride, geo.dilation, geo.groups, geo.pad_left, geo.pad_right)
-        dy = self._device_grad_output(grad_output, out_geo, unbatched)
+        dy = self._device_grad_output(grad_output, geo.dual(), unbatched)
         # dy plays the underlying conv's input here, so its bias gradient (a sum of dy) is a launch of its own.
         weight_target, bias_target = self._grad_target(self.weight), self._grad_target(self.bias)
         if weight_target:
-            F.weight_gradient_into(self.device, geo, dy, x, *weight_target)
+            launch.weight_gradient(self.device, geo, dy, x, *weight_target)
         if bias_target:
-            F.bias_gradient_into(self.device, dy, *bias_target)
+            launch.bias_gradient(self.device, dy, *bias_target)
         if not input_grad:
             return None
         dx = self.device.empty((geo.batch, geo.out_channels, geo.length_out), self.dtype)
-        F.launch_forward(self.device, geo, dy, self.weight.data, None, dx)
-        return F.finish(dx, input, unbatched)
+        launch.forward(self.device, geo, dy, self.weight.data, None, dx)
+        return finish(dx, input, unbatched)

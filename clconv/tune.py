@@ -13,8 +13,12 @@ import time
 
 import numpy as np
 
-from . import functional as F
 from . import params, tuning_cache
+from .api.checks import ConvGeometry, conv_geometry
+from .passes.backward_data import input_gradient_as_forward, input_gradient_plan
+from .passes.backward_weight import weight_gradient_plan
+from .passes.forward import forward_plan
+from .passes.plan import params_key
 from .runtime import Device, get_device
 
 PASSES = ("forward", "backward_data", "backward_weight")
@@ -54,7 +58,7 @@ _LOCAL_WEIGHT = [{"strategy": "local", "TILE_CO": co, "TILE_K": tk, "WG_L": wl, 
                  for co, tk, wl, wc, lb in [(4, 3, 32, 4, 64), (2, 3, 64, 2, 64), (4, 1, 16, 8, 128)]]
 
 
-def candidates(pass_name: str, geo: F.ConvGeometry) -> list[dict]:
+def candidates(pass_name: str, geo: ConvGeometry) -> list[dict]:
     if pass_name == "backward_weight":
         return _REGISTER_WEIGHT + _CHANNEL_LANES_WEIGHT + _LOCAL_WEIGHT
     if pass_name != "forward":
@@ -65,7 +69,7 @@ def candidates(pass_name: str, geo: F.ConvGeometry) -> list[dict]:
     return _REGISTER + special + _LOCAL
 
 
-def _runner(device: Device, pass_name: str, geo: F.ConvGeometry, dtype):
+def _runner(device: Device, pass_name: str, geo: ConvGeometry, dtype):
     """A function running one pass on random device data and returning its output array."""
     rng = np.random.default_rng(0)
     x = device.to_device(rng.standard_normal((geo.batch, geo.in_channels, geo.length_in)).astype(dtype))
@@ -73,11 +77,12 @@ def _runner(device: Device, pass_name: str, geo: F.ConvGeometry, dtype):
     dy = device.to_device(rng.standard_normal((geo.batch, geo.out_channels, geo.length_out)).astype(dtype))
     if pass_name == "forward":
         out = device.empty(dy.shape, dtype)
-        return lambda: (F.launch_forward(device, geo, x, w, None, out), out)[1]
+        return lambda: (forward_plan(device, geo, dtype, False).run(device, x=x.data, w=w.data, y=out.data), out)[1]
     if pass_name == "backward_data":
-        return lambda: F.input_gradient(device, geo, dy, w)
+        out = device.empty(x.shape, dtype)
+        return lambda: (input_gradient_plan(device, geo, dtype).run(device, dy=dy.data, w=w.data, dx=out.data), out)[1]
     out = device.empty(w.shape, dtype)
-    return lambda: (F.weight_gradient_into(device, geo, x, dy, out, False), out)[1]
+    return lambda: (weight_gradient_plan(device, geo, dtype).run(device, x=x.data, dy=dy.data, dw=out.data), out)[1]
 
 
 def _median_time(device: Device, run, repeats: int) -> float:
@@ -97,14 +102,14 @@ def tuning_active() -> bool:
     return getattr(_tuning, "active", False)
 
 
-def tune_pass(device: Device, pass_name: str, geo: F.ConvGeometry, dtype, repeats: int = 3, verbose: bool = False) -> dict:
+def tune_pass(device: Device, pass_name: str, geo: ConvGeometry, dtype, repeats: int = 3, verbose: bool = False) -> dict:
     """Time every valid candidate for one pass and store the fastest in the tuned cache; returns it (the
     built-in entry with the candidate's overrides: the whole parameter set the library then reads)."""
     dtype = np.dtype(dtype)
     if pass_name == "backward_data":
         active, _tuning.active = tuning_active(), True  # planning it must not start CLCONV_AUTOTUNE's
         try:                                              # tuning of this very pass
-            forward_geo = F.input_gradient_as_forward(device, geo, dtype)
+            forward_geo = input_gradient_as_forward(device, geo, dtype)
         finally:
             _tuning.active = active
         if forward_geo is not None:
@@ -113,7 +118,7 @@ def tune_pass(device: Device, pass_name: str, geo: F.ConvGeometry, dtype, repeat
             # form (so that the shape counts as tuned).
             tune_pass(device, "forward", forward_geo, dtype, repeats, verbose)
             entry = {**params.builtin(device, pass_name), "DATA_AS_FORWARD": 1}
-            tuning_cache.store(device, pass_name, F.params_key(geo, dtype), entry)
+            tuning_cache.store(device, pass_name, params_key(geo, dtype), entry)
             return entry
     tolerance = {"float16": 1e-2, "float32": 1e-4, "float64": 1e-10}[dtype.name]
     _tuning.active = True
@@ -142,7 +147,7 @@ def tune_pass(device: Device, pass_name: str, geo: F.ConvGeometry, dtype, repeat
                 best, best_time = candidate, elapsed
     finally:
         _tuning.active = False
-    tuning_cache.store(device, pass_name, F.params_key(geo, dtype), best)
+    tuning_cache.store(device, pass_name, params_key(geo, dtype), best)
     return best
 
 
@@ -163,7 +168,7 @@ def main(argv=None) -> None:
         values = [int(v) for v in text.split(",")]
         n, c_in, length, c_out, k = values[:5]
         stride, pad, dilation, groups = (values[5:] + [1, 0, 1, 1][len(values) - 5:])[:4]
-        geo = F.conv_geometry((n, c_in, length), (c_out, c_in // groups, k), None, stride, pad, pad, dilation, groups)
+        geo = conv_geometry((n, c_in, length), (c_out, c_in // groups, k), None, stride, pad, pad, dilation, groups)
         for pass_name in args.passes.split(","):
             print(f"{text} {pass_name}:")
             best = tune_pass(device, pass_name, geo, args.dtype, args.repeats, verbose=True)

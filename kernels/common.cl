@@ -39,6 +39,15 @@ typedef float acc_t;
 #else
 #define UNROLL_TAPS _Pragma("unroll 4")
 #endif
+/* Loops over stride phases are left to the compiler (which unrolls them: their taps then follow a constant
+ * pattern) only up to a small stride: unrolled over a stride of 1000, the input gradient never finished
+ * building. */
+#define UNROLL_PHASES_MAX 8
+#if defined(STRIDE) && STRIDE > UNROLL_PHASES_MAX
+#define UNROLL_PHASES NO_UNROLL
+#else
+#define UNROLL_PHASES
+#endif
 
 #ifndef SUM_BLOCK
 #define SUM_BLOCK 512 /* products per register partial sum before it is folded into the total */

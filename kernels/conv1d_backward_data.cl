@@ -45,9 +45,8 @@
 #ifndef CO_TILE
 #define CO_TILE 4 /* output channels staged per __local chunk (STRATEGY 1) */
 #endif
-#ifndef SEG_M
-#define SEG_M 1024 /* positions per phase a row-accumulating work-item owns (a multiple of VEC) */
-#endif
+/* SEG_M: positions per phase a row-accumulating work-item owns (a multiple of VEC); only the rows plan
+ * sets it, and only then is conv1d_backward_data_rows compiled (its loops unroll over the stride). */
 #ifndef CO_GROUP
 #define CO_GROUP 2 /* output channels a row-accumulating work-item reads per pass over its positions */
 #endif
@@ -88,6 +87,7 @@ void conv1d_backward_data(__global const store_t *restrict dy, __global const st
     /* A work-item covers every stride phase of its positions: dy's window comes from memory once and
      * the other phases reuse it from cache. */
     const int n = get_global_id(2);
+    UNROLL_PHASES
     for (int rho = 0; rho < STRIDE; ++rho) {
 #else
     const int n = get_global_id(2) / STRIDE;
@@ -229,7 +229,7 @@ void conv1d_backward_data(__global const store_t *restrict dy, __global const st
 #endif
 }
 
-#if STRATEGY == 0
+#if STRATEGY == 0 && defined(SEG_M)
 #define O_MAX ((K - 1) * DILATION / STRIDE) /* furthest dy position behind m that a tap reads */
 
 /* Grid: dim 0 = segment of SEG_M positions m, dim 1 = input channel (over groups), dim 2 = n. */

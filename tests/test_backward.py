@@ -17,7 +17,7 @@ import pyopencl.array as cla
 import pytest
 
 import clconv
-import clconv.functional as F
+from clconv.passes.backward_weight import weight_gradient_plan
 from conftest import STRATEGIES, assert_close
 from reference import (PADDING_MODES, conv1d_bias_grad_ref, conv1d_input_grad_ref, conv1d_ref,
                        conv1d_weight_grad_ref)
@@ -338,7 +338,7 @@ def test_bias_gradient_from_the_weight_pass(case, variant, device, rng):
     # staged: the kernel reads pad_rows.cl's copy, and a row's last partial vector takes the masked tail path
     with clconv.params.override(strategy="register", **({"STAGE_MIN": 1} if variant == "fused-staged" else {})):
         y = m(x)
-        partial = F._weight_gradient_plan(m.device, m._saved[0], dtype, bias=True)[0]
+        partial = weight_gradient_plan(m.device, m._saved[0], dtype, bias=True)
         assert partial.params["bias_sum"], "the case should take the fused bias gradient"
         dy = rng.uniform(-1, 1, size=y.shape).astype(dtype)
         m.backward(dy, input_grad=False)
@@ -431,7 +431,7 @@ def test_weight_gradient_chunks(dtype, run, device, rng):
     x = make_input(rng, case)
     with clconv.params.override(strategy="register", RUN=run):
         y = m(x)
-        chunks = F._weight_gradient_plan(m.device, m._saved[0], np.dtype(dtype), bias=True)[0].params["chunks"]
+        chunks = weight_gradient_plan(m.device, m._saved[0], np.dtype(dtype), bias=True).params["chunks"]
         if m.device.type == "CPU":  # (a GPU asks for more chunks to fill its compute units)
             assert (chunks == 1) == (run > 1000), chunks
         dy = rng.uniform(-1, 1, size=y.shape).astype(dtype)

@@ -10,7 +10,11 @@ import numpy as np
 import pytest
 
 import clconv
-from clconv import functional as F
+from clconv.api import launch
+from clconv.api.checks import conv_geometry
+from clconv.passes.backward_data import input_gradient_as_forward
+from clconv.passes.forward import forward_plan
+from clconv.passes.plan import params_key
 from clconv import params, tune, tuning_cache
 from conftest import assert_close
 from reference import conv1d_input_grad_ref, conv1d_ref
@@ -31,7 +35,7 @@ def cache_dir(tmp_path, monkeypatch):
 
 
 def geometry(n=2, c_in=5, length=40, c_out=6, k=3, stride=2, pad=1):
-    return F.conv_geometry((n, c_in, length), (c_out, c_in, k), None, stride, pad, pad, 1, 1)
+    return conv_geometry((n, c_in, length), (c_out, c_in, k), None, stride, pad, pad, 1, 1)
 
 
 def test_tuned_entry_is_stored_and_read_back(device, cache_dir, rng):
@@ -41,14 +45,14 @@ def test_tuned_entry_is_stored_and_read_back(device, cache_dir, rng):
     data = json.loads((cache_dir / "tuned.json").read_text())
     assert data["format"] == tuning_cache.FORMAT_VERSION
     entries = data["devices"][tuning_cache.device_key(device)]
-    assert entries[tuning_cache.shape_key_str("forward", F.params_key(geo, np.float32))] == best
-    assert params.lookup(device, "forward", F.params_key(geo, np.float32)) == {**params.safe_default(), **best}
+    assert entries[tuning_cache.shape_key_str("forward", params_key(geo, np.float32))] == best
+    assert params.lookup(device, "forward", params_key(geo, np.float32)) == {**params.safe_default(), **best}
     # the library now runs the tuned parameters, and still computes the convolution
     x = rng.uniform(-1, 1, (geo.batch, geo.in_channels, geo.length_in)).astype(np.float32)
     w = rng.uniform(-1, 1, (geo.out_channels, geo.in_channels, geo.kernel_size)).astype(np.float32)
     y = clconv.conv1d(device.to_device(x), device.to_device(w), None, stride=2, padding=1)
     assert_close(y.get(), conv1d_ref(x.astype(np.float64), w.astype(np.float64), None, 2, 1), np.float32)
-    plan, _ = F._forward_plan(device, geo, np.dtype(np.float32), False)
+    plan = forward_plan(device, geo, np.float32, False)
     assert {k: plan.params[k] for k in ("TILE_CO", "VEC")} in [{"TILE_CO": c["TILE_CO"], "VEC": c["VEC"]} for c in SHORT_LIST]
 
 
@@ -56,27 +60,27 @@ def test_tuned_entry_is_stored_and_read_back(device, cache_dir, rng):
 def test_backward_passes_tune(device, cache_dir, pass_name):
     geo = geometry(stride=2)  # strided: the input gradient runs its own kernel
     best = tune.tune_pass(device, pass_name, geo, np.float32)
-    assert params.lookup(device, pass_name, F.params_key(geo, np.float32))["TILE_CO"] == best["TILE_CO"]
+    assert params.lookup(device, pass_name, params_key(geo, np.float32))["TILE_CO"] == best["TILE_CO"]
 
 
 def test_input_gradient_run_as_a_forward_tunes_that_forward(device, cache_dir, rng):
     geo = geometry(stride=1)
-    forward_geo = F.input_gradient_as_forward(device, geo, np.float32)
+    forward_geo = input_gradient_as_forward(device, geo, np.float32)
     if forward_geo is None:
         pytest.skip(f"{device.name} runs stride-1 input gradients with their own kernel")
     tune.tune_pass(device, "backward_data", geo, np.float32)
-    assert params.has_tuned(device, "backward_data", F.params_key(geo, np.float32))
+    assert params.has_tuned(device, "backward_data", params_key(geo, np.float32))
     tiles = [{k: c[k] for k in ("TILE_CO", "VEC")} for c in SHORT_LIST]
-    tuned = params.lookup(device, "forward", F.params_key(forward_geo, np.float32))
+    tuned = params.lookup(device, "forward", params_key(forward_geo, np.float32))
     assert {k: tuned[k] for k in ("TILE_CO", "VEC")} in tiles
     # the input gradient launches that tuned forward, and still computes its gradient
     w = rng.uniform(-1, 1, (geo.out_channels, geo.in_channels, geo.kernel_size)).astype(np.float32)
     dy = rng.uniform(-1, 1, (geo.batch, geo.out_channels, geo.length_out)).astype(np.float32)
-    dx = F.input_gradient(device, geo, device.to_device(dy), device.to_device(w))
+    dx = launch.input_gradient(device, geo, device.to_device(dy), device.to_device(w))
     ref = conv1d_input_grad_ref((geo.batch, geo.in_channels, geo.length_in), w.astype(np.float64),
                                 dy.astype(np.float64), 1, 1)
     assert_close(dx.get(), ref, np.float32)
-    plan, _ = F._forward_plan(device, forward_geo, np.dtype(np.float32), False)
+    plan = forward_plan(device, forward_geo, np.float32, False)
     assert {k: plan.params[k] for k in ("TILE_CO", "VEC")} in tiles
 
 
@@ -89,7 +93,7 @@ def test_candidate_that_disagrees_is_refused(device, cache_dir, monkeypatch):
 
         def wrong_for_wide_tiles():
             out = run()
-            if params.lookup(device, pass_name, F.params_key(geo, dtype))["TILE_CO"] == 4:
+            if params.lookup(device, pass_name, params_key(geo, dtype))["TILE_CO"] == 4:
                 out = out + 1  # a candidate whose kernel would compute something else
             return out
         return wrong_for_wide_tiles
@@ -133,7 +137,7 @@ def test_deep_entry_sits_between_builtin_and_override(device, cache_dir, monkeyp
     """A built-in "<pass>_deep" entry applies to reductions of STAGE_MIN or more, below overrides."""
     entry = {"*": {"STAGE_MIN": 10, "TILE_CO": 4}, "forward_deep": {"TILE_CO": 7}}
     monkeypatch.setattr(params, "_BUILTIN", {(device.type, ""): entry})
-    key = F.params_key(geometry(), np.float32)
+    key = params_key(geometry(), np.float32)
     assert params.lookup(device, "forward", key, depth=9)["TILE_CO"] == 4
     assert params.lookup(device, "forward", key, depth=10)["TILE_CO"] == 7
     assert params.lookup(device, "backward_weight", key, depth=10)["TILE_CO"] == 4
@@ -149,9 +153,9 @@ def test_candidates_cover_the_special_kernels_where_they_apply():
     def with_key(cands, key):
         return [c for c in cands if c.get(key, 0) > 0]
 
-    depthwise = F.conv_geometry((4, 8, 100), (8, 1, 31), None, 1, 15, 15, 1, 8)
-    odd_batch = F.conv_geometry((3, 8, 100), (8, 1, 31), None, 1, 15, 15, 1, 8)
-    shallow = F.conv_geometry((2, 1, 400), (16, 1, 10), None, 5, 0, 0, 1, 1)
+    depthwise = conv_geometry((4, 8, 100), (8, 1, 31), None, 1, 15, 15, 1, 8)
+    odd_batch = conv_geometry((3, 8, 100), (8, 1, 31), None, 1, 15, 15, 1, 8)
+    shallow = conv_geometry((2, 1, 400), (16, 1, 10), None, 5, 0, 0, 1, 1)
     dense = geometry(c_in=16, c_out=16)
     assert with_key(tune.candidates("forward", depthwise), "DW_ROWS")
     assert not with_key(tune.candidates("backward_data", depthwise), "DW_ROWS")

@@ -11,19 +11,20 @@ import dataclasses
 
 import numpy as np
 
-from . import functional as F
+from . import launch
+from .checks import ConvGeometry
 
 
-def needed(device, geo: F.ConvGeometry, itemsize: int) -> bool:
+def needed(device, geo: ConvGeometry, itemsize: int) -> bool:
     return len(plan(device, geo, itemsize)) > 1
 
 
-def _span(geo: F.ConvGeometry, positions: int) -> int:
+def _span(geo: ConvGeometry, positions: int) -> int:
     """Input positions read by `positions` consecutive outputs."""
     return (positions - 1) * geo.stride + (geo.kernel_size - 1) * geo.dilation + 1
 
 
-def plan(device, geo: F.ConvGeometry, itemsize: int) -> list[tuple[int, int, int, int]]:
+def plan(device, geo: ConvGeometry, itemsize: int) -> list[tuple[int, int, int, int]]:
     """Pieces (n0, n1, l0, l1): samples [n0, n1), output positions [l0, l1)."""
     limit = device.buffer_limit
     # The input gradient of a padding mode other than zeros passes through a padded row.
@@ -44,7 +45,7 @@ def plan(device, geo: F.ConvGeometry, itemsize: int) -> list[tuple[int, int, int
             for n in range(geo.batch) for l0 in range(0, geo.length_out, block)]
 
 
-def _window(geo: F.ConvGeometry, l0: int, l1: int) -> tuple[np.ndarray, np.ndarray]:
+def _window(geo: ConvGeometry, l0: int, l1: int) -> tuple[np.ndarray, np.ndarray]:
     """Source index of every input position outputs [l0, l1) read, and whether it reads anything (zeros)."""
     q = l0 * geo.stride - geo.pad_left + np.arange(_span(geo, l1 - l0))
     length = geo.length_in
@@ -58,7 +59,7 @@ def _window(geo: F.ConvGeometry, l0: int, l1: int) -> tuple[np.ndarray, np.ndarr
     return np.where(valid, q, 0), valid
 
 
-def _pieces(device, geo: F.ConvGeometry, x: np.ndarray | None, dtype):
+def _pieces(device, geo: ConvGeometry, x: np.ndarray | None, dtype):
     """(n0, n1, l0, l1, geometry of the piece, its input on the device or None without x, window or None)."""
     for n0, n1, l0, l1 in plan(device, geo, np.dtype(dtype).itemsize):
         if (l0, l1) == (0, geo.length_out):
@@ -72,16 +73,16 @@ def _pieces(device, geo: F.ConvGeometry, x: np.ndarray | None, dtype):
         yield n0, n1, l0, l1, piece_geo, x_piece, (index, valid)
 
 
-def forward(device, geo: F.ConvGeometry, x: np.ndarray, weight, bias) -> np.ndarray:
+def forward(device, geo: ConvGeometry, x: np.ndarray, weight, bias) -> np.ndarray:
     y = np.empty((geo.batch, geo.out_channels, geo.length_out), x.dtype)
     for n0, n1, l0, l1, piece_geo, x_piece, _ in _pieces(device, geo, x, x.dtype):
         y_piece = device.empty((n1 - n0, geo.out_channels, l1 - l0), x.dtype)
-        F.launch_forward(device, piece_geo, x_piece, weight, bias, y_piece)
+        launch.forward(device, piece_geo, x_piece, weight, bias, y_piece)
         y[n0:n1, :, l0:l1] = y_piece.get()
     return y
 
 
-def backward(device, geo: F.ConvGeometry, x: np.ndarray | None, dy: np.ndarray, weight, input_grad: bool,
+def backward(device, geo: ConvGeometry, x: np.ndarray | None, dy: np.ndarray, weight, input_grad: bool,
              weight_grad=None, weight_accumulate=False, bias_grad=None, bias_accumulate=False):
     """Gradients piece by piece: weight and bias gradients accumulate on the device across pieces (they need
     x); the input gradient gathers on the host (halos overlap) and is returned when input_grad is set."""
@@ -89,13 +90,13 @@ def backward(device, geo: F.ConvGeometry, x: np.ndarray | None, dy: np.ndarray, 
     for n0, n1, l0, l1, piece_geo, x_piece, window in _pieces(device, geo, x, dy.dtype):
         dy_piece = device.to_device(np.ascontiguousarray(dy[n0:n1, :, l0:l1]))
         if weight_grad is not None:
-            F.weight_gradient_into(device, piece_geo, x_piece, dy_piece, weight_grad, weight_accumulate)
+            launch.weight_gradient(device, piece_geo, x_piece, dy_piece, weight_grad, weight_accumulate)
             weight_accumulate = True
         if bias_grad is not None:
-            F.bias_gradient_into(device, dy_piece, bias_grad, bias_accumulate)
+            launch.bias_gradient(device, dy_piece, bias_grad, bias_accumulate)
             bias_accumulate = True
         if dx is not None:
-            dx_piece = F.input_gradient(device, piece_geo, dy_piece, weight).get()
+            dx_piece = launch.input_gradient(device, piece_geo, dy_piece, weight).get()
             if window is None:
                 dx[n0:n1] = dx_piece
             else:

@@ -1,0 +1,127 @@
+"""The input gradient, dx = the gather of dy back through the taps (conv1d_backward_data.cl), which is also
+conv_transpose1d's forward. Stride-1 input gradients run as forward convolutions of dy with flipped
+weights (DATA_AS_FORWARD, flip_weights.cl); input gradients with few input and many output channels
+accumulate whole rows in cache (conv1d_backward_data_rows). Padding modes other than zeros write padded
+rows that pad_fold.cl folds back. The plans read "dy", "w", "bias" and write "dx".
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import params
+from ..api.checks import ConvGeometry
+from .forward import forward_plan
+from .plan import (PAD_MODE_CODE, Pass, Plan, Step, acc_bytes, ceil_div, common_defines, compiled_class, dtype_defines,
+                   line_step, pass_params, planned, position_block)
+
+
+def input_gradient_plan(device, geo: ConvGeometry, dtype) -> Plan:
+    """dx (N, C_in, L_in) from dy (N, C_out, L_out): padding modes folded back."""
+    dtype = np.dtype(dtype)
+    length, pad_left = _written_span(geo)
+    if geo.padding_mode == "zeros":
+        return backward_data_plan(device, geo, dtype, False, length, pad_left)
+
+    def build():
+        fold = device.kernel("pad_fold.cl", "pad_fold", {"PAD_MODE": PAD_MODE_CODE[geo.padding_mode], **dtype_defines(dtype)})
+        unfolded = backward_data_plan(device, geo, dtype, False, length, pad_left).renamed(dx="dx_padded")
+        fold_step = line_step(device, fold, geo.length_in, "dx_padded", "dx", np.int32(geo.length_in),
+                              np.int32(geo.pad_left), np.int32(geo.pad_right), rows=geo.batch * geo.in_channels)
+        padded_bytes = geo.batch * geo.in_channels * length * dtype.itemsize
+        return Plan(unfolded.steps + (fold_step,), unfolded.scratch + (("dx_padded", padded_bytes),), unfolded.params)
+
+    return planned(device, ("input_gradient", geo, dtype.str), build)
+
+
+def _written_span(geo: ConvGeometry) -> tuple[int, int]:
+    """(length, pad_left) of the rows the input-gradient kernels write: the input's, or in padding modes
+    other than zeros the padded rows, whose padding pad_fold.cl then folds back."""
+    if geo.padding_mode == "zeros":
+        return geo.length_in, geo.pad_left
+    return geo.length_in + geo.pad_left + geo.pad_right, 0
+
+
+def input_gradient_as_forward(device, geo: ConvGeometry, dtype) -> ConvGeometry | None:
+    """The forward convolution a stride-1 input gradient runs as (DATA_AS_FORWARD), None where it runs a
+    kernel of its own: its tile parameters are that forward's, looked up for this geometry."""
+    return backward_data_plan(device, geo, dtype, False, *_written_span(geo)).params.get("as_forward")
+
+
+def backward_data_plan(device, geo: ConvGeometry, dtype, has_bias: bool, length: int, pad_left: int) -> Plan:
+    """dx (N, C_in, length) = the gather of dy (N, C_out, L_out) back through the taps, zero padding
+    pad_left, plus the bias where has_bias (conv_transpose1d)."""
+    dtype = np.dtype(dtype)
+    return planned(device, (Pass.BACKWARD_DATA, geo, dtype.str, has_bias, length, pad_left),
+                   lambda: _build(device, geo, dtype, has_bias, length, pad_left))
+
+
+def _build(device, geo: ConvGeometry, dtype, has_bias: bool, length: int, pad_left: int) -> Plan:
+    halo = ceil_div((geo.kernel_size - 1) * geo.dilation, geo.stride)
+
+    def local_bytes(p):
+        win = p["WG_L"] * p["TILE_L"] + halo
+        return acc_bytes(dtype) * p["CI_TILE"] * (win + geo.kernel_size * p["WG_CO"] * p["TILE_CO"])
+
+    # Compiled choices come from the shape's class (rep), launch sizes and arguments from the shape itself.
+    rep = compiled_class(geo)
+    per_phase = ceil_div(length, geo.stride)
+    p = pass_params(device, Pass.BACKWARD_DATA, geo, dtype, geo.in_per_group, params.pow2_floor(per_phase), local_bytes)
+    if p["DATA_AS_FORWARD"]:
+        as_forward = _forward_form(device, geo, dtype, has_bias, length, pad_left)
+        if as_forward is not None:
+            return as_forward
+    # (strides up to 16: the kernel unrolls its loops over the phases)
+    if (p["strategy"] == "register" and geo.in_per_group <= p["DATA_ROWS_CI"]
+            and geo.out_per_group >= p["DATA_ROWS_CO"] > 0 and geo.stride <= 16):
+        return _rows(device, geo, dtype, p, has_bias, length, pad_left)
+    span_dy = p["WG_L"] * p["TILE_L"] * p["VEC"] + halo
+    defines = {**common_defines(geo, dtype, p), "HAS_BIAS": has_bias, "TILE_CI": p["TILE_CO"],
+               "TILE_L": p["TILE_L"], "WG_L": p["WG_L"], "WG_CI": p["WG_CO"],
+               "CO_TILE": min(p["CI_TILE"], geo.out_per_group),
+               "POS_BLOCK": position_block(p, geo.out_channels * span_dy * dtype.itemsize,
+                                           geo.out_channels * rep.length_out * dtype.itemsize)}
+    kernel = device.kernel("conv1d_backward_data.cl", "conv1d_backward_data", defines)
+    positions = ceil_div(per_phase, p["WG_L"] * p["TILE_L"] * p["VEC"]) * p["WG_L"]
+    rows = geo.groups * ceil_div(geo.in_per_group, p["WG_CO"] * p["TILE_CO"]) * p["WG_CO"]
+    batch = geo.batch * (geo.stride if p["strategy"] == "local" else 1)
+    return Plan((Step(kernel, (positions, rows, batch), (p["WG_L"], p["WG_CO"], 1), _arguments(geo, has_bias, length, pad_left)),),
+                params=p)
+
+
+def _arguments(geo: ConvGeometry, has_bias: bool, length: int, pad_left: int) -> tuple:
+    return ("dy", "w", "bias" if has_bias else "w", "dx", np.int32(length), np.int32(geo.length_out), np.int32(pad_left))
+
+
+def _forward_form(device, geo: ConvGeometry, dtype, has_bias: bool, length: int, pad_left: int) -> Plan | None:
+    """The stride-1 input gradient into `length` positions as the forward convolution of dy with flipped
+    weights, where that forward's padding is not negative."""
+    reach = (geo.kernel_size - 1) * geo.dilation
+    pad_l = reach - pad_left
+    pad_r = length - geo.length_out - pad_l + reach
+    if geo.stride != 1 or pad_l < 0 or pad_r < 0:
+        return None
+    dual = ConvGeometry(geo.batch, geo.out_channels, geo.in_channels, geo.length_out, length, geo.kernel_size, 1,
+                        geo.dilation, geo.groups, pad_l, pad_r)
+    flip = device.kernel("flip_weights.cl", "flip_weights", {"C_IN_G": geo.in_per_group, "C_OUT_G": geo.out_per_group,
+                                                             "GROUPS": geo.groups, "K": geo.kernel_size, **dtype_defines(dtype)})
+    size = geo.out_channels * geo.in_per_group * geo.kernel_size
+    flipping = Plan((line_step(device, flip, size, "w", "flipped"),), (("flipped", size * dtype.itemsize),))
+    forward = forward_plan(device, dual, dtype, has_bias).renamed(x="dy", w="flipped", y="dx")
+    plan = flipping.then(forward)
+    return Plan(plan.steps, plan.scratch, {**plan.params, "as_forward": dual})
+
+
+def _rows(device, geo: ConvGeometry, dtype, p: dict, has_bias: bool, length: int, pad_left: int) -> Plan:
+    """conv1d_backward_data_rows: whole runs of positions per input row, accumulated in a core's cache."""
+    step = 2 * p["VEC"]  # M_TILE = 2 vectors
+    longest = max(step, min(p["DATA_ROWS_SEG"], (24 << 10) // (geo.stride * acc_bytes(dtype))))  # sums in 24 KiB
+    phase_positions = (length - 1 + pad_left) // geo.stride - pad_left // geo.stride + 1
+    # Segments balanced over the positions' class (a power of two at or below them): lengths share programs.
+    rep_positions = params.pow2_floor(phase_positions)
+    segment = ceil_div(ceil_div(rep_positions, ceil_div(rep_positions, longest)), step) * step
+    # CO_GROUP x K weights stay in registers beside the phases' sums: about 20 of the 32 (wav2vec: 2 x 10)
+    defines = {**common_defines(geo, dtype, p), "HAS_BIAS": has_bias, "SEG_M": segment,
+               "CO_GROUP": max(1, min(geo.out_per_group, 20 // geo.kernel_size))}
+    kernel = device.kernel("conv1d_backward_data.cl", "conv1d_backward_data_rows", defines)
+    return Plan((Step(kernel, (ceil_div(phase_positions, segment), geo.in_channels, geo.batch), (1, 1, 1),
+                      _arguments(geo, has_bias, length, pad_left)),), params=p)

@@ -1,0 +1,140 @@
+"""The weight and bias gradients (conv1d_backward_weight.cl, bias_grad.cl): partial sums over chunks of
+the batch x positions, then a reduce in a fixed order, so the bits never change between runs (no
+atomics). The plans read "x", "dy" and the flags "accumulate", "bias_accumulate"; they write "dw", "db".
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import params
+from ..api.checks import ConvGeometry
+from . import staging
+from .plan import (PAD_MODE_CODE, Pass, Plan, Step, acc_bytes, ceil_div, common_defines, compiled_class, dtype_defines,
+                   line_step, pass_params, planned, position_block)
+
+PARTIAL_BYTES_CAP = 128 << 20  # partial sums of all chunks together
+
+
+def weight_gradient_plan(device, geo: ConvGeometry, dtype, bias: bool = False, accumulate: bool = False) -> Plan:
+    """dw (C_out, C_in/groups, K) = the sum over batch and positions of dy times the padded input, or
+    dw += that (accumulate); with bias, db too, from the same read of dy where the kernel allows. The plan's
+    params carry "chunks" and "bias_sum" (whether its launches give the bias gradient)."""
+    dtype = np.dtype(dtype)
+    return planned(device, (Pass.BACKWARD_WEIGHT, geo, dtype.str, bias, accumulate),
+                   lambda: _build(device, geo, dtype, bias, accumulate))
+
+
+def bias_gradient_plan(device, dy_shape: tuple, dtype) -> Plan:
+    """db (C,) = dy (N, C, L) summed over batch and positions, or db += that ("bias_accumulate")."""
+    batch, channels, length = dy_shape
+    if channels == 0:
+        return Plan()
+    vec = 4 if np.dtype(dtype) == np.float64 else 8
+    kernel = device.kernel("bias_grad.cl", "bias_grad", {"C": channels, "VEC": vec, **dtype_defines(dtype)})
+    return Plan((line_step(device, kernel, channels, "dy", "db", np.int32(batch), np.int32(length), "bias_accumulate",
+                           preferred=8),))
+
+
+def _build(device, geo: ConvGeometry, dtype, bias: bool, accumulate: bool) -> Plan:
+    bias_alone = bias_gradient_plan(device, (geo.batch, geo.out_channels, geo.length_out), dtype) if bias else Plan()
+    if geo.out_channels * geo.in_per_group * geo.kernel_size == 0:
+        return bias_alone
+
+    def local_bytes(p):
+        return acc_bytes(dtype) * p["WG_CO"] * p["TILE_CO"] * p["LB"]
+
+    # Compiled choices come from the shape's class (rep), launch sizes and arguments from the shape itself.
+    rep = compiled_class(geo)
+    p = pass_params(device, Pass.BACKWARD_WEIGHT, geo, dtype, geo.out_per_group, rep.length_out, local_bytes)
+    blocked = staging.channel_blocks(device, geo, dtype, p) if staging.blocks_channels(rep, p) else None
+    if blocked:
+        p["WG_L"] = p["WG_CO"] = 1
+        p["TILE_CO"], p["TILE_K"] = _weight_tiles(geo.kernel_size, geo.out_per_group, p["CI_LANES_ACC"],
+                                                  p["CI_LANES_ACC"], channel_lanes=p["VEC"])
+    elif p["strategy"] == "register" and p["ACC_MAX"]:
+        p["TILE_CO"], p["TILE_K"] = _weight_tiles(geo.kernel_size, geo.out_per_group, p["TILE_CO"], p["ACC_MAX"])
+    tile_k = max(1, min(p["TILE_K"], geo.kernel_size))
+    lanes = (ceil_div(geo.in_per_group, p["VEC"]) if blocked else geo.in_per_group) * ceil_div(geo.kernel_size, tile_k)
+    wg_a = max(1, min(p["WG_L"], params.pow2_floor(lanes)))
+    rows = geo.groups * ceil_div(geo.out_per_group, p["WG_CO"] * p["TILE_CO"]) * p["WG_CO"]
+    work_items = ceil_div(lanes, wg_a) * wg_a * rows
+    positions = geo.batch * geo.length_out
+    vectors = positions if blocked else geo.batch * ceil_div(geo.length_out, p["VEC"])
+    w_size = geo.out_channels * geo.in_per_group * geo.kernel_size
+    # One work-item row per channel tile (a single input channel, every tap): its dy loads give the bias
+    # gradient too (C_in = 1 and depthwise passes are bound by reading dy).
+    bias_sum = bias and not blocked and p["strategy"] == "register" and lanes == 1
+    sums_per_chunk = w_size + (geo.out_channels if bias_sum else 0)
+    # Chunks: enough to fill the device and short enough (RUN positions) that a chunk's rows stay in cache
+    # while consecutive work-items reuse them; capped in memory. A function of the shape and the device
+    # parameters only, so the summation order (and the bits) never change between runs.
+    target = device.compute_units * (32 if device.type == "CPU" else 2048)
+
+    def chunk_count(positions, vectors):
+        chunks = max(ceil_div(target, work_items), ceil_div(positions, p["RUN"]))
+        return max(1, min(chunks, vectors // 4, PARTIAL_BYTES_CAP // max(1, sums_per_chunk * acc_bytes(dtype))))
+
+    chunks = chunk_count(positions, vectors)
+    staged = blocked or (staging.phase_rows(device, geo, dtype, ceil_div(geo.length_out, p["VEC"]) * p["VEC"])
+                         if staging.stages_input(rep, p) else None)
+    # Cache blocks of input rows: each chunk's run of positions of one input row (or channel block), over
+    # the strides; taken from the shape's class.
+    rep_positions = rep.batch * rep.length_out
+    rep_vectors = rep_positions if blocked else rep.batch * ceil_div(rep.length_out, p["VEC"])
+    row_bytes = ceil_div(rep_positions, chunk_count(rep_positions, rep_vectors)) * geo.stride * dtype.itemsize
+    if blocked:
+        row_bytes *= p["VEC"] * acc_bytes(dtype) // dtype.itemsize
+    phased = bool(staged) and not staged.channel_blocked
+    defines = {**common_defines(geo, dtype, p), "PAD_MODE": 0 if staged else PAD_MODE_CODE[geo.padding_mode],
+               "X_STAGED": phased, "X_PHASES": staged.phases if phased else 1,
+               "TILE_CO": p["TILE_CO"], "TILE_K": tile_k, "WG_A": wg_a, "WG_CO": p["WG_CO"], "LB": p["LB"],
+               "POS_BLOCK": position_block(p, row_bytes * wg_a, row_bytes * lanes * geo.groups),
+               "BIAS_SUM": int(bias_sum)}
+    # One chunk's partial sums, laid out as dw, are the fresh gradient itself where they share its type: a
+    # small pass then takes one launch (each costs tens of microseconds on a CPU device).
+    direct = chunks == 1 and not accumulate and not bias_sum and acc_bytes(dtype) == dtype.itemsize
+    sums = "dw" if direct else "sums"
+    if blocked:
+        name, args = "conv1d_backward_weight_blocked", ("staged", "dy", sums, np.int32(geo.batch),
+                                                        np.int32(staged.row_length), np.int32(geo.length_out),
+                                                        np.int32(chunks))
+    else:
+        name, args = "conv1d_backward_weight_partial", ("staged" if staged else "x", "dy", sums, np.int32(geo.batch),
+                                                        np.int32(staged.row_length if staged else geo.length_in),
+                                                        np.int32(geo.length_out),
+                                                        np.int32(0 if staged else geo.pad_left), np.int32(chunks))
+    partial = Step(device.kernel("conv1d_backward_weight.cl", name, defines),
+                   (ceil_div(lanes, wg_a) * wg_a, rows, chunks), (wg_a, p["WG_CO"], 1), args)
+    plan = Plan((partial,), params={**p, "chunks": chunks, "bias_sum": bias_sum})
+    if not direct:
+        reduce = device.kernel("conv1d_backward_weight.cl", "conv1d_backward_weight_reduce", defines)
+        bias_args = ("db", "bias_accumulate") if bias_sum else ()
+        plan = Plan(plan.steps + (line_step(device, reduce, sums_per_chunk, "sums", "dw", *bias_args, np.int32(chunks),
+                                            np.int32(accumulate)),),
+                    (("sums", chunks * sums_per_chunk * acc_bytes(dtype)),), plan.params)
+    if staged:
+        plan = staged.plan.then(plan)
+    return plan if bias_sum else plan.then(bias_alone)
+
+
+def _weight_tiles(taps: int, channels: int, max_channels: int, max_accumulators: int,
+                  channel_lanes: int = 0) -> tuple[int, int]:
+    """(TILE_CO, TILE_K) of the register weight gradient within an accumulator budget.
+
+    With lanes along positions a work-item streams TILE_CO dy rows and one input row per vector of
+    positions; with lanes along channel_lanes input channels, one input line and TILE_CO / channel_lanes
+    dy lines per position. The score is multiply-adds per streamed line, divided by the work that tiles
+    sliding back over the last channels or taps repeat. Taps split into tiles of equal size (K = 31 in
+    two tiles of 16).
+    """
+    best = (0.0, 1, 1)
+    for tile_k in sorted({-(-taps // tiles) for tiles in range(1, taps + 1)}):
+        if tile_k > max_accumulators:
+            continue
+        for tile_co in range(1, min(max_channels, channels, max_accumulators // tile_k) + 1):
+            repeated = (-(-taps // tile_k) * tile_k / taps) * (-(-channels // tile_co) * tile_co / channels)
+            streamed = 1 + tile_co / channel_lanes if channel_lanes else tile_co + 1
+            score = tile_co * tile_k / streamed / repeated
+            if score > best[0]:
+                best = (score, tile_co, tile_k)
+    return best[1], best[2]

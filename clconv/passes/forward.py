@@ -1,0 +1,121 @@
+"""The forward pass, y = conv1d(x): conv1d_forward.cl's general kernel, its depthwise sample-block kernel
+and its realigned kernel for shallow reductions. The plan reads "x", "w", "bias" and writes "y".
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import params
+from ..api.checks import ConvGeometry
+from . import staging
+from .plan import (PAD_MODE_CODE, Pass, Plan, Step, acc_bytes, ceil_div, common_defines, compiled_class, pass_params,
+                   planned, position_block)
+
+
+def forward_plan(device, geo: ConvGeometry, dtype, has_bias: bool) -> Plan:
+    dtype = np.dtype(dtype)
+    return planned(device, (Pass.FORWARD, geo, dtype.str, has_bias), lambda: _build(device, geo, dtype, has_bias))
+
+
+def _build(device, geo: ConvGeometry, dtype, has_bias: bool) -> Plan:
+    # Compiled choices come from the shape's class (rep), launch sizes and arguments from the shape itself.
+    rep = compiled_class(geo)
+
+    def local_bytes(p):
+        win = (p["WG_L"] * p["TILE_L"] - 1) * geo.stride + (geo.kernel_size - 1) * geo.dilation + 1
+        return acc_bytes(dtype) * p["CI_TILE"] * (win + geo.kernel_size * p["WG_CO"] * p["TILE_CO"])
+
+    p = pass_params(device, Pass.FORWARD, geo, dtype, geo.out_per_group, rep.length_out, local_bytes)
+    nt_stores = 0 < p["NT_STORE_MIN"] <= rep.batch * rep.out_channels * rep.length_out * dtype.itemsize
+    # (one sample per work-item shares no weights and ran no faster than the generic kernel: (1,256,4000) K31)
+    # (its loop over input offsets unrolls fully, over the dilated kernel's reach)
+    if (p["strategy"] == "register" and p["DW_ROWS"] > 1 and geo.in_per_group == geo.out_per_group == 1
+            and geo.stride == 1 and (geo.kernel_size - 1) * geo.dilation + 1 <= p["UNROLL_K_MAX"]
+            and geo.batch % 2 == 0):
+        return _depthwise(device, geo, rep, dtype, has_bias, p, nt_stores)
+    # Outputs of under 16 multiply-adds each are bound by their stores, and longer runs per work-item
+    # lost there (wav2vec 59 -> 38 GF/s).
+    if (p["strategy"] == "register" and p["WORK_MIN"] > 0 and geo.in_per_group * geo.kernel_size >= 16
+            and rep.flops() >= 16 * device.compute_units * p["WORK_MIN"]):
+        p = {**p, "TILE_P": _position_tiles(device, rep, p)}
+    if (p["strategy"] == "register" and nt_stores and 0 < geo.in_per_group * geo.kernel_size <= p["ALIGNED_TAPS"]
+            and geo.out_per_group >= p["ALIGNED_CO"] and dtype != np.float16):
+        aligned = _aligned(device, geo, rep, dtype, has_bias, p)
+        if aligned is not None:
+            return aligned
+    span_co = p["WG_CO"] * p["TILE_R"] * p["TILE_CO"]
+    span_l = p["WG_L"] * p["TILE_P"] * p["TILE_L"] * p["VEC"]
+    staged = staging.phase_rows(device, geo, dtype, ceil_div(geo.length_out, span_l) * span_l) \
+        if staging.stages_input(rep, p) else None
+    span_in = (span_l - 1) * geo.stride + (geo.kernel_size - 1) * geo.dilation + 1
+    rep_row = rep.length_in if staged is None else ceil_div(rep.length_in, geo.stride) * geo.stride
+    defines = {**common_defines(geo, dtype, p), "HAS_BIAS": has_bias, "NT_STORES": nt_stores,
+               "PAD_MODE": 0 if staged else PAD_MODE_CODE[geo.padding_mode],
+               "X_PHASES": staged.phases if staged else 1, "TILE_CO": p["TILE_CO"],
+               "TILE_L": p["TILE_L"], "WG_L": p["WG_L"], "WG_CO": p["WG_CO"],
+               "CI_TILE": min(p["CI_TILE"], geo.in_per_group),
+               "TILE_R": p["TILE_R"], "TILE_P": p["TILE_P"], "CI_CHUNK": p["CI_CHUNK"],
+               "POS_BLOCK": position_block(p, geo.in_channels * span_in * dtype.itemsize,
+                                           geo.in_channels * rep_row * dtype.itemsize)}
+    kernel = device.kernel("conv1d_forward.cl", "conv1d_forward", defines)
+    positions = ceil_div(geo.length_out, span_l) * p["WG_L"]
+    rows = geo.groups * ceil_div(geo.out_per_group, span_co) * p["WG_CO"]
+    row_length = geo.length_in if staged is None else staged.row_length
+    step = Step(kernel, (positions, rows, geo.batch), (p["WG_L"], p["WG_CO"], 1),
+                ("staged" if staged else "x", "w", "bias" if has_bias else "w", "y",
+                 np.int32(row_length), np.int32(geo.length_out), np.int32(0 if staged else geo.pad_left)))
+    plan = Plan((step,), params=p)
+    return staged.plan.then(plan) if staged else plan
+
+
+def _position_tiles(device, geo: ConvGeometry, p: dict) -> int:
+    """TILE_P for the forward: register tiles per work-item along the positions, enough that a work-item
+    does WORK_MIN multiply-adds, while every compute unit keeps 8 work-groups or more. A work-group's start
+    costs PoCL about as much as a short one's work, and a long run of positions per work-item keeps a
+    reduction chunk's rows within a few pages. Passes with fewer than 8 WORK_MIN per compute unit keep one
+    tile."""
+    tile_work = p["TILE_R"] * p["TILE_CO"] * p["TILE_L"] * p["VEC"] * geo.in_per_group * geo.kernel_size
+    tiles_along = ceil_div(geo.length_out, p["WG_L"] * p["TILE_L"] * p["VEC"])
+    other_groups = geo.batch * geo.groups * ceil_div(geo.out_per_group, p["WG_CO"] * p["TILE_R"] * p["TILE_CO"])
+    tiles = min(params.pow2_ceil(ceil_div(p["WORK_MIN"], tile_work)), params.pow2_floor(max(1, tiles_along)))
+    while tiles > 1 and other_groups * ceil_div(tiles_along, tiles) < 8 * device.compute_units:
+        tiles //= 2
+    return max(p["TILE_P"], tiles)
+
+
+def _depthwise(device, geo: ConvGeometry, rep: ConvGeometry, dtype, has_bias: bool, p: dict, nt_stores: bool) -> Plan:
+    """conv1d_forward_depthwise: DW_ROWS samples of one channel per work-item, sharing its weights."""
+    rows = params.pow2_floor(p["DW_ROWS"])
+    while geo.batch % rows:  # sample blocks divide the batch: no partial block to guard
+        rows //= 2
+    tile_l = min(p["DW_TILE_L"], params.pow2_ceil(ceil_div(rep.length_out, p["VEC"])))
+    rep_along = ceil_div(rep.length_out, tile_l * p["VEC"])
+    tiles = min(params.pow2_floor(p["DW_TILES"]), params.pow2_ceil(rep_along))
+    while tiles > 1 and geo.in_channels * max(1, rep.batch // rows) * ceil_div(rep_along, tiles) < 8 * device.compute_units:
+        tiles //= 2
+    along = ceil_div(geo.length_out, tile_l * p["VEC"])
+    defines = {**common_defines(geo, dtype, p), "HAS_BIAS": has_bias, "PAD_MODE": PAD_MODE_CODE[geo.padding_mode],
+               "NT_STORES": nt_stores, "DW_ROWS": rows, "DW_TILE_L": tile_l, "DW_TILES": tiles}
+    kernel = device.kernel("conv1d_forward.cl", "conv1d_forward_depthwise", defines)
+    step = Step(kernel, (ceil_div(along, tiles), geo.in_channels, geo.batch // rows), (1, 1, 1),
+                ("x", "w", "bias" if has_bias else "w", "y",
+                 np.int32(geo.length_in), np.int32(geo.length_out), np.int32(geo.pad_left)))
+    return Plan((step,), params=p)
+
+
+def _aligned(device, geo: ConvGeometry, rep: ConvGeometry, dtype, has_bias: bool, p: dict) -> Plan | None:
+    """conv1d_forward_aligned over the staged input: runs of positions whose stores are realigned to the
+    flat output and bypass the cache."""
+    staged = staging.phase_rows(device, geo, dtype, ceil_div(geo.length_out, p["VEC"]) * p["VEC"] + p["VEC"])
+    if staged is None:
+        return None
+    run = min(p["ALIGNED_RUN"], ceil_div(rep.length_out, p["VEC"]) * p["VEC"])
+    tile = params.balanced_tile(geo.out_per_group, p["ALIGNED_CO"])
+    defines = {**common_defines(geo, dtype, p), "HAS_BIAS": has_bias, "NT_STORES": 1, "X_PHASES": geo.stride,
+               "TILE_CO": tile, "RUN_L": run}
+    kernel = device.kernel("conv1d_forward.cl", "conv1d_forward_aligned", defines)
+    tiles = geo.groups * ceil_div(geo.out_per_group, tile)
+    step = Step(kernel, (ceil_div(geo.length_out, run), tiles, geo.batch), (1, 1, 1),
+                ("staged", "w", "bias" if has_bias else "w", "y",
+                 np.int32(staged.row_length), np.int32(geo.length_out), np.int32(0)))
+    return staged.plan.then(Plan((step,)))

@@ -1,0 +1,74 @@
+"""Staged copies of the input that the forward and weight-gradient kernels read instead of the input
+itself (pad_rows.cl): padding written out, rows split into their stride phases or channels blocked into
+vector lanes. Each is a one-step plan writing the scratch buffer "staged".
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..api.checks import ConvGeometry
+from .plan import PAD_MODE_CODE, Plan, acc_bytes, ceil_div, dtype_defines, line_step
+
+
+class Staged(NamedTuple):
+    """A staging plan and how its rows are laid out for the pass that reads them."""
+    plan: Plan
+    row_length: int    # elements per staged row (a row: one input channel, or one channel block)
+    phases: int        # stride phases per row (pad_rows), 1 for the channel-blocked copy
+    channel_blocked: bool
+
+
+def stages_input(geo: ConvGeometry, p: dict) -> bool:
+    """A register-strategy pass reads a staged copy when its reduction is deep (C_in_g x K >= STAGE_MIN), or
+    when it is strided and big enough (STAGE_FLOPS) to pay for the copy: no edge tiles, no cache-set
+    conflicts, and strided rows split into their phases, so that vectors load instead of gathering."""
+    return (p["strategy"] == "register" and geo.length_in > 0
+            and (0 < p["STAGE_MIN"] <= geo.in_per_group * geo.kernel_size
+                 or (geo.stride > 1 and 0 < p["STAGE_FLOPS"] <= geo.flops())))
+
+
+def phase_rows(device, geo: ConvGeometry, dtype, positions: int) -> Staged | None:
+    """The phase-split copy whose rows hold the input of output positions [0, positions), None past the
+    device's buffer limit."""
+    itemsize = np.dtype(dtype).itemsize
+    reach = (positions - 1) * geo.stride + (geo.kernel_size - 1) * geo.dilation + 1
+    per_line = max(1, 64 // itemsize)
+    lines = ceil_div(ceil_div(reach, geo.stride), per_line)
+    phase_length = (lines + (1 - lines % 2)) * per_line  # a whole and odd number of cache lines
+    row_length = geo.stride * phase_length
+    nbytes = geo.batch * geo.in_channels * row_length * itemsize
+    if nbytes > device.buffer_limit:
+        return None
+    kernel = device.kernel("pad_rows.cl", "pad_rows", {"PAD_MODE": PAD_MODE_CODE[geo.padding_mode],
+                                                       "PHASES": geo.stride, "LINE": per_line, "VEC": min(per_line, 16),
+                                                       **dtype_defines(dtype)})
+    step = line_step(device, kernel, row_length // per_line, "x", "staged", np.int32(geo.length_in),
+                     np.int32(geo.pad_left), np.int32(geo.pad_left + geo.length_in + geo.pad_right),
+                     np.int32(phase_length), rows=geo.batch * geo.in_channels)
+    return Staged(Plan((step,), (("staged", nbytes),)), row_length, geo.stride, False)
+
+
+def blocks_channels(geo: ConvGeometry, p: dict) -> bool:
+    """A weight gradient runs with lanes along input channels over a channel-blocked copy where the
+    reduction is deep (C_in_g >= CI_LANES_MIN) and the pass big enough (STAGE_FLOPS) to pay for the copy."""
+    return (p["strategy"] == "register" and 0 < p["CI_LANES_MIN"] <= geo.in_per_group
+            and p["STAGE_FLOPS"] <= geo.flops() and geo.length_in > 0)
+
+
+def channel_blocks(device, geo: ConvGeometry, dtype, p: dict) -> Staged | None:
+    """The channel-blocked copy (VEC input channels per position, in the accumulation type), None past
+    the device's buffer limit."""
+    length = geo.pad_left + geo.length_in + geo.pad_right
+    rows = geo.batch * geo.groups * ceil_div(geo.in_per_group, p["VEC"])
+    nbytes = rows * length * p["VEC"] * acc_bytes(dtype)
+    if nbytes > device.buffer_limit:
+        return None
+    kernel = device.kernel("pad_rows.cl", "pad_rows_blocked", {"PAD_MODE": PAD_MODE_CODE[geo.padding_mode],
+                                                                "C_IN_G": geo.in_per_group, "VEC": p["VEC"],
+                                                                **dtype_defines(dtype)})
+    squares = ceil_div(length, p["VEC"])  # a work-item copies VEC positions of VEC channels
+    step = line_step(device, kernel, squares, "x", "staged", np.int32(geo.length_in), np.int32(geo.pad_left),
+                     np.int32(length), rows=rows)
+    return Staged(Plan((step,), (("staged", nbytes),)), length, 1, True)
