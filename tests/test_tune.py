@@ -132,7 +132,7 @@ def test_autotune_tunes_a_stride_1_input_gradient(device, cache_dir, monkeypatch
 def test_deep_entry_sits_between_builtin_and_override(device, cache_dir, monkeypatch):
     """A built-in "<pass>_deep" entry applies to reductions of STAGE_MIN or more, below overrides."""
     entry = {"*": {"STAGE_MIN": 10, "TILE_CO": 4}, "forward_deep": {"TILE_CO": 7}}
-    monkeypatch.setattr(params, "_BUILTIN", {(device.type, ""): entry})
+    monkeypatch.setattr(params, "_BUILTIN", {device.device_class: entry})
     key = F.params_key(geometry(), np.float32)
     assert params.lookup(device, "forward", key, depth=9)["TILE_CO"] == 4
     assert params.lookup(device, "forward", key, depth=10)["TILE_CO"] == 7
