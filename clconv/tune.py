@@ -128,7 +128,7 @@ def tune_pass(device: Device, pass_name: str, geo: F.ConvGeometry, dtype, repeat
         return None
     try:
         best = _tune_pass(device, pass_name, geo, dtype, repeats, verbose, strict)
-    except Exception as exc:  # noqa: BLE001 - whatever went wrong, the user's call goes on with the built-ins
+    except Exception as exc:  # whatever went wrong, the user's call goes on with the built-ins
         reason = (str(exc).splitlines() or [""])[0]
         _give_up(key, f"clconv: autotuning {pass_name} {key[2]} on {device.name} failed "
                       f"({type(exc).__name__}: {reason}); it runs the built-in parameters")
