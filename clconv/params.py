@@ -1,14 +1,18 @@
 """Per-device kernel parameters, from one place with one lookup order:
 
-    explicit override  ->  tuned cache  ->  built-in table by device type and vendor  ->  safe default
+    explicit override  ->  tuned cache  ->  built-in row for the device class  ->  safe default
 
-The result is then fitted to the device's limits (work-group size, local memory) and to the shape, so
-every configuration a kernel is launched with is one the device can run.
+The device class (runtime.DEVICE_CLASSES: "cpu-avx512", "gpu", ...) comes from the device's properties, or
+from CLCONV_DEVICE_CLASS. The result is then fitted to the device's limits (work-group size, local memory)
+and to the shape, so every configuration a kernel is launched with is one the device can run.
 """
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
+
+from .runtime import DEVICE_CLASS_ENV, DEVICE_CLASSES
 
 STRATEGIES = ("register", "local")
 
@@ -36,64 +40,97 @@ _SAFE_DEFAULT = {"strategy": "register", "TILE_CO": 4, "TILE_L": 2, "VEC": 4, "W
                  "DATA_ROWS_SEG": 1024, "NT_STORE_MIN": 0, "ALIGNED_TAPS": 0, "ALIGNED_CO": 8, "ALIGNED_RUN": 1024,
                  "DW_ROWS": 0, "DW_TILE_L": 4, "DW_TILES": 8}
 
-# Built-in table: (device type, substring of device_traits() or "") -> pass ("*" for all) -> parameters over
-# the default; the first matching tag wins, then the type's "" entry.
+# Built-in rows, one per device class (runtime.DEVICE_CLASSES): pass ("*" for all) -> parameters over the
+# default; "<pass>_deep" adds parameters for reductions deep enough to read the staged input. Rows are shared
+# between classes until a class is measured on its own; PROVENANCE says, per class, what was measured where.
 # CPUs (PoCL) want register tiles without barriers: its work-item loop vectoriser gives up on barriers.
 # GPUs want work-group tiles staged in __local memory.
-_BUILTIN = {
-    ("CPU", ""): {
-        # Work-groups of one row: PoCL runs multi-row groups of this kernel several times slower. Deep
-        # reductions (C_in_g x K >= STAGE_MIN) read a staged copy of the input (pad_rows.cl): no edge tiles,
-        # no cache-set conflicts; shallower ones would spend more on the copy than they save. Strided weight
-        # gradients of STAGE_FLOPS or more read it split into stride phases: vector loads, not gathers
-        # (wav2vec 18-25 -> 26-51 GF/s on a noisy 2-core Xeon; the forward, bound by its stores, gained nothing).
-        # Stride-1 input gradients run as forward convolutions with flipped weights (DATA_AS_FORWARD,
-        # flip_weights.cl): side by side, dense 121 -> 143, tcn 88 -> 124, depthwise 21 -> 39 GF/s.
-        "*": {"strategy": "register", "TILE_CO": 6, "TILE_L": 2, "VEC": 8, "WG_L": 1, "WG_CO": 1, "STAGE_MIN": 256,
-              "DATA_AS_FORWARD": 1, "WORK_MIN": 1 << 20, "NT_STORE_MIN": 16 << 20},
-        # 16 vector registers on AVX2: 3 x 3 accumulators, 3 dy vectors and the input stay unspilled
-        # (4 x 3 spills: tcn 67 -> 128 GF/s with 3 x 3).
-        "backward_weight": {"TILE_CO": 3, "TILE_K": 3, "RUN": 4096, "STAGE_FLOPS": 1 << 24},
-    },
-    # PoCL compiling for a CPU with AVX-512 (32 vector registers of 16 floats): twice the vector width and
-    # 16-channel tiles (16 x 16 accumulators; dense forward 131 -> 172 GF/s over 12 channels).
-    ("CPU", "avx512"): {
-        # Forward outputs of 16 MiB or more bypass the cache (non-temporal stores where aligned), side by
-        # side: depthwise 70 -> 84, dense 184 -> 207 GF/s. Rows of unaligned length, of at most 15 products
-        # per output, go out realigned (ALIGNED_TAPS): wav2vec (L_out 3199) 53 -> 71 GF/s side by side.
-        # Depthwise stride-1 passes of even batches: 4 samples of a channel share its weights, input vectors
-        # load once for all their taps (side by side: depthwise K31 forward 100 -> 139, its input gradient
-        # 80 -> 120, K3 15.6 -> 30.6 GF/s).
-        # Tap loops unroll fully up to K = 32 (loads shared between taps; side by side: depthwise K=31
-        # forward 80 -> 92, its input gradient 57 -> 67, wav2vec K=10 forward 52 -> 63 GF/s).
-        "*": {"strategy": "register", "TILE_CO": 16, "TILE_L": 1, "VEC": 16, "WG_L": 1, "WG_CO": 1, "STAGE_MIN": 256,
-              "DATA_AS_FORWARD": 1, "WORK_MIN": 1 << 20, "NT_STORE_MIN": 16 << 20, "UNROLL_K_MAX": 32,
-              "ALIGNED_TAPS": 15, "DW_ROWS": 4},
-        # Deep reductions (staged input) in 8 x 3 tiles: 11 loads per 24 multiply-adds instead of 17 per 16;
-        # dense forward 132-143 -> 198 GF/s side by side (grouped and tcn, shallower, lost with it).
-        "forward_deep": {"TILE_CO": 8, "TILE_L": 3},
-        # Up to 6 channels and 32 accumulators of 16 lanes, tiles picked per shape (ACC_MAX): dense 6 x 3,
-        # grouped K5 4 x 5, wav2vec K10 3 x 10, depthwise K31 1 x 31. Side by side against fixed 6 x 3:
-        # grouped 91 -> 107, wav2vec 64 -> 92, depthwise 56 -> 78 GF/s. Runs of 4096 positions (against
-        # 1024: depthwise 40 -> 53, tcn 94 -> 106, (1, 64, 10^6) 88 -> 126 GF/s, none slower).
-        # C_in_g >= 16: lanes along input channels over a channel-blocked copy, 24 accumulators (dense 8 x 3):
-        # the input streams one line per position and dy is broadcast (dense 105 -> 255 GF/s, prototype).
-        "backward_weight": {"TILE_CO": 6, "TILE_K": 3, "ACC_MAX": 32, "RUN": 4096, "STAGE_FLOPS": 1 << 24,
-                            "CI_LANES_MIN": 16, "CI_LANES_ACC": 24},
-        # Input gradients with <= 4 input and >= 64 output channels per group accumulate whole runs of
-        # positions in cache (conv1d_backward_data_rows): wav2vec 25 -> 56 GF/s side by side.
-        "backward_data": {"DATA_ROWS_CI": 4, "DATA_ROWS_CO": 64},
-    },
-    ("GPU", ""): {"*": {"strategy": "local", "TILE_CO": 4, "TILE_L": 2, "WG_L": 32, "WG_CO": 4, "CI_TILE": 4, "RUN": 8192}},
-    ("ACCELERATOR", ""): {"*": {"strategy": "local", "TILE_CO": 2, "TILE_L": 2, "WG_L": 16, "WG_CO": 4, "CI_TILE": 4}},
+_CPU = {
+    # Work-groups of one row: PoCL runs multi-row groups of this kernel several times slower. Deep
+    # reductions (C_in_g x K >= STAGE_MIN) read a staged copy of the input (pad_rows.cl): no edge tiles,
+    # no cache-set conflicts; shallower ones would spend more on the copy than they save. Strided weight
+    # gradients of STAGE_FLOPS or more read it split into stride phases: vector loads, not gathers
+    # (wav2vec 18-25 -> 26-51 GF/s on a noisy 2-core Xeon; the forward, bound by its stores, gained nothing).
+    # Stride-1 input gradients run as forward convolutions with flipped weights (DATA_AS_FORWARD,
+    # flip_weights.cl): side by side, dense 121 -> 143, tcn 88 -> 124, depthwise 21 -> 39 GF/s.
+    "*": {"strategy": "register", "TILE_CO": 6, "TILE_L": 2, "VEC": 8, "WG_L": 1, "WG_CO": 1, "STAGE_MIN": 256,
+          "DATA_AS_FORWARD": 1, "WORK_MIN": 1 << 20, "NT_STORE_MIN": 16 << 20},
+    # 16 vector registers on AVX2: 3 x 3 accumulators, 3 dy vectors and the input stay unspilled
+    # (4 x 3 spills: tcn 67 -> 128 GF/s with 3 x 3).
+    "backward_weight": {"TILE_CO": 3, "TILE_K": 3, "RUN": 4096, "STAGE_FLOPS": 1 << 24},
 }
+# PoCL compiling for a CPU with AVX-512 (32 vector registers of 16 floats): twice the vector width and
+# 16-channel tiles (16 x 16 accumulators; dense forward 131 -> 172 GF/s over 12 channels).
+_CPU_AVX512 = {
+    # Forward outputs of 16 MiB or more bypass the cache (non-temporal stores where aligned), side by
+    # side: depthwise 70 -> 84, dense 184 -> 207 GF/s. Rows of unaligned length, of at most 15 products
+    # per output, go out realigned (ALIGNED_TAPS): wav2vec (L_out 3199) 53 -> 71 GF/s side by side.
+    # Depthwise stride-1 passes of even batches: 4 samples of a channel share its weights, input vectors
+    # load once for all their taps (side by side: depthwise K31 forward 100 -> 139, its input gradient
+    # 80 -> 120, K3 15.6 -> 30.6 GF/s).
+    # Tap loops unroll fully up to K = 32 (loads shared between taps; side by side: depthwise K=31
+    # forward 80 -> 92, its input gradient 57 -> 67, wav2vec K=10 forward 52 -> 63 GF/s).
+    "*": {"strategy": "register", "TILE_CO": 16, "TILE_L": 1, "VEC": 16, "WG_L": 1, "WG_CO": 1, "STAGE_MIN": 256,
+          "DATA_AS_FORWARD": 1, "WORK_MIN": 1 << 20, "NT_STORE_MIN": 16 << 20, "UNROLL_K_MAX": 32,
+          "ALIGNED_TAPS": 15, "DW_ROWS": 4},
+    # Deep reductions (staged input) in 8 x 3 tiles: 11 loads per 24 multiply-adds instead of 17 per 16;
+    # dense forward 132-143 -> 198 GF/s side by side (grouped and tcn, shallower, lost with it).
+    "forward_deep": {"TILE_CO": 8, "TILE_L": 3},
+    # Up to 6 channels and 32 accumulators of 16 lanes, tiles picked per shape (ACC_MAX): dense 6 x 3,
+    # grouped K5 4 x 5, wav2vec K10 3 x 10, depthwise K31 1 x 31. Side by side against fixed 6 x 3:
+    # grouped 91 -> 107, wav2vec 64 -> 92, depthwise 56 -> 78 GF/s. Runs of 4096 positions (against
+    # 1024: depthwise 40 -> 53, tcn 94 -> 106, (1, 64, 10^6) 88 -> 126 GF/s, none slower).
+    # C_in_g >= 16: lanes along input channels over a channel-blocked copy, 24 accumulators (dense 8 x 3):
+    # the input streams one line per position and dy is broadcast (dense 105 -> 255 GF/s, prototype).
+    "backward_weight": {"TILE_CO": 6, "TILE_K": 3, "ACC_MAX": 32, "RUN": 4096, "STAGE_FLOPS": 1 << 24,
+                        "CI_LANES_MIN": 16, "CI_LANES_ACC": 24},
+    # Input gradients with <= 4 input and >= 64 output channels per group accumulate whole runs of
+    # positions in cache (conv1d_backward_data_rows): wav2vec 25 -> 56 GF/s side by side.
+    "backward_data": {"DATA_ROWS_CI": 4, "DATA_ROWS_CO": 64},
+}
+_GPU = {"*": {"strategy": "local", "TILE_CO": 4, "TILE_L": 2, "WG_L": 32, "WG_CO": 4, "CI_TILE": 4, "RUN": 8192}}
+_ACCELERATOR = {"*": {"strategy": "local", "TILE_CO": 2, "TILE_L": 2, "WG_L": 16, "WG_CO": 4, "CI_TILE": 4}}
+
+_BUILTIN = {
+    "cpu-avx512": _CPU_AVX512,
+    "cpu-avx2": _CPU,
+    "cpu": _CPU,
+    "nvidia-gpu": _GPU,
+    "amd-gpu": _GPU,
+    "intel-gpu": _GPU,
+    "gpu": _GPU,
+    "accelerator": _ACCELERATOR,
+    "other": {},
+}
+
+# One line per class: where its row comes from.
+PROVENANCE = {
+    "cpu-avx512": "measured with PoCL 3.0 (LLVM target icelake-client) on a 2-core AVX-512 Xeon, side by side: "
+                  "dense forward 131 -> 172 GF/s (16-channel tiles), deep 132-143 -> 198; weight gradient with "
+                  "channel lanes 105 -> 255; wav2vec input gradient 25 -> 56 GF/s",
+    "cpu-avx2": "measured with PoCL on the same 2-core AVX-512 Xeon (the generic CPU row, timed before the AVX-512 row "
+                "was split off), never on an AVX2-only CPU: wav2vec weight gradient 18-25 -> 26-51, tcn 67 -> 128 GF/s "
+                "(3 x 3 tiles); input gradients as forwards dense 121 -> 143, tcn 88 -> 124, depthwise 21 -> 39 GF/s",
+    "cpu": "same as cpu-avx2, untuned: no CPU with vectors narrower than 8 floats has run it",
+    "nvidia-gpu": "same as gpu, untuned: no NVIDIA GPU has run it",
+    "amd-gpu": "same as gpu, untuned: no AMD GPU has run it",
+    "intel-gpu": "same as gpu, untuned: no Intel GPU has run it",
+    "gpu": "untuned: local-strategy tiles never timed on a GPU; checked for correctness only (Oclgrind, a simulator)",
+    "accelerator": "untuned: local-strategy tiles never timed on an accelerator; checked for correctness only",
+    "other": "no row (the safe default): a device of no type clconv knows (CL_DEVICE_TYPE_CUSTOM)",
+}
+
 
 _override_state = threading.local()
 
 
 @contextlib.contextmanager
 def override(**params):
-    """Force kernel parameters inside a `with` block (this thread only), e.g. override(strategy="local")."""
+    """Force kernel parameters inside a `with` block (this thread only), e.g. override(strategy="local").
+    The names are those of the safe default (safe_default()); any other is a ValueError."""
+    unknown = sorted(set(params) - set(_SAFE_DEFAULT))
+    if unknown:
+        raise ValueError(f"unknown kernel parameter(s) {', '.join(unknown)}; valid names: {', '.join(_SAFE_DEFAULT)}")
     if "strategy" in params and params["strategy"] not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {params['strategy']!r}")
     previous = getattr(_override_state, "params", {})
@@ -109,7 +146,11 @@ def safe_default() -> dict:
 
 
 def override_key() -> tuple:
-    return tuple(sorted(getattr(_override_state, "params", {}).items()))
+    """What, besides the device and the tuned cache, the parameters lookup returns depends on: this thread's
+    overrides and a class forced by CLCONV_DEVICE_CLASS (memoised launch plans are keyed by it)."""
+    key = tuple(sorted(getattr(_override_state, "params", {}).items()))
+    forced = os.environ.get(DEVICE_CLASS_ENV)
+    return (*key, (DEVICE_CLASS_ENV, forced)) if forced else key
 
 
 def is_overridden() -> bool:
@@ -126,27 +167,17 @@ def has_tuned(device, pass_name: str, shape_key: tuple) -> bool:
     return bool(_tuned(device, pass_name, shape_key))
 
 
-# LLVM CPU names with AVX-512; PoCL's CPU device names the one it compiles for in its version string
-# ("... HSTR: pthread-x86_64-unknown-linux-gnu-icelake-client").
-_AVX512_TARGETS = ("avx512", "knl", "knm", "cannonlake", "icelake", "tigerlake", "rocketlake", "cascadelake",
-                   "cooperlake", "sapphirerapids", "emeraldrapids", "graniterapids", "diamondrapids", "znver4", "znver5")
-
-
-def device_traits(device) -> str:
-    """What the built-in table's second key is matched in: the vendor, the version string, and "avx512"
-    for a CPU device that compiles for AVX-512."""
-    text = f"{device.cl_device.vendor} {device.cl_device.version}".lower()
-    if device.type == "CPU" and any(target in text for target in _AVX512_TARGETS):
-        text += " avx512"
-    return text
+def provenance(cls: str) -> str:
+    """Where a device class's built-in row comes from (one line), e.g. provenance(device.device_class)."""
+    if cls not in PROVENANCE:
+        raise ValueError(f"unknown device class {cls!r}; valid classes: {', '.join(DEVICE_CLASSES)}")
+    return PROVENANCE[cls]
 
 
 def builtin(device, pass_name: str, deep: bool = False) -> dict:
-    """The built-in entry of a pass; deep: a reduction deep enough to read the staged input (C_in_g x K >=
-    STAGE_MIN), which adds the entry's "<pass>_deep" parameters."""
-    traits = device_traits(device)
-    entry = next((e for (dtype, tag), e in _BUILTIN.items() if dtype == device.type and tag and tag in traits),
-                 _BUILTIN.get((device.type, ""), {}))
+    """The built-in entry of a pass for the device's class; deep: a reduction deep enough to read the staged
+    input (C_in_g x K >= STAGE_MIN), which adds the entry's "<pass>_deep" parameters."""
+    entry = _BUILTIN.get(device.device_class, {})
     return {**entry.get("*", {}), **entry.get(pass_name, {}), **(entry.get(pass_name + "_deep", {}) if deep else {})}
 
 

@@ -10,6 +10,7 @@ import math
 import os
 import threading
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pyopencl as cl
@@ -30,6 +31,67 @@ _DEVICE_TYPE_NAMES = {
     cl.device_type.ACCELERATOR: "ACCELERATOR",
     cl.device_type.CPU: "CPU",
 }
+
+
+# Device classes, the keys of the built-in parameter table (clconv.params), in one place. A device's class
+# comes from its properties (classify); CLCONV_DEVICE_CLASS forces another class's built-in rows on it.
+DEVICE_CLASSES = ("cpu-avx512", "cpu-avx2", "cpu", "nvidia-gpu", "amd-gpu", "intel-gpu", "gpu", "accelerator", "other")
+DEVICE_CLASS_ENV = "CLCONV_DEVICE_CLASS"
+
+# CL_DEVICE_VENDOR_ID of GPUs with a class of their own (PCI vendor ids).
+_GPU_VENDOR_CLASSES = {0x10DE: "nvidia-gpu", 0x1002: "amd-gpu", 0x8086: "intel-gpu"}
+
+
+class DeviceProperties(NamedTuple):
+    """What a device's class is decided from (see classify), read once from the OpenCL device."""
+    type: str                          # "CPU", "GPU", "ACCELERATOR" or "OTHER", as Device.type
+    vendor_id: int                     # CL_DEVICE_VENDOR_ID
+    native_vector_width_float: int     # floats per hardware vector: 16 with AVX-512, 8 with AVX2
+    preferred_vector_width_float: int  # what the compiler prefers (Intel's CPU runtime says 1: it vectorises itself)
+    local_mem_type: str                # "local" (dedicated), "global" (emulated in global memory) or "none"
+    local_mem_size: int
+    compute_units: int
+    max_work_group_size: int
+
+
+def classify(props: DeviceProperties) -> str:
+    """The device class of a device with these properties: one of DEVICE_CLASSES.
+
+    CPUs by their float vector width, the wider of native and preferred (16 floats: AVX-512, as PoCL on an
+    AVX-512 CPU and Intel's CPU runtime report; 8: AVX2; narrower: "cpu"); GPUs by vendor id; accelerators
+    by type. Classes name what their rows were measured on, not a vendor: a CPU of another vendor with
+    16-float vectors gets the AVX-512 row. A device of none of these types (CL_DEVICE_TYPE_CUSTOM) is
+    "other", which has no row (the safe default).
+    """
+    if props.type == "CPU":
+        lanes = max(props.native_vector_width_float, props.preferred_vector_width_float)
+        return "cpu-avx512" if lanes >= 16 else "cpu-avx2" if lanes >= 8 else "cpu"
+    if props.type == "GPU":
+        return _GPU_VENDOR_CLASSES.get(props.vendor_id, "gpu")
+    if props.type == "ACCELERATOR":
+        return "accelerator"
+    return "other"
+
+
+def forced_device_class() -> str | None:
+    """The class CLCONV_DEVICE_CLASS forces on every device, or None; an unknown one is a ValueError."""
+    text = os.environ.get(DEVICE_CLASS_ENV, "").strip()
+    if not text:
+        return None
+    if text.lower() not in DEVICE_CLASSES:
+        raise ValueError(f"{DEVICE_CLASS_ENV}={text!r} is not a device class; valid classes: {', '.join(DEVICE_CLASSES)}")
+    return text.lower()
+
+
+_LOCAL_MEM_TYPES = {cl.device_local_mem_type.LOCAL: "local", cl.device_local_mem_type.GLOBAL: "global"}
+
+
+def _device_info(cl_device: cl.Device, name: str, default):
+    try:
+        value = getattr(cl_device, name)
+    except (cl.Error, AttributeError):  # a driver that does not know the query
+        return default
+    return default if value is None else value
 
 
 def cache_dir() -> Path:
@@ -86,10 +148,28 @@ class Device:
         self._allocator = None
         self._programs: dict[tuple, cl.Program] = {}
         self._kernels: dict[tuple, cl.Kernel] = {}
-        self.plans: dict[tuple, tuple] = {}  # memoised launch plans, see functional._planned
+        self.plans: dict[tuple, object] = {}  # memoised plans, a bounded LRU: see passes/plan.planned
+        self.properties = DeviceProperties(
+            type=self.type,
+            vendor_id=int(_device_info(cl_device, "vendor_id", 0)),
+            native_vector_width_float=int(_device_info(cl_device, "native_vector_width_float", 0)),
+            preferred_vector_width_float=int(_device_info(cl_device, "preferred_vector_width_float", 0)),
+            local_mem_type=_LOCAL_MEM_TYPES.get(_device_info(cl_device, "local_mem_type", None), "none"),
+            local_mem_size=self.local_mem_size,
+            compute_units=self.compute_units,
+            max_work_group_size=self.max_work_group_size,
+        )
+        # The class this device's properties give; device_class is what the parameters use.
+        self.detected_class = classify(self.properties)
 
     def __repr__(self):
         return f"Device({self.index}: {self.name!r} on {self.platform_name!r}, {self.type})"
+
+    @property
+    def device_class(self) -> str:
+        """The class whose built-in parameter rows this device runs (one of DEVICE_CLASSES): the one its
+        properties give (detected_class), unless CLCONV_DEVICE_CLASS forces another."""
+        return forced_device_class() or self.detected_class
 
     @property
     def context(self) -> cl.Context:

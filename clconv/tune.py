@@ -2,7 +2,9 @@
 
 Every candidate is fitted to the device's limits, must reproduce the reference result (the safe default
 configuration) before it is timed, and the fastest is written to the tuned cache that `params.lookup` reads.
-`CLCONV_AUTOTUNE=1` runs the same search for a new shape at first use.
+A round in which the device rejects every candidate stores nothing and warns (TuningWarning).
+`CLCONV_AUTOTUNE=1` runs the same search for a new shape at first use; there a failed search never fails
+the user's call: the shape runs the built-in parameters, with one warning per device, pass and shape.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import argparse
 import itertools
 import threading
 import time
+import warnings
 
 import numpy as np
 
@@ -95,58 +98,95 @@ def _median_time(device: Device, run, repeats: int) -> float:
     return float(np.median(times))
 
 
-_tuning = threading.local()
+class TuningWarning(RuntimeWarning):
+    """A tuning round that stored nothing: no candidate ran, or (CLCONV_AUTOTUNE=1) the search failed."""
 
 
-def tuning_active() -> bool:
-    return getattr(_tuning, "active", False)
+# (device key, pass, shape key) whose tuning at first use failed in this process: not tried again.
+_failed: set[tuple] = set()
+_failed_lock = threading.Lock()
 
 
-def tune_pass(device: Device, pass_name: str, geo: ConvGeometry, dtype, repeats: int = 3, verbose: bool = False) -> dict:
+def tune_pass(device: Device, pass_name: str, geo: ConvGeometry, dtype, repeats: int = 3, verbose: bool = False,
+              *, strict: bool = True) -> dict | None:
     """Time every valid candidate for one pass and store the fastest in the tuned cache; returns it (the
-    built-in entry with the candidate's overrides: the whole parameter set the library then reads)."""
+    built-in entry with the candidate's overrides: the whole parameter set the library then reads), or None
+    where nothing was stored.
+
+    strict: a failure (a candidate that disagrees with the reference, a device error) raises. Not strict
+    (CLCONV_AUTOTUNE=1's tuning at first use, which must not fail the user's call): a failure warns once per
+    device, pass and shape, stores nothing, and the shape keeps the built-in parameters for the rest of the
+    process."""
     dtype = np.dtype(dtype)
+    if strict:
+        return _tune_pass(device, pass_name, geo, dtype, repeats, verbose, strict)
+    key = (tuning_cache.device_key(device), pass_name, params_key(geo, dtype))
+    if key in _failed:
+        return None
+    try:
+        best = _tune_pass(device, pass_name, geo, dtype, repeats, verbose, strict)
+    except Exception as exc:  # whatever went wrong, the user's call goes on with the built-ins
+        reason = (str(exc).splitlines() or [""])[0]
+        _give_up(key, f"clconv: autotuning {pass_name} {key[2]} on {device.name} failed "
+                      f"({type(exc).__name__}: {reason}); it runs the built-in parameters")
+        return None
+    if best is None:
+        _give_up(key, None)  # _tune_pass has warned
+    return best
+
+
+def _give_up(key: tuple, message: str | None) -> None:
+    with _failed_lock:
+        first = key not in _failed
+        _failed.add(key)
+    if first and message:
+        warnings.warn(message, TuningWarning, stacklevel=3)
+
+
+def _tune_pass(device: Device, pass_name: str, geo: ConvGeometry, dtype: np.dtype, repeats: int, verbose: bool,
+               strict: bool) -> dict | None:
     if pass_name == "backward_data":
-        active, _tuning.active = tuning_active(), True  # planning it must not start CLCONV_AUTOTUNE's
-        try:                                              # tuning of this very pass
-            forward_geo = input_gradient_as_forward(device, geo, dtype)
-        finally:
-            _tuning.active = active
+        forward_geo = input_gradient_as_forward(device, geo, dtype)
         if forward_geo is not None:
             # A stride-1 input gradient runs as a forward (DATA_AS_FORWARD) whose tiles are looked up for its
             # own geometry: tune and store that forward, and an input-gradient entry that keeps the forward
             # form (so that the shape counts as tuned).
-            tune_pass(device, "forward", forward_geo, dtype, repeats, verbose)
+            if tune_pass(device, "forward", forward_geo, dtype, repeats, verbose, strict=strict) is None:
+                return None
             entry = {**params.builtin(device, pass_name), "DATA_AS_FORWARD": 1}
             tuning_cache.store(device, pass_name, params_key(geo, dtype), entry)
             return entry
     tolerance = {"float16": 1e-2, "float32": 1e-4, "float64": 1e-10}[dtype.name]
-    _tuning.active = True
-    try:
-        run = _runner(device, pass_name, geo, dtype)
-        with params.override(**params.safe_default()):
-            reference = run().get().astype(np.float64)
-        scale = 1.0 + np.abs(reference).max(initial=0.0)
-        best, best_time = None, float("inf")
-        builtin = params.builtin(device, pass_name)
-        for overrides in candidates(pass_name, geo):
-            candidate = {**builtin, **overrides}
-            with params.override(**candidate):
-                try:
-                    result = run().get().astype(np.float64)
-                except RuntimeError as exc:  # a build the device rejects is not a candidate
-                    if verbose:
-                        print(f"  {candidate}: rejected ({str(exc).splitlines()[0]})")
-                    continue
-                if not np.abs(result - reference).max(initial=0.0) <= tolerance * scale:
-                    raise RuntimeError(f"candidate {candidate} for {pass_name} disagrees with the reference on {device.name}")
-                elapsed = _median_time(device, run, repeats)
-            if verbose:
-                print(f"  {candidate}: {elapsed * 1e3:.3f} ms")
-            if elapsed < best_time:
-                best, best_time = candidate, elapsed
-    finally:
-        _tuning.active = False
+    run = _runner(device, pass_name, geo, dtype)
+    with params.override(**params.safe_default()):
+        reference = run().get().astype(np.float64)
+    scale = 1.0 + np.abs(reference).max(initial=0.0)
+    best, best_time, rejected = None, float("inf"), []
+    builtin = params.builtin(device, pass_name)
+    for overrides in candidates(pass_name, geo):
+        candidate = {**builtin, **overrides}
+        with params.override(**candidate):
+            try:
+                result = run().get().astype(np.float64)
+            except RuntimeError as exc:  # a build the device rejects is not a candidate
+                reason = (str(exc).splitlines() or [""])[0]
+                rejected.append(reason)
+                if verbose:
+                    print(f"  {candidate}: rejected ({reason})")
+                continue
+            if not np.abs(result - reference).max(initial=0.0) <= tolerance * scale:
+                raise RuntimeError(f"candidate {candidate} for {pass_name} disagrees with the reference on {device.name}")
+            elapsed = _median_time(device, run, repeats)
+        if verbose:
+            print(f"  {candidate}: {elapsed * 1e3:.3f} ms")
+        if elapsed < best_time:
+            best, best_time = candidate, elapsed
+    if best is None:
+        why = f"; the first: {rejected[0]}" if rejected else ""
+        warnings.warn(f"clconv: no candidate ran for {pass_name} {params_key(geo, dtype)} on {device.name} "
+                      f"({len(rejected)} rejected{why}); nothing stored, the built-in parameters stay",
+                      TuningWarning, stacklevel=3)
+        return None
     tuning_cache.store(device, pass_name, params_key(geo, dtype), best)
     return best
 
@@ -171,8 +211,8 @@ def main(argv=None) -> None:
         geo = conv_geometry((n, c_in, length), (c_out, c_in // groups, k), None, stride, pad, pad, dilation, groups)
         for pass_name in args.passes.split(","):
             print(f"{text} {pass_name}:")
-            best = tune_pass(device, pass_name, geo, args.dtype, args.repeats, verbose=True)
-            print(f"  -> {best}")
+            best = tune_pass(device, pass_name, geo, args.dtype, args.repeats, verbose=True, strict=True)
+            print(f"  -> {best if best is not None else 'nothing stored: no candidate ran'}")
 
 
 if __name__ == "__main__":

@@ -136,7 +136,7 @@ def test_autotune_tunes_a_stride_1_input_gradient(device, cache_dir, monkeypatch
 def test_deep_entry_sits_between_builtin_and_override(device, cache_dir, monkeypatch):
     """A built-in "<pass>_deep" entry applies to reductions of STAGE_MIN or more, below overrides."""
     entry = {"*": {"STAGE_MIN": 10, "TILE_CO": 4}, "forward_deep": {"TILE_CO": 7}}
-    monkeypatch.setattr(params, "_BUILTIN", {(device.type, ""): entry})
+    monkeypatch.setattr(params, "_BUILTIN", {device.device_class: entry})
     key = params_key(geometry(), np.float32)
     assert params.lookup(device, "forward", key, depth=9)["TILE_CO"] == 4
     assert params.lookup(device, "forward", key, depth=10)["TILE_CO"] == 7
@@ -166,3 +166,86 @@ def test_candidates_cover_the_special_kernels_where_they_apply():
     assert not with_key(tune.candidates("forward", dense), "ALIGNED_TAPS")
     general = [c for c in tune.candidates("forward", dense) if c["strategy"] == "register"]
     assert general and all(c["DW_ROWS"] == 0 and c["ALIGNED_TAPS"] == 0 for c in general)
+
+
+def runner_failing_for(pass_names, fail, calls=None):
+    """tune._runner whose runs fail (fail(out) raises or returns a wrong result) for the short list's
+    candidates (TILE_CO 2 or 3), not for the reference (the safe default's TILE_CO 4)."""
+    real_runner = tune._runner
+
+    def runner(device, pass_name, geo, dtype):
+        run = real_runner(device, pass_name, geo, dtype)
+
+        def failing():
+            if calls is not None:
+                calls.append(pass_name)
+            out = run()
+            tile = params.lookup(device, pass_name, params_key(geo, dtype))["TILE_CO"]
+            return fail(out) if pass_name in pass_names and tile in (2, 3) else out
+        return failing
+    return runner
+
+
+def rejected_build(out):
+    raise RuntimeError("clconv failed to build conv1d_forward.cl (simulated)")
+
+
+def test_round_without_a_candidate_stores_nothing_and_warns(device, cache_dir, monkeypatch):
+    monkeypatch.setattr(tune, "_runner", runner_failing_for({"forward"}, rejected_build))
+    geo = geometry()
+    with pytest.warns(tune.TuningWarning, match=r"no candidate ran for forward .*2 rejected.*nothing stored"):
+        assert tune.tune_pass(device, "forward", geo, np.float32) is None
+    assert not (cache_dir / "tuned.json").exists()
+    assert not params.has_tuned(device, "forward", params_key(geo, np.float32))
+
+
+def test_stride_1_input_gradient_without_a_forward_candidate_stores_nothing(device, cache_dir, monkeypatch):
+    geo = geometry(stride=1)
+    if input_gradient_as_forward(device, geo, np.float32) is None:
+        pytest.skip(f"{device.name} runs stride-1 input gradients with their own kernel")
+    monkeypatch.setattr(tune, "_runner", runner_failing_for({"forward"}, rejected_build))
+    with pytest.warns(tune.TuningWarning, match="no candidate ran"):
+        assert tune.tune_pass(device, "backward_data", geo, np.float32) is None
+    assert not (cache_dir / "tuned.json").exists()
+
+
+@pytest.mark.parametrize("failure", ["disagrees", "raises"])
+def test_autotune_failure_falls_back_to_builtins_and_warns_once(device, cache_dir, monkeypatch, rng, failure):
+    """CLCONV_AUTOTUNE=1: a tuning round that fails (a candidate computing something else, an unexpected
+    error) never reaches the user's call; the shape runs the built-in parameters and is not tuned again."""
+    def fail(out):
+        if failure == "raises":
+            raise ValueError("simulated driver trouble")
+        return out + 1
+
+    calls = []
+    monkeypatch.setattr(tune, "_runner", runner_failing_for({"forward"}, fail, calls))
+    monkeypatch.setattr(tune, "_failed", set())
+    monkeypatch.setenv("CLCONV_AUTOTUNE", "1")
+    w = rng.uniform(-1, 1, (7, 3, 4)).astype(np.float32)
+    with pytest.warns(tune.TuningWarning) as record:
+        for length in (29, 41):  # a second plan of the same tuning key: not tuned, not warned again
+            x = rng.uniform(-1, 1, (2, 3, length)).astype(np.float32)
+            y = clconv.conv1d(device.to_device(x), device.to_device(w), None, padding=2)
+            assert_close(y.get(), conv1d_ref(x.astype(np.float64), w.astype(np.float64), None, 1, 2), np.float32)
+    messages = [str(r.message) for r in record if issubclass(r.category, tune.TuningWarning)]
+    assert len(messages) == 1, messages
+    expected = "disagrees with the reference" if failure == "disagrees" else "ValueError: simulated driver trouble"
+    assert "autotuning forward" in messages[0] and expected in messages[0] and "built-in parameters" in messages[0]
+    assert calls and calls.count("forward") == len(calls)
+    tries = len(calls)
+    x = rng.uniform(-1, 1, (2, 3, 53)).astype(np.float32)
+    clconv.conv1d(device.to_device(x), device.to_device(w), None, padding=2)
+    assert len(calls) == tries
+    assert not (cache_dir / "tuned.json").exists()
+    key = params_key(conv_geometry((2, 3, 53), (7, 3, 4), None, 1, 2, 2, 1, 1), np.float32)
+    assert not params.has_tuned(device, "forward", key)
+    assert params.lookup(device, "forward", key) == {**params.safe_default(), **params.builtin(device, "forward")}
+
+
+def test_explicit_tuning_still_raises_under_autotune(device, cache_dir, monkeypatch):
+    """strict=True (what `python -m clconv.tune` passes) raises a failure even with CLCONV_AUTOTUNE=1."""
+    monkeypatch.setattr(tune, "_runner", runner_failing_for({"forward"}, lambda out: out + 1))
+    monkeypatch.setenv("CLCONV_AUTOTUNE", "1")
+    with pytest.raises(RuntimeError, match="disagrees with the reference"):
+        tune.tune_pass(device, "forward", geometry(), np.float32, strict=True)

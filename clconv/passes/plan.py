@@ -21,6 +21,11 @@ class Pass(str, enum.Enum):
     BACKWARD_DATA = "backward_data"
     BACKWARD_WEIGHT = "backward_weight"
 
+    def __str__(self) -> str:  # its name in messages and cache keys
+        return self.value
+
+    __format__ = str.__format__
+
 
 PAD_MODE_CODE = {"zeros": 0, "reflect": 1, "replicate": 2, "circular": 3}
 
