@@ -11,7 +11,7 @@ import numpy as np
 from .. import params
 from ..api.checks import ConvGeometry
 from .forward import forward_plan
-from .plan import (PAD_MODE_CODE, Pass, Plan, Step, acc_bytes, ceil_div, common_defines, compiled_class, dtype_defines,
+from .plan import (SHORT_ROWS, PAD_MODE_CODE, Pass, Plan, Step, acc_bytes, ceil_div, common_defines, compiled_class, dtype_defines,
                    line_step, pass_params, planned, position_block)
 
 
@@ -65,7 +65,8 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool, length: int, pad_le
     # Compiled choices come from the shape's class (rep), launch sizes and arguments from the shape itself.
     rep = compiled_class(geo)
     per_phase = ceil_div(length, geo.stride)
-    p = pass_params(device, Pass.BACKWARD_DATA, geo, dtype, geo.in_per_group, params.pow2_floor(per_phase), local_bytes)
+    rep_per_phase = per_phase if per_phase < SHORT_ROWS else params.pow2_floor(per_phase)
+    p = pass_params(device, Pass.BACKWARD_DATA, geo, dtype, geo.in_per_group, rep_per_phase, local_bytes)
     if p["DATA_AS_FORWARD"]:
         as_forward = _forward_form(device, geo, dtype, has_bias, length, pad_left)
         if as_forward is not None:
@@ -117,7 +118,7 @@ def _rows(device, geo: ConvGeometry, dtype, p: dict, has_bias: bool, length: int
     longest = max(step, min(p["DATA_ROWS_SEG"], (24 << 10) // (geo.stride * acc_bytes(dtype))))  # sums in 24 KiB
     phase_positions = (length - 1 + pad_left) // geo.stride - pad_left // geo.stride + 1
     # Segments balanced over the positions' class (a power of two at or below them): lengths share programs.
-    rep_positions = params.pow2_floor(phase_positions)
+    rep_positions = phase_positions if phase_positions < SHORT_ROWS else params.pow2_floor(phase_positions)
     segment = ceil_div(ceil_div(rep_positions, ceil_div(rep_positions, longest)), step) * step
     # CO_GROUP x K weights stay in registers beside the phases' sums: about 20 of the 32 (wav2vec: 2 x 10)
     defines = {**common_defines(geo, dtype, p), "HAS_BIAS": has_bias, "SEG_M": segment,

@@ -146,13 +146,18 @@ def position_block(p: dict, window_bytes: int, sample_bytes: int) -> int:
     return max(1, budget // max(1, window_bytes))
 
 
+SHORT_ROWS = 512  # output lengths below this keep their own: tile fits to short rows differ by the length
+
+
 def compiled_class(geo):
     """The geometry that stands for `geo` in every choice compiled into a kernel (tiles, tiles per
-    work-item, staging, store kind, cache blocks): its batch and output length rounded down to powers of two,
-    its input length to match. Shapes of one class share their programs and differ only in runtime arguments
-    and grid sizes; long rows saturate every choice, so a module fed ever new lengths builds a bounded number
-    of programs per pass. Rounding down keeps every tile within the real shape."""
-    if geo.batch <= 0 or geo.length_out <= 0:
+    work-item, staging, store kind, cache blocks). Rows of SHORT_ROWS outputs or more: the batch and output
+    length rounded down to powers of two, the input length to match; shapes of one class share their
+    programs and differ only in runtime arguments and grid sizes, and long rows saturate every choice, so a
+    module fed ever new lengths builds a bounded number of programs per pass. Shorter rows keep their shape:
+    their tiles are fitted to the length (a 20-position row in 4-lane vectors, not 16), and the few fits
+    there are bound the programs. Rounding down keeps every tile within the real shape."""
+    if geo.batch <= 0 or geo.length_out < SHORT_ROWS:
         return geo
     length_out = params.pow2_floor(geo.length_out)
     reach = (geo.kernel_size - 1) * geo.dilation + 1
