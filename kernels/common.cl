@@ -106,6 +106,43 @@ typedef CAT(ACC_NAME, VEC) accv_t;
 #endif
 typedef union { accv_t v; acc_t s[VEC]; } accv_lanes;
 
+/* Lanes that take no part in a sum are set to 0 by a select (one blend), never multiplied by a 0/1 mask:
+ * a lane holding Inf or NaN times 0 is NaN, which would then reach the sum.
+ *   lanev_t      VEC lanes of the integer type select() takes with accv_t (int, long for double)
+ *   LANE_IDS     the lanes' numbers 0 .. VEC-1
+ *   keep_lanes(x, first, len)  lanes j of x with first + j in [0, len), the others 0
+ */
+#if defined(DTYPE_DOUBLE)
+#define LANE_INT long
+#else
+#define LANE_INT int
+#endif
+#if VEC == 1
+typedef LANE_INT lanev_t;
+#define LANE_IDS ((lanev_t)0)
+#else
+typedef CAT(LANE_INT, VEC) lanev_t;
+#if VEC == 2
+#define LANE_IDS ((lanev_t)(0, 1))
+#elif VEC == 4
+#define LANE_IDS ((lanev_t)(0, 1, 2, 3))
+#elif VEC == 8
+#define LANE_IDS ((lanev_t)(0, 1, 2, 3, 4, 5, 6, 7))
+#else
+#define LANE_IDS ((lanev_t)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
+#endif
+#endif
+
+inline accv_t keep_lanes(accv_t x, int first, int len)
+{
+#if VEC == 1
+    return (first >= 0 && first < len) ? x : (acc_t)0;
+#else
+    const lanev_t i = (lanev_t)first + LANE_IDS;
+    return select((accv_t)0, x, (i >= (lanev_t)0) & (i < (lanev_t)len));
+#endif
+}
+
 /* The lanes' sum, first to last: the same order, and bits, on every run. */
 inline acc_t sum_lanes(accv_t x)
 {
