@@ -57,7 +57,7 @@ typedef float acc_t;
 
 /* row[i] inside [0, len), zero outside (len >= 1). Branch-free: the load is clamped into the row and the
  * value selected, so lanes of a vector gather stay straight-line code. */
-inline acc_t load_masked(__global const store_t *row, int i, int len)
+static inline acc_t load_masked(__global const store_t *row, int i, int len)
 {
     const acc_t v = LOAD(row, i < 0 ? 0 : (i >= len ? len - 1 : i));
     return (i >= 0 && i < len) ? v : (acc_t)0;
@@ -65,7 +65,7 @@ inline acc_t load_masked(__global const store_t *row, int i, int len)
 
 /* Maps index i of the padded row onto the row [0, len) and reads it; zero where nothing maps.
  * The final range test also covers lanes past the end of a tile, whose i may lie beyond the padding. */
-inline acc_t load_padded(__global const store_t *row, int i, int len)
+static inline acc_t load_padded(__global const store_t *row, int i, int len)
 {
 #if PAD_MODE == 1
     i = i < 0 ? -i : (i >= len ? 2 * (len - 1) - i : i);
@@ -133,7 +133,7 @@ typedef CAT(LANE_INT, VEC) lanev_t;
 #endif
 #endif
 
-inline accv_t keep_lanes(accv_t x, int first, int len)
+static inline accv_t keep_lanes(accv_t x, int first, int len)
 {
 #if VEC == 1
     return (first >= 0 && first < len) ? x : (acc_t)0;
@@ -144,7 +144,7 @@ inline accv_t keep_lanes(accv_t x, int first, int len)
 }
 
 /* The lanes' sum, first to last: the same order, and bits, on every run. */
-inline acc_t sum_lanes(accv_t x)
+static inline acc_t sum_lanes(accv_t x)
 {
     accv_lanes lanes;
     lanes.v = x;
@@ -155,7 +155,7 @@ inline acc_t sum_lanes(accv_t x)
     return sum;
 }
 
-inline accv_t gather(__global const store_t *p, int s)
+static inline accv_t gather(__global const store_t *p, int s)
 {
     accv_lanes lanes;
     UNROLL
@@ -164,7 +164,7 @@ inline accv_t gather(__global const store_t *p, int s)
     return lanes.v;
 }
 
-inline accv_t gather_padded(__global const store_t *row, int i, int s, int len)
+static inline accv_t gather_padded(__global const store_t *row, int i, int s, int len)
 {
     accv_lanes lanes;
     UNROLL
@@ -173,7 +173,7 @@ inline accv_t gather_padded(__global const store_t *row, int i, int s, int len)
     return lanes.v;
 }
 
-inline accv_t gather_masked(__global const store_t *row, int i, int s, int len)
+static inline accv_t gather_masked(__global const store_t *row, int i, int s, int len)
 {
     accv_lanes lanes;
     UNROLL
@@ -226,7 +226,7 @@ typedef struct __attribute__((packed)) { accv_t v; } unaligned_accv;
 /* Edges of a row: a register tile whose window crosses the row's ends copies the window into private
  * memory once per channel (scalar loads through the padding map) and runs the same vector loop on the
  * copy: gathering every lane of every tap through the map instead costs some 30 times the interior. */
-inline accv_t gather_private(const acc_t *p, int s)
+static inline accv_t gather_private(const acc_t *p, int s)
 {
     accv_lanes lanes;
     UNROLL
@@ -265,7 +265,7 @@ inline accv_t gather_private(const acc_t *p, int s)
 #ifndef POS_BLOCK
 #define POS_BLOCK 0 /* position groups per cache block; 0: grid order */
 #endif
-inline int2 tile_order(void)
+static inline int2 tile_order(void)
 {
 #if POS_BLOCK > 0
     const int positions = get_num_groups(0), rows = get_num_groups(1);

@@ -67,7 +67,7 @@
 #define HALO (((K - 1) * DILATION + STRIDE - 1) / STRIDE) /* furthest l behind m that a tap reads */
 #define WIN (SPAN_L + HALO)
 
-inline int floor_div(int a, int b) { return a >= 0 ? a / b : -((b - 1 - a) / b); }
+static inline int floor_div(int a, int b) { return a >= 0 ? a / b : -((b - 1 - a) / b); }
 
 /* Positions in grid dim 0, channel tiles in dim 1; tile_order() in common.cl gives the order work-groups
  * visit them. */
