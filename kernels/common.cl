@@ -66,7 +66,7 @@ typedef float acc_t;
 
 /* row[i] inside [0, len), zero outside (len >= 1). Branch-free: the load is clamped into the row and the
  * value selected, so lanes of a vector gather stay straight-line code. */
-inline acc_t load_masked(__global const store_t *row, int i, int len)
+static inline acc_t load_masked(__global const store_t *row, int i, int len)
 {
     const acc_t v = LOAD(row, i < 0 ? 0 : (i >= len ? len - 1 : i));
     return (i >= 0 && i < len) ? v : (acc_t)0;
@@ -74,7 +74,7 @@ inline acc_t load_masked(__global const store_t *row, int i, int len)
 
 /* Maps index i of the padded row onto the row [0, len) and reads it; zero where nothing maps.
  * The final range test also covers lanes past the end of a tile, whose i may lie beyond the padding. */
-inline acc_t load_padded(__global const store_t *row, int i, int len)
+static inline acc_t load_padded(__global const store_t *row, int i, int len)
 {
 #if PAD_MODE == 1
     i = i < 0 ? -i : (i >= len ? 2 * (len - 1) - i : i);
@@ -115,8 +115,45 @@ typedef CAT(ACC_NAME, VEC) accv_t;
 #endif
 typedef union { accv_t v; acc_t s[VEC]; } accv_lanes;
 
+/* Lanes that take no part in a sum are set to 0 by a select (one blend), never multiplied by a 0/1 mask:
+ * a lane holding Inf or NaN times 0 is NaN, which would then reach the sum.
+ *   lanev_t      VEC lanes of the integer type select() takes with accv_t (int, long for double)
+ *   LANE_IDS     the lanes' numbers 0 .. VEC-1
+ *   keep_lanes(x, first, len)  lanes j of x with first + j in [0, len), the others 0
+ */
+#if defined(DTYPE_DOUBLE)
+#define LANE_INT long
+#else
+#define LANE_INT int
+#endif
+#if VEC == 1
+typedef LANE_INT lanev_t;
+#define LANE_IDS ((lanev_t)0)
+#else
+typedef CAT(LANE_INT, VEC) lanev_t;
+#if VEC == 2
+#define LANE_IDS ((lanev_t)(0, 1))
+#elif VEC == 4
+#define LANE_IDS ((lanev_t)(0, 1, 2, 3))
+#elif VEC == 8
+#define LANE_IDS ((lanev_t)(0, 1, 2, 3, 4, 5, 6, 7))
+#else
+#define LANE_IDS ((lanev_t)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
+#endif
+#endif
+
+static inline accv_t keep_lanes(accv_t x, int first, int len)
+{
+#if VEC == 1
+    return (first >= 0 && first < len) ? x : (acc_t)0;
+#else
+    const lanev_t i = (lanev_t)first + LANE_IDS;
+    return select((accv_t)0, x, (i >= (lanev_t)0) & (i < (lanev_t)len));
+#endif
+}
+
 /* The lanes' sum, first to last: the same order, and bits, on every run. */
-inline acc_t sum_lanes(accv_t x)
+static inline acc_t sum_lanes(accv_t x)
 {
     accv_lanes lanes;
     lanes.v = x;
@@ -127,7 +164,7 @@ inline acc_t sum_lanes(accv_t x)
     return sum;
 }
 
-inline accv_t gather(__global const store_t *p, int s)
+static inline accv_t gather(__global const store_t *p, int s)
 {
     accv_lanes lanes;
     UNROLL
@@ -136,7 +173,7 @@ inline accv_t gather(__global const store_t *p, int s)
     return lanes.v;
 }
 
-inline accv_t gather_padded(__global const store_t *row, int i, int s, int len)
+static inline accv_t gather_padded(__global const store_t *row, int i, int s, int len)
 {
     accv_lanes lanes;
     UNROLL
@@ -145,7 +182,7 @@ inline accv_t gather_padded(__global const store_t *row, int i, int s, int len)
     return lanes.v;
 }
 
-inline accv_t gather_masked(__global const store_t *row, int i, int s, int len)
+static inline accv_t gather_masked(__global const store_t *row, int i, int s, int len)
 {
     accv_lanes lanes;
     UNROLL
@@ -198,7 +235,7 @@ typedef struct __attribute__((packed)) { accv_t v; } unaligned_accv;
 /* Edges of a row: a register tile whose window crosses the row's ends copies the window into private
  * memory once per channel (scalar loads through the padding map) and runs the same vector loop on the
  * copy: gathering every lane of every tap through the map instead costs some 30 times the interior. */
-inline accv_t gather_private(const acc_t *p, int s)
+static inline accv_t gather_private(const acc_t *p, int s)
 {
     accv_lanes lanes;
     UNROLL
@@ -237,7 +274,7 @@ inline accv_t gather_private(const acc_t *p, int s)
 #ifndef POS_BLOCK
 #define POS_BLOCK 0 /* position groups per cache block; 0: grid order */
 #endif
-inline int2 tile_order(void)
+static inline int2 tile_order(void)
 {
 #if POS_BLOCK > 0
     const int positions = get_num_groups(0), rows = get_num_groups(1);

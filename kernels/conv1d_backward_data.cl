@@ -66,7 +66,7 @@
 #define HALO (((K - 1) * DILATION + STRIDE - 1) / STRIDE) /* furthest l behind m that a tap reads */
 #define WIN (SPAN_L + HALO)
 
-inline int floor_div(int a, int b) { return a >= 0 ? a / b : -((b - 1 - a) / b); }
+static inline int floor_div(int a, int b) { return a >= 0 ? a / b : -((b - 1 - a) / b); }
 
 /* Positions in grid dim 0, channel tiles in dim 1; tile_order() in common.cl gives the order work-groups
  * visit them. */
@@ -248,23 +248,11 @@ void conv1d_backward_data_rows(__global const store_t *restrict dy, __global con
     const int m_end = min(SEG_M, (m_total - (m_first - m_lo) + M_TILE * VEC - 1) / (M_TILE * VEC) * (M_TILE * VEC));
     acc_t acc[STRIDE][SEG_M];
     __global const store_t *dyg = dy + ((long)n * C_OUT + g * C_OUT_G) * L_src;
-    for (int co0 = 0; co0 < C_OUT_G; co0 += CO_GROUP) {
-        /* the group's weights; channels past the last read row co0 with weight 0 */
-        acc_t wk[CO_GROUP][K];
-        __global const store_t *dyr[CO_GROUP];
-        UNROLL
-        for (int c = 0; c < CO_GROUP; ++c) {
-            const bool on = co0 + c < C_OUT_G;
-            dyr[c] = dyg + (long)(on ? co0 + c : co0) * L_src;
-            UNROLL_TAPS
-            for (int k = 0; k < K; ++k)
-                wk[c][k] = on ? LOAD(w, ((long)(g * C_OUT_G + co0 + c) * C_IN_G + ci) * K + k) : (acc_t)0;
-        }
-        /* ROWS_STEP(mv, LOAD_DY): the group's contribution to the M_TILE vectors of m from mv on; steps
-         * whose dy reads all lie inside the rows (the middle loop below) load without guards. */
+    /* ROWS_STEP(NC, mv, LOAD_DY): the contribution of channels co0 .. co0 + NC - 1 to the M_TILE vectors of m
+     * from mv on; steps whose dy reads all lie inside the rows (the middle loop below) load without guards. */
 #define ROWS_DY_INTERIOR(c, l) LOADV(dyr[c] + (l))
 #define ROWS_DY_EDGE(c, l) gather_masked(dyr[c], l, 1, L_src)
-#define ROWS_STEP(mv, ROWS_DY)                                                          \
+#define ROWS_STEP(NC, mv, ROWS_DY)                                                      \
         {                                                                               \
             accv_t part[M_TILE][STRIDE];                                                \
             UNROLL                                                                      \
@@ -273,7 +261,7 @@ void conv1d_backward_data_rows(__global const store_t *restrict dy, __global con
                 for (int r = 0; r < STRIDE; ++r)                                        \
                     part[t][r] = co0 == 0 ? (accv_t)0 : LOADV_PRIVATE(&acc[r][(mv) + t * VEC]); \
             UNROLL                                                                      \
-            for (int c = 0; c < CO_GROUP; ++c)                                          \
+            for (int c = 0; c < (NC); ++c)                                              \
                 UNROLL /* fully: part[] is indexed by the tap's phase */                \
                 for (int k = 0; k < K; ++k)                                             \
                     UNROLL                                                              \
@@ -286,14 +274,34 @@ void conv1d_backward_data_rows(__global const store_t *restrict dy, __global con
                 for (int r = 0; r < STRIDE; ++r)                                        \
                     STOREV_PRIVATE(&acc[r][(mv) + t * VEC], part[t][r]);               \
         }
-        int mv = 0;
-        for (; mv < m_end && (m_first + mv - O_MAX < 0 || m_first + mv + M_TILE * VEC > L_src); mv += M_TILE * VEC)
-            ROWS_STEP(mv, ROWS_DY_EDGE)
-        for (; mv < m_end && m_first + mv + M_TILE * VEC <= L_src; mv += M_TILE * VEC)
-            ROWS_STEP(mv, ROWS_DY_INTERIOR)
-        for (; mv < m_end; mv += M_TILE * VEC)
-            ROWS_STEP(mv, ROWS_DY_EDGE)
+    /* ROWS_GROUP(NC): output channels co0 .. co0 + NC - 1, their weights in registers, over all positions. */
+#define ROWS_GROUP(NC)                                                                  \
+    {                                                                                   \
+        acc_t wk[NC][K];                                                                \
+        __global const store_t *dyr[NC];                                                \
+        UNROLL                                                                          \
+        for (int c = 0; c < (NC); ++c) {                                                \
+            dyr[c] = dyg + (long)(co0 + c) * L_src;                                     \
+            UNROLL_TAPS                                                                 \
+            for (int k = 0; k < K; ++k)                                                 \
+                wk[c][k] = LOAD(w, ((long)(g * C_OUT_G + co0 + c) * C_IN_G + ci) * K + k); \
+        }                                                                               \
+        int mv = 0;                                                                     \
+        for (; mv < m_end && (m_first + mv - O_MAX < 0 || m_first + mv + M_TILE * VEC > L_src); mv += M_TILE * VEC) \
+            ROWS_STEP(NC, mv, ROWS_DY_EDGE)                                             \
+        for (; mv < m_end && m_first + mv + M_TILE * VEC <= L_src; mv += M_TILE * VEC) \
+            ROWS_STEP(NC, mv, ROWS_DY_INTERIOR)                                         \
+        for (; mv < m_end; mv += M_TILE * VEC)                                          \
+            ROWS_STEP(NC, mv, ROWS_DY_EDGE)                                             \
     }
+    /* Groups of CO_GROUP channels, then one of the C_OUT_G % CO_GROUP left, built for that many: channels
+     * past the last reading some row with weight 0 would turn an Inf or NaN in it into NaN (0 x Inf). */
+    int co0 = 0;
+    for (; co0 + CO_GROUP <= C_OUT_G; co0 += CO_GROUP)
+        ROWS_GROUP(CO_GROUP)
+#if C_OUT_G % CO_GROUP != 0
+    ROWS_GROUP(C_OUT_G % CO_GROUP)
+#endif
     const acc_t b = BIAS(g * C_IN_G + ci);
     __global store_t *dxr = dx + ((long)n * C_IN + g * C_IN_G + ci) * L_dst;
     for (int mv = 0; mv < m_end; ++mv)

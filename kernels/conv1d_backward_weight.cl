@@ -132,11 +132,8 @@ void conv1d_backward_weight_partial(__global const store_t *restrict x, __global
     const int lv_in_hi = lv_in_hi_x < L_out / VEC ? lv_in_hi_x : L_out / VEC;
 #endif
 #if X_STAGED
-    accv_lanes tail_lanes; /* lanes of the last whole vector that lie past the last full one */
-    UNROLL
-    for (int v = 0; v < VEC; ++v)
-        tail_lanes.s[v] = v >= VEC - L_out % VEC ? 1 : 0;
-    const accv_t tail_mask = tail_lanes.v;
+    /* lanes of the last whole vector that lie past the last full one */
+    const lanev_t tail_lanes = LANE_IDS >= (lanev_t)(VEC - L_out % VEC);
 #endif
     for (long vs = v_begin; vs < v_end;) {
         const int n = (int)(vs / vpn);
@@ -160,7 +157,11 @@ void conv1d_backward_weight_partial(__global const store_t *restrict x, __global
         __global const store_t *dyr = dy + ((long)n * C_OUT + co_base) * L_out;
 #define LOAD_DY_INTERIOR(c, l) LOADV(dyr + (long)(c) * L_out + (l))
 #define LOAD_DY_EDGE(c, l) gather_masked(dyr + (long)(c) * L_out, l, 1, L_out)
-#define LOAD_DY_TAIL(c, l) (LOADV(dyr + (long)(c) * L_out + (l)) * tail_mask)
+/* Lanes outside the sum (past the row's end; in the last whole vector, those the vector before counted)
+ * have dy 0 and x 0, both selected: dy 0 alone would turn an Inf or NaN x there into a NaN product. */
+#define LOAD_X_EDGE_LANES(l, t) keep_lanes(LOAD_X_EDGE(l, t), l, L_out)
+#define LOAD_DY_TAIL(c, l) select((accv_t)0, LOADV(dyr + (long)(c) * L_out + (l)), tail_lanes)
+#define LOAD_X_TAIL(l, t) select((accv_t)0, LOAD_X_INTERIOR(l, t), tail_lanes)
 #define WEIGHT_STEP(position, LOAD_DY, LOAD_X)                              \
         {                                                                   \
             const int l = (position);                                       \
@@ -179,19 +180,19 @@ void conv1d_backward_weight_partial(__global const store_t *restrict x, __global
             }                                                               \
         }
         for (int lv = lv0; lv < mid_lo; ++lv)
-            WEIGHT_STEP(lv * VEC, LOAD_DY_EDGE, LOAD_X_EDGE)
+            WEIGHT_STEP(lv * VEC, LOAD_DY_EDGE, LOAD_X_EDGE_LANES)
         for (int lv = mid_lo; lv < mid_hi; ++lv)
             WEIGHT_STEP(lv * VEC, LOAD_DY_INTERIOR, LOAD_X_INTERIOR)
 #if X_STAGED
         /* Only a sample's last, partial vector is left (staged rows hold every window): it is loaded whole
-         * from VEC positions before the row's end, and dy's lanes that the vector before it counted are
-         * masked off; an element-wise gather would cost as much as a few dozen whole vectors. */
+         * from VEC positions before the row's end, and the lanes that the vector before it counted are
+         * selected off; an element-wise gather would cost as much as a few dozen whole vectors. */
         if (mid_hi < lv1 && L_out >= VEC)
-            WEIGHT_STEP(L_out - VEC, LOAD_DY_TAIL, LOAD_X_INTERIOR)
+            WEIGHT_STEP(L_out - VEC, LOAD_DY_TAIL, LOAD_X_TAIL)
         else
 #endif
         for (int lv = mid_hi; lv < lv1; ++lv)
-            WEIGHT_STEP(lv * VEC, LOAD_DY_EDGE, LOAD_X_EDGE)
+            WEIGHT_STEP(lv * VEC, LOAD_DY_EDGE, LOAD_X_EDGE_LANES)
         vs += lv1 - lv0;
     }
 #else

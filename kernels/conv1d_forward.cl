@@ -300,7 +300,7 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
 #define LANES(a, b, s) __builtin_shufflevector(a, b, s, s + 1)
 #endif
 #define BLOCK_CASE(s) case s: return LANES(a, b, s);
-inline accv_t block_of(accv_t a, accv_t b, int s)
+static inline accv_t block_of(accv_t a, accv_t b, int s)
 {
     switch (s) {
     BLOCK_CASE(1)
@@ -317,7 +317,7 @@ inline accv_t block_of(accv_t a, accv_t b, int s)
     }
 }
 #else
-inline accv_t block_of(accv_t a, accv_t b, int s)
+static inline accv_t block_of(accv_t a, accv_t b, int s)
 {
     accv_lanes from_a, from_b, block;
     from_a.v = a;

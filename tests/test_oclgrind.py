@@ -370,6 +370,9 @@ CASES = [
     # input gradient accumulating whole rows: positions before the first and past the last dy, 3 segments
     ("data-rows-strided", dict(cin=2, cout=3, k=5, stride=3, dilation=2, padding=4), (2, 2, 40), "f32",
      dict(DATA_ROWS_CI=2, DATA_ROWS_CO=1, DATA_ROWS_SEG=4, DATA_AS_FORWARD=0, VEC=2)),
+    # ... with its output channels in groups of 5 and a last group of 2, built for that many
+    ("data-rows-last-group", dict(cin=2, cout=7, k=4, stride=2, padding=2), (2, 2, 30), "f32",
+     dict(DATA_ROWS_CI=2, DATA_ROWS_CO=1, DATA_ROWS_SEG=8, DATA_AS_FORWARD=0, VEC=4)),
     ("nt-stores", dict(cin=3, cout=5, k=3, padding=1), (2, 3, 33), "f32", dict(NT_STORE_MIN=1, VEC=4)),
     ("aligned-runs", dict(cin=2, cout=5, k=3, stride=2, padding=1), (2, 2, 37), "f32",
      dict(NT_STORE_MIN=1, ALIGNED_TAPS=64, ALIGNED_CO=2, ALIGNED_RUN=8, VEC=4)),
