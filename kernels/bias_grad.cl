@@ -2,10 +2,11 @@
  *
  * One work-item per channel sums VEC-lane vectors along each row in blocks of SUM_BLOCK vectors (blocked
  * summation keeps float32 accurate over long rows), then the lanes, in a fixed order: the same bits on
- * every run. Grid: dim 0 = channel. Macros read: C (channels), dtype, VEC, SUM_BLOCK.
+ * every run. Grid: dim 0 = channel. Macros read: dtype, VEC, SUM_BLOCK; the channel count C is a runtime
+ * argument, so that one program serves every layer of a dtype.
  */
 __kernel void bias_grad(__global const store_t *restrict dy, __global store_t *restrict db,
-                        const int N, const int L, const int accumulate)
+                        const int N, const int C, const int L, const int accumulate)
 {
     const int c = get_global_id(0);
     if (c >= C)

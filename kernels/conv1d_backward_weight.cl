@@ -59,6 +59,9 @@
 #ifndef X_PHASES
 #define X_PHASES 1 /* STRIDE: the staged copy is split into stride phases */
 #endif
+#ifndef X_BLOCKED
+#define X_BLOCKED 0 /* 1: the program holds the channel-blocked kernel, 0: the partial kernel (build time) */
+#endif
 
 #define C_IN (C_IN_G * GROUPS)
 #ifndef BIAS_SUM
@@ -75,6 +78,7 @@
 #define SPAN_CO (WG_CO * TILE_CO)
 #define CO_SPANS ((C_OUT_G + SPAN_CO - 1) / SPAN_CO)
 
+#if !X_BLOCKED
 __kernel __attribute__((reqd_work_group_size(WG_A, WG_CO, 1)))
 void conv1d_backward_weight_partial(__global const store_t *restrict x, __global const store_t *restrict dy,
                                     __global acc_t *restrict partial, const int N, const int L_in,
@@ -255,9 +259,11 @@ void conv1d_backward_weight_partial(__global const store_t *restrict x, __global
     }
 }
 
+#endif
+
 #define CI_BLOCKS ((C_IN_G + VEC - 1) / VEC)
 
-#if STRATEGY == 0
+#if STRATEGY == 0 && X_BLOCKED
 __kernel __attribute__((reqd_work_group_size(1, 1, 1)))
 void conv1d_backward_weight_blocked(__global const acc_t *restrict xb, __global const store_t *restrict dy,
                                     __global acc_t *restrict partial, const int N, const int LDB, const int L_out,

@@ -4,14 +4,16 @@
  *
  * With them dx = conv1d(dy, wf) at padding (K-1)*DILATION - pad on each side, so the input gradient runs on
  * the forward kernel and its tiles (the host picks this where the built-in table says so).
- * Grid: dim 0 = element e of wf. Macros read: C_IN_G, C_OUT_G, GROUPS, K, dtype.
+ * Grid: dim 0 = element e of wf. Macros read: dtype; the layer comes as runtime arguments, so that one
+ * program serves every layer of a dtype.
  */
-__kernel void flip_weights(__global const store_t *restrict w, __global store_t *restrict wf)
+__kernel void flip_weights(__global const store_t *restrict w, __global store_t *restrict wf,
+                           const int c_in_g, const int c_out_g, const int groups, const int taps)
 {
     const int e = get_global_id(0);
-    if (e >= C_IN_G * GROUPS * C_OUT_G * K)
+    if (e >= c_in_g * groups * c_out_g * taps)
         return;
-    const int k = e % K, co = e / K % C_OUT_G, row = e / (K * C_OUT_G); /* row = g*C_IN_G + ci */
-    const int g = row / C_IN_G, ci = row % C_IN_G;
-    STORE(wf, e, LOAD(w, ((g * C_OUT_G + co) * C_IN_G + ci) * K + (K - 1 - k)));
+    const int k = e % taps, co = e / taps % c_out_g, row = e / (taps * c_out_g); /* row = g*c_in_g + ci */
+    const int g = row / c_in_g, ci = row % c_in_g;
+    STORE(wf, e, LOAD(w, ((g * c_out_g + co) * c_in_g + ci) * taps + (taps - 1 - k)));
 }

@@ -103,10 +103,10 @@ def _forward_form(device, geo: ConvGeometry, dtype, has_bias: bool, length: int,
         return None
     dual = ConvGeometry(geo.batch, geo.out_channels, geo.in_channels, geo.length_out, length, geo.kernel_size, 1,
                         geo.dilation, geo.groups, pad_l, pad_r)
-    flip = device.kernel("flip_weights.cl", "flip_weights", {"C_IN_G": geo.in_per_group, "C_OUT_G": geo.out_per_group,
-                                                             "GROUPS": geo.groups, "K": geo.kernel_size, **dtype_defines(dtype)})
+    flip = device.kernel("flip_weights.cl", "flip_weights", dtype_defines(dtype))
     size = geo.out_channels * geo.in_per_group * geo.kernel_size
-    flipping = Plan((line_step(device, flip, size, "w", "flipped"),), (("flipped", size * dtype.itemsize),))
+    flipping = Plan((line_step(device, flip, size, "w", "flipped", np.int32(geo.in_per_group), np.int32(geo.out_per_group),
+                               np.int32(geo.groups), np.int32(geo.kernel_size)),), (("flipped", size * dtype.itemsize),))
     forward = forward_plan(device, dual, dtype, has_bias).renamed(x="dy", w="flipped", y="dx")
     plan = flipping.then(forward)
     return Plan(plan.steps, plan.scratch, {**plan.params, "as_forward": dual})

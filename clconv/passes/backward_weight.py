@@ -30,9 +30,9 @@ def bias_gradient_plan(device, dy_shape: tuple, dtype) -> Plan:
     if channels == 0:
         return Plan()
     vec = 4 if np.dtype(dtype) == np.float64 else 8
-    kernel = device.kernel("bias_grad.cl", "bias_grad", {"C": channels, "VEC": vec, **dtype_defines(dtype)})
-    return Plan((line_step(device, kernel, channels, "dy", "db", np.int32(batch), np.int32(length), "bias_accumulate",
-                           preferred=8),))
+    kernel = device.kernel("bias_grad.cl", "bias_grad", {"VEC": vec, **dtype_defines(dtype)})
+    return Plan((line_step(device, kernel, channels, "dy", "db", np.int32(batch), np.int32(channels), np.int32(length),
+                           "bias_accumulate", preferred=8),))
 
 
 def _build(device, geo: ConvGeometry, dtype, bias: bool, accumulate: bool) -> Plan:
@@ -89,7 +89,7 @@ def _build(device, geo: ConvGeometry, dtype, bias: bool, accumulate: bool) -> Pl
                "X_STAGED": phased, "X_PHASES": staged.phases if phased else 1,
                "TILE_CO": p["TILE_CO"], "TILE_K": tile_k, "WG_A": wg_a, "WG_CO": p["WG_CO"], "LB": p["LB"],
                "POS_BLOCK": position_block(p, row_bytes * wg_a, row_bytes * lanes * geo.groups),
-               "BIAS_SUM": int(bias_sum)}
+               "BIAS_SUM": int(bias_sum), "X_BLOCKED": int(bool(blocked))}
     # One chunk's partial sums, laid out as dw, are the fresh gradient itself where they share its type: a
     # small pass then takes one launch (each costs tens of microseconds on a CPU device).
     direct = chunks == 1 and not accumulate and not bias_sum and acc_bytes(dtype) == dtype.itemsize
