@@ -216,12 +216,13 @@ def balanced_tile(rows: int, most: int) -> int:
     return -(-rows // -(-rows // max(1, min(most, rows)))) if rows > 0 else 1
 
 
-def fit(device, params: dict, *, rows: int, length: int, local_bytes) -> dict:
+def fit(device, params: dict, *, rows: int, length: int, local_bytes, max_group: int | None = None) -> dict:
     """Fit parameters to a shape and to the device.
 
     rows: channels per group the tile rows cover; length: positions along dim 0;
-    local_bytes(p): __local memory the local strategy needs with parameters p.
-    Tiles never exceed the shape; work-groups never exceed the device; a local tile that cannot fit
+    local_bytes(p): __local memory the local strategy needs with parameters p; max_group: the built
+    kernel's own work-group limit, where a first build found it below the device's.
+    Tiles never exceed the shape; work-groups never exceed the device or the kernel; a local tile that cannot fit
     shrinks, and falls back to the register strategy when even the smallest does not fit.
     """
     p = dict(params)
@@ -253,7 +254,7 @@ def fit(device, params: dict, *, rows: int, length: int, local_bytes) -> dict:
         p["TILE_P"] = max(1, min(p["TILE_P"], pow2_floor(max(1, -(-length // (p["TILE_L"] * p["VEC"] * p["WG_L"]))))))
     else:
         p["TILE_R"] = p["TILE_P"] = 1
-    max_wg = device.max_work_group_size
+    max_wg = min(device.max_work_group_size, max_group or device.max_work_group_size)
     p["WG_CO"] = max(1, min(p["WG_CO"], pow2_floor(-(-rows // p["TILE_CO"]))))
     while p["WG_L"] * p["WG_CO"] > max_wg:
         if p["WG_CO"] > 1:

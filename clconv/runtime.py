@@ -258,6 +258,15 @@ class Device:
                 self._kernels[(filename, name, options)] = kernel
         return kernel
 
+    def group_limit(self, kernel: cl.Kernel) -> int:
+        """The largest work-group this kernel can run with on this device (its registers and local memory
+        can make it smaller than the device's own limit)."""
+        try:
+            own = int(kernel.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE, self.cl_device))
+        except cl.Error:
+            own = self.max_work_group_size
+        return min(own, self.max_work_group_size)
+
     def _build(self, filename: str, defines: dict) -> cl.Program:
         # OpenCL C 1.2 is what every driver in use speaks; building as 1.2 keeps the kernels honest.
         options = ["-cl-std=CL1.2", "-cl-kernel-arg-info"] + [f"-D{k}={int(v) if isinstance(v, (bool, np.bool_)) else v}"

@@ -12,7 +12,7 @@ from .. import params
 from ..api.checks import ConvGeometry
 from .forward import forward_plan
 from .plan import (SHORT_ROWS, PAD_MODE_CODE, Pass, Plan, Step, acc_bytes, ceil_div, common_defines, compiled_class, dtype_defines,
-                   line_step, pass_params, planned, position_block)
+                   exceeds_kernel, line_step, pass_params, planned, position_block)
 
 
 def input_gradient_plan(device, geo: ConvGeometry, dtype) -> Plan:
@@ -55,7 +55,8 @@ def backward_data_plan(device, geo: ConvGeometry, dtype, has_bias: bool, length:
                    lambda: _build(device, geo, dtype, has_bias, length, pad_left))
 
 
-def _build(device, geo: ConvGeometry, dtype, has_bias: bool, length: int, pad_left: int) -> Plan:
+def _build(device, geo: ConvGeometry, dtype, has_bias: bool, length: int, pad_left: int,
+           max_group: int | None = None) -> Plan:
     halo = ceil_div((geo.kernel_size - 1) * geo.dilation, geo.stride)
 
     def local_bytes(p):
@@ -66,7 +67,7 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool, length: int, pad_le
     rep = compiled_class(geo)
     per_phase = ceil_div(length, geo.stride)
     rep_per_phase = per_phase if per_phase < SHORT_ROWS else params.pow2_floor(per_phase)
-    p = pass_params(device, Pass.BACKWARD_DATA, geo, dtype, geo.in_per_group, rep_per_phase, local_bytes)
+    p = pass_params(device, Pass.BACKWARD_DATA, geo, dtype, geo.in_per_group, rep_per_phase, local_bytes, max_group)
     if p["DATA_AS_FORWARD"]:
         as_forward = _forward_form(device, geo, dtype, has_bias, length, pad_left)
         if as_forward is not None:
@@ -82,6 +83,9 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool, length: int, pad_le
                "POS_BLOCK": position_block(p, geo.out_channels * span_dy * dtype.itemsize,
                                            geo.out_channels * rep.length_out * dtype.itemsize)}
     kernel = device.kernel("conv1d_backward_data.cl", "conv1d_backward_data", defines)
+    limit = exceeds_kernel(device, kernel, p)
+    if limit:
+        return _build(device, geo, dtype, has_bias, length, pad_left, limit)
     positions = ceil_div(per_phase, p["WG_L"] * p["TILE_L"] * p["VEC"]) * p["WG_L"]
     rows = geo.groups * ceil_div(geo.in_per_group, p["WG_CO"] * p["TILE_CO"]) * p["WG_CO"]
     batch = geo.batch * (geo.stride if p["strategy"] == "local" else 1)

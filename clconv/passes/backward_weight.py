@@ -10,7 +10,7 @@ from .. import params
 from ..api.checks import ConvGeometry
 from . import staging
 from .plan import (PAD_MODE_CODE, Pass, Plan, Step, acc_bytes, ceil_div, common_defines, compiled_class, dtype_defines,
-                   line_step, pass_params, planned, position_block)
+                   exceeds_kernel, line_step, pass_params, planned, position_block)
 
 PARTIAL_BYTES_CAP = 128 << 20  # partial sums of all chunks together
 
@@ -35,7 +35,7 @@ def bias_gradient_plan(device, dy_shape: tuple, dtype) -> Plan:
                            "bias_accumulate", preferred=8),))
 
 
-def _build(device, geo: ConvGeometry, dtype, bias: bool, accumulate: bool) -> Plan:
+def _build(device, geo: ConvGeometry, dtype, bias: bool, accumulate: bool, max_group: int | None = None) -> Plan:
     bias_alone = bias_gradient_plan(device, (geo.batch, geo.out_channels, geo.length_out), dtype) if bias else Plan()
     if geo.out_channels * geo.in_per_group * geo.kernel_size == 0:
         return bias_alone
@@ -45,7 +45,7 @@ def _build(device, geo: ConvGeometry, dtype, bias: bool, accumulate: bool) -> Pl
 
     # Compiled choices come from the shape's class (rep), launch sizes and arguments from the shape itself.
     rep = compiled_class(geo)
-    p = pass_params(device, Pass.BACKWARD_WEIGHT, geo, dtype, geo.out_per_group, rep.length_out, local_bytes)
+    p = pass_params(device, Pass.BACKWARD_WEIGHT, geo, dtype, geo.out_per_group, rep.length_out, local_bytes, max_group)
     blocked = staging.channel_blocks(device, geo, dtype, p) if staging.blocks_channels(rep, p) else None
     if blocked:
         p["WG_L"] = p["WG_CO"] = 1
@@ -103,8 +103,11 @@ def _build(device, geo: ConvGeometry, dtype, bias: bool, accumulate: bool) -> Pl
                                                         np.int32(staged.row_length if staged else geo.length_in),
                                                         np.int32(geo.length_out),
                                                         np.int32(0 if staged else geo.pad_left), np.int32(chunks))
-    partial = Step(device.kernel("conv1d_backward_weight.cl", name, defines),
-                   (ceil_div(lanes, wg_a) * wg_a, rows, chunks), (wg_a, p["WG_CO"], 1), args)
+    kernel = device.kernel("conv1d_backward_weight.cl", name, defines)
+    limit = exceeds_kernel(device, kernel, {**p, "WG_L": wg_a})
+    if limit:
+        return _build(device, geo, dtype, bias, accumulate, limit)
+    partial = Step(kernel, (ceil_div(lanes, wg_a) * wg_a, rows, chunks), (wg_a, p["WG_CO"], 1), args)
     plan = Plan((partial,), params={**p, "chunks": chunks, "bias_sum": bias_sum})
     if not direct:
         reduce = device.kernel("conv1d_backward_weight.cl", "conv1d_backward_weight_reduce", defines)

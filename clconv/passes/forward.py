@@ -8,8 +8,8 @@ import numpy as np
 from .. import params
 from ..api.checks import ConvGeometry
 from . import staging
-from .plan import (PAD_MODE_CODE, Pass, Plan, Step, acc_bytes, ceil_div, common_defines, compiled_class, pass_params,
-                   planned, position_block)
+from .plan import (PAD_MODE_CODE, Pass, Plan, Step, acc_bytes, ceil_div, common_defines, compiled_class, exceeds_kernel,
+                   pass_params, planned, position_block)
 
 
 def forward_plan(device, geo: ConvGeometry, dtype, has_bias: bool) -> Plan:
@@ -17,7 +17,7 @@ def forward_plan(device, geo: ConvGeometry, dtype, has_bias: bool) -> Plan:
     return planned(device, (Pass.FORWARD, geo, dtype.str, has_bias), lambda: _build(device, geo, dtype, has_bias))
 
 
-def _build(device, geo: ConvGeometry, dtype, has_bias: bool) -> Plan:
+def _build(device, geo: ConvGeometry, dtype, has_bias: bool, max_group: int | None = None) -> Plan:
     # Compiled choices come from the shape's class (rep), launch sizes and arguments from the shape itself.
     rep = compiled_class(geo)
 
@@ -25,7 +25,7 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool) -> Plan:
         win = (p["WG_L"] * p["TILE_L"] - 1) * geo.stride + (geo.kernel_size - 1) * geo.dilation + 1
         return acc_bytes(dtype) * p["CI_TILE"] * (win + geo.kernel_size * p["WG_CO"] * p["TILE_CO"])
 
-    p = pass_params(device, Pass.FORWARD, geo, dtype, geo.out_per_group, rep.length_out, local_bytes)
+    p = pass_params(device, Pass.FORWARD, geo, dtype, geo.out_per_group, rep.length_out, local_bytes, max_group)
     nt_stores = 0 < p["NT_STORE_MIN"] <= rep.batch * rep.out_channels * rep.length_out * dtype.itemsize
     # (one sample per work-item shares no weights and ran no faster than the generic kernel: (1,256,4000) K31)
     # (its loop over input offsets unrolls fully, over the dilated kernel's reach)
@@ -58,6 +58,9 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool) -> Plan:
                "POS_BLOCK": position_block(p, geo.in_channels * span_in * dtype.itemsize,
                                            geo.in_channels * rep_row * dtype.itemsize)}
     kernel = device.kernel("conv1d_forward.cl", "conv1d_forward", defines)
+    limit = exceeds_kernel(device, kernel, p)
+    if limit:
+        return _build(device, geo, dtype, has_bias, limit)
     positions = ceil_div(geo.length_out, span_l) * p["WG_L"]
     rows = geo.groups * ceil_div(geo.out_per_group, span_co) * p["WG_CO"]
     row_length = geo.length_in if staged is None else staged.row_length

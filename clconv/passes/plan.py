@@ -77,15 +77,10 @@ def dtype_defines(dtype) -> dict:
     return {"DTYPE_HALF": 1} if name == "float16" else {"DTYPE_DOUBLE": 1} if name == "float64" else {}
 
 
-def line_group(device, preferred: int) -> int:
-    """Work-group size of the simple one-dimensional kernels, within the device's limit."""
-    return params.pow2_floor(min(preferred, device.max_work_group_size))
-
-
 def line_step(device, kernel, items: int, *args, rows: int | None = None, preferred: int = 64) -> Step:
     """A launch of `items` work-items (rounded up to whole work-groups) along dim 0, times `rows` along
-    dim 1 where given."""
-    group = line_group(device, preferred)
+    dim 1 where given; work-groups within the kernel's own limit."""
+    group = params.pow2_floor(min(preferred, device.group_limit(kernel)))
     if rows is None:
         return Step(kernel, (ceil_div(items, group) * group,), (group,), args)
     return Step(kernel, (ceil_div(items, group) * group, rows), (group, 1), args)
@@ -120,12 +115,20 @@ def params_key(geo, dtype) -> tuple:
             geo.padding_mode, np.dtype(dtype).name)
 
 
-def pass_params(device, pass_name: Pass, geo, dtype, rows: int, length: int, local_bytes) -> dict:
-    """Parameters of one pass from the lookup chain, fitted to the shape and the device."""
+def pass_params(device, pass_name: Pass, geo, dtype, rows: int, length: int, local_bytes, max_group=None) -> dict:
+    """Parameters of one pass from the lookup chain, fitted to the shape, the device and (max_group) the
+    work-group limit of a kernel built before."""
     p = params.lookup(device, pass_name, params_key(geo, dtype), geo.in_per_group * geo.kernel_size)
     if np.dtype(dtype) == np.float64:
         p["VEC"] = max(1, p["VEC"] // 2)  # double vectors take twice the registers
-    return params.fit(device, p, rows=rows, length=length, local_bytes=local_bytes)
+    return params.fit(device, p, rows=rows, length=length, local_bytes=local_bytes, max_group=max_group)
+
+
+def exceeds_kernel(device, kernel, p: dict) -> int | None:
+    """The kernel's own work-group limit where the planned work-group (WG_L x WG_CO) exceeds it, else None:
+    the planner then fits its parameters again within it, as a kernel's registers and local memory allow."""
+    limit = device.group_limit(kernel)
+    return limit if p["WG_L"] * p["WG_CO"] > limit else None
 
 
 def common_defines(geo, dtype, p: dict) -> dict:

@@ -1,0 +1,104 @@
+"""Plans: lengths of one class share their programs, the plan memo stays bounded, a kernel's own
+work-group limit shrinks its plan, and layers with extreme strides build and compute."""
+import numpy as np
+import pytest
+
+import clconv
+from clconv.passes import plan as plan_module
+from conftest import assert_close
+from reference import conv1d_bias_grad_ref, conv1d_input_grad_ref, conv1d_ref, conv1d_weight_grad_ref
+
+
+def training_step(m, x, dy):
+    y = m(x)
+    dx = m.backward(dy)
+    return y, dx
+
+
+def check_step(m, x, rng, stride=1, padding=0, dilation=1, groups=1, what=""):
+    """A forward and backward of module m against the float64 reference."""
+    x64, w64, b64 = x.astype(np.float64), m.weight.data.get().astype(np.float64), m.bias.data.get().astype(np.float64)
+    y_ref = conv1d_ref(x64, w64, b64, stride, padding, dilation, groups)
+    dy = rng.uniform(-1, 1, y_ref.shape).astype(np.float32)
+    y, dx = training_step(m, x, dy)
+    dy64 = dy.astype(np.float64)
+    assert_close(y, y_ref, np.float32, f"{what} y")
+    assert_close(dx, conv1d_input_grad_ref(x.shape, w64, dy64, stride, padding, dilation, groups), np.float32, f"{what} dx")
+    assert_close(m.weight.grad.get(), conv1d_weight_grad_ref(x64, w64.shape, dy64, stride, padding, dilation, groups),
+                 np.float32, f"{what} dw")
+    assert_close(m.bias.grad.get(), conv1d_bias_grad_ref(dy64), np.float32, f"{what} db")
+    m.zero_grad()
+
+
+class Builds:
+    """Counts the programs a device builds."""
+
+    def __init__(self, device, monkeypatch):
+        self.count, build = 0, device._build
+
+        def counted(*args, **kwargs):
+            self.count += 1
+            return build(*args, **kwargs)
+        monkeypatch.setattr(device, "_build", counted)
+
+
+LAYERS = {  # id: (Conv1d arguments, two lengths of one class: output lengths in [2^k, 2^(k+1)))
+    "c1-k10-s5": ((1, 8, 10), dict(stride=5), (2600, 5000)),
+    "c16-k3-p1": ((16, 16, 3), dict(padding=1), (1030, 2000)),
+    "c16-k3-s2": ((16, 16, 3), dict(stride=2, padding=1), (2100, 4000)),
+    "dw16-k15": ((16, 16, 15), dict(padding=7, groups=16), (1100, 1900)),
+    "c8-d8-k3": ((8, 8, 3), dict(padding=8, dilation=8), (1500, 2040)),
+}
+
+
+@pytest.mark.parametrize("layer", LAYERS.values(), ids=LAYERS.keys())
+def test_lengths_of_one_class_share_programs(layer, device, rng, monkeypatch):
+    args, kwargs, (warm, other) = layer
+    m = clconv.Conv1d(*args, **kwargs, device=device)
+    x = rng.uniform(-1, 1, (2, args[0], warm)).astype(np.float32)
+    check_step(m, x, rng, kwargs.get("stride", 1), kwargs.get("padding", 0), kwargs.get("dilation", 1),
+               kwargs.get("groups", 1), f"L={warm}")
+    builds = Builds(device, monkeypatch)
+    x = rng.uniform(-1, 1, (2, args[0], other)).astype(np.float32)
+    check_step(m, x, rng, kwargs.get("stride", 1), kwargs.get("padding", 0), kwargs.get("dilation", 1),
+               kwargs.get("groups", 1), f"L={other}")
+    assert builds.count == 0, f"a length of the same class built {builds.count} programs"
+
+
+def test_plan_memo_is_bounded(device, rng, monkeypatch):
+    monkeypatch.setattr(plan_module, "PLAN_MEMO_SIZE", 4)
+    monkeypatch.setattr(device, "plans", {})
+    m = clconv.Conv1d(3, 4, 3, padding=1, device=device)
+    w64 = m.weight.data.get().astype(np.float64)
+    b64 = m.bias.data.get().astype(np.float64)
+    for length in range(20, 32):
+        x = rng.uniform(-1, 1, (2, 3, length)).astype(np.float32)
+        assert_close(m(x), conv1d_ref(x.astype(np.float64), w64, b64, 1, 1), np.float32, f"L={length}")
+        assert len(device.plans) <= 4
+    assert len(device.plans) == 4
+
+
+def test_kernel_work_group_limit_shrinks_the_plan(device, rng, monkeypatch):
+    """A kernel whose own limit is below the planned work-group gets a plan fitted within it."""
+    monkeypatch.setattr(device, "plans", {})
+    monkeypatch.setattr(device, "group_limit", lambda kernel: 4)
+    launched = []
+    launch = device.launch
+
+    def recording(kernel, global_size, local_size, *args, **kwargs):
+        launched.append(int(np.prod(local_size)))
+        return launch(kernel, global_size, local_size, *args, **kwargs)
+    monkeypatch.setattr(device, "launch", recording)
+    m = clconv.Conv1d(8, 8, 3, stride=2, padding=1, device=device)
+    x = rng.uniform(-1, 1, (2, 8, 300)).astype(np.float32)
+    with clconv.params.override(strategy="local", WG_L=16, WG_CO=4):
+        check_step(m, x, rng, stride=2, padding=1, what="local, limit 4")
+    assert launched and max(launched) <= 4, launched
+
+
+@pytest.mark.parametrize("stride", [128, 1000], ids=lambda s: f"s{s}")
+def test_large_strides(stride, device, rng):
+    """Strides far beyond the kernels' unrolled phases build in bounded time and compute."""
+    m = clconv.Conv1d(2, 3, 3, stride=stride, device=device)
+    x = rng.uniform(-1, 1, (2, 2, 3 * stride + 5)).astype(np.float32)
+    check_step(m, x, rng, stride=stride, what=f"stride {stride}")
