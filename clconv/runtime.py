@@ -148,7 +148,7 @@ class Device:
         self._allocator = None
         self._programs: dict[tuple, cl.Program] = {}
         self._kernels: dict[tuple, cl.Kernel] = {}
-        self.plans: dict[tuple, object] = {}  # memoised plans, a bounded LRU: see passes/plan.planned
+        self.plans: dict[tuple, object] = {}  # memoised plans, at most 512, oldest out first: see passes/plan.planned
         self.properties = DeviceProperties(
             type=self.type,
             vendor_id=int(_device_info(cl_device, "vendor_id", 0)),

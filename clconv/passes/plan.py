@@ -1,5 +1,5 @@
 """What every pass's planner returns: a `Plan`, an ordered list of kernel launches with the scratch buffers
-they need, run against named buffers. Plans are memoised per device in a bounded LRU.
+they need, run against named buffers. Plans are memoised per device, a bounded number of them.
 
 A step's arguments are names, bound when the plan runs (the caller's buffers, the plan's scratch buffers,
 runtime flags such as "accumulate"), or numpy scalars fixed at planning time (lengths, counts).
@@ -50,7 +50,7 @@ class Plan:
             bound[name] = device.buffer(nbytes)
         for step in self.steps:
             device.launch(step.kernel, step.global_size, step.local_size,
-                          *(bound[a] if isinstance(a, str) else a for a in step.args))
+                          *[bound[a] if type(a) is str else a for a in step.args])
 
     def renamed(self, **names) -> "Plan":
         """The same plan reading and writing other buffers: renamed(x="dy") binds its "x" to the caller's "dy"."""
@@ -91,21 +91,19 @@ _memo_lock = threading.Lock()
 
 
 def planned(device, key: tuple, build):
-    """Plans memoised per device (device.plans), at most PLAN_MEMO_SIZE of them, least recently used out
-    first: a repeated shape costs a dict lookup, and a service fed endless new lengths keeps a bounded
-    memo. The key holds everything a plan depends on besides the shape: overrides, tuned entries, limits."""
+    """Plans memoised per device (device.plans), at most PLAN_MEMO_SIZE of them, the oldest out first: a
+    repeated shape costs a dict lookup, and a service fed endless new lengths keeps a bounded memo (an
+    evicted plan is rebuilt from cached kernels). The key holds everything a plan depends on besides the
+    shape: overrides, tuned entries, device limits."""
     key = (*key, params.override_key(), tuning_cache.generation(), device.max_work_group_size, device.local_mem_size)
     memo = device.plans
-    with _memo_lock:
-        plan = memo.pop(key, None)
-        if plan is not None:
-            memo[key] = plan  # now the most recently used
-            return plan
-    plan = build()
-    with _memo_lock:
-        memo[key] = plan
-        while len(memo) > PLAN_MEMO_SIZE:
-            del memo[next(iter(memo))]
+    plan = memo.get(key)
+    if plan is None:
+        plan = build()
+        with _memo_lock:
+            memo[key] = plan
+            while len(memo) > PLAN_MEMO_SIZE:
+                del memo[next(iter(memo))]
     return plan
 
 
