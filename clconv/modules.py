@@ -9,8 +9,8 @@ import pyopencl.array as cla
 from . import functional as F
 from .api import launch, pieces
 from .api.arrays import batched, check_dtype_supported, finish, is_device_array, on_device
+from .api.checks import PADDING_MODES, SUPPORTED_DTYPES, padding_string_error, resolve_padding, single
 from .grad import check_grad_output
-from .api.checks import PADDING_MODES, SUPPORTED_DTYPES, resolve_padding, single
 from .runtime import Device, get_device
 
 _rng = np.random.default_rng()
@@ -59,10 +59,9 @@ class _ConvNd:
             raise ValueError("out_channels must be divisible by groups")
         kernel_size, stride, dilation = (single(v, n) for v, n in ((kernel_size, "kernel_size"), (stride, "stride"), (dilation, "dilation")))
         if isinstance(padding, str):
-            if padding not in ("valid", "same"):
-                raise ValueError(f"Invalid padding string '{padding}', should be one of {{'valid', 'same'}}")
-            if padding == "same" and stride != 1:
-                raise ValueError("padding='same' is not supported for strided convolutions")
+            error = padding_string_error(padding, stride)
+            if error:
+                raise ValueError(error)
         else:
             padding = (single(padding, "padding"),)
         if padding_mode not in PADDING_MODES:

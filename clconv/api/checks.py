@@ -33,19 +33,24 @@ def same_padding(kernel_size: int, dilation: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def resolve_padding(padding, kernel_size: int, stride: int, dilation: int) -> tuple[int, int]:
-    """(left, right) zero-padding amounts from an int, a 1-tuple, 'same' or 'valid'.
+def padding_string_error(padding: str, stride: int) -> str | None:
+    """torch's complaint about a padding string with this stride, None where it has none. The functional
+    form raises it as a RuntimeError, as torch.nn.functional does; modules raise it at construction, as a
+    ValueError."""
+    if padding not in ("valid", "same"):
+        return f"Invalid padding string '{padding}', should be one of {{'valid', 'same'}}"
+    if padding == "same" and stride != 1:
+        return "padding='same' is not supported for strided convolutions"
+    return None
 
-    The functional form raises RuntimeError as torch.nn.functional does; modules check earlier, with ValueError.
-    """
+
+def resolve_padding(padding, kernel_size: int, stride: int, dilation: int) -> tuple[int, int]:
+    """(left, right) zero-padding amounts from an int, a 1-tuple, 'same' or 'valid'."""
     if isinstance(padding, str):
-        if padding == "valid":
-            return 0, 0
-        if padding == "same":
-            if stride != 1:
-                raise RuntimeError("padding='same' is not supported for strided convolutions")
-            return same_padding(kernel_size, dilation)
-        raise RuntimeError(f"Invalid padding string '{padding}', should be one of {{'valid', 'same'}}")
+        error = padding_string_error(padding, stride)
+        if error:
+            raise RuntimeError(error)
+        return (0, 0) if padding == "valid" else same_padding(kernel_size, dilation)
     p = single(padding, "padding")
     return p, p
 
