@@ -53,12 +53,9 @@ typedef float acc_t;
 #define SUM_BLOCK 512 /* products per register partial sum before it is folded into the total */
 #endif
 
-/* The bias of channel i, where the kernel has one (HAS_BIAS), else 0. */
-#if defined(HAS_BIAS) && HAS_BIAS
-#define BIAS(i) LOAD(bias, i)
-#else
-#define BIAS(i) ((acc_t)0)
-#endif
+/* The bias of channel i where the call has one (has_bias, a runtime argument: a layer's forward and the
+ * bias-free forward its input gradient runs as share one program), else 0. */
+#define BIAS(i) (has_bias ? LOAD(bias, i) : (acc_t)0)
 
 #ifndef PAD_MODE
 #define PAD_MODE 0 /* 0 zeros, 1 reflect, 2 replicate, 3 circular */

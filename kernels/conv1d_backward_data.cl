@@ -24,7 +24,7 @@
  *     a short piece of every dy row (512 rows 12.8 KB apart for wav2vec) and waits on memory; a run of
  *     SEG_M positions lets the hardware prefetch it.
  *
- * Macros read: C_IN_G, C_OUT_G, GROUPS, K, STRIDE, DILATION, HAS_BIAS, dtype (common.cl), tunables below.
+ * Macros read: C_IN_G, C_OUT_G, GROUPS, K, STRIDE, DILATION, dtype (common.cl), tunables below.
  * Runtime arguments: L_dst (length of dx), L_src (length of dy), pad_l.
  */
 #ifndef STRATEGY
@@ -73,7 +73,7 @@ static inline int floor_div(int a, int b) { return a >= 0 ? a / b : -((b - 1 - a
 __kernel __attribute__((reqd_work_group_size(WG_L, WG_CI, 1)))
 void conv1d_backward_data(__global const store_t *restrict dy, __global const store_t *restrict w,
                           __global const store_t *restrict bias, __global store_t *restrict dx,
-                          const int L_dst, const int L_src, const int pad_l)
+                          const int L_dst, const int L_src, const int pad_l, const int has_bias)
 {
     const int lane = get_local_id(0);
     const int row = get_local_id(1);
@@ -236,7 +236,7 @@ void conv1d_backward_data(__global const store_t *restrict dy, __global const st
 __kernel __attribute__((reqd_work_group_size(1, 1, 1)))
 void conv1d_backward_data_rows(__global const store_t *restrict dy, __global const store_t *restrict w,
                                __global const store_t *restrict bias, __global store_t *restrict dx,
-                               const int L_dst, const int L_src, const int pad_l)
+                               const int L_dst, const int L_src, const int pad_l, const int has_bias)
 {
     const int row = get_global_id(1);
     const int g = row / C_IN_G, ci = row % C_IN_G;

@@ -17,7 +17,7 @@
  *     work-group stages the input window with its halo (CI_TILE x WIN) and the weights in __local memory;
  *     positions interleave WG_L apart so that neighbouring lanes touch neighbouring addresses.
  *
- * Macros read: C_IN_G, C_OUT_G, GROUPS, K, STRIDE, DILATION, HAS_BIAS, PAD_MODE, dtype (common.cl) and
+ * Macros read: C_IN_G, C_OUT_G, GROUPS, K, STRIDE, DILATION, PAD_MODE, dtype (common.cl) and
  * the tunables below. Runtime arguments: L_in, L_out, pad_l.
  */
 #ifndef STRATEGY
@@ -71,7 +71,7 @@
 __kernel __attribute__((reqd_work_group_size(WG_L, WG_CO, 1)))
 void conv1d_forward(__global const store_t *restrict x, __global const store_t *restrict w,
                     __global const store_t *restrict bias, __global store_t *restrict y,
-                    const int L_in, const int L_out, const int pad_l)
+                    const int L_in, const int L_out, const int pad_l, const int has_bias)
 {
     const int lane = get_local_id(0);
     const int row = get_local_id(1);
@@ -331,7 +331,7 @@ static inline accv_t block_of(accv_t a, accv_t b, int s)
 __kernel __attribute__((reqd_work_group_size(1, 1, 1)))
 void conv1d_forward_aligned(__global const store_t *restrict x, __global const store_t *restrict w,
                             __global const store_t *restrict bias, __global store_t *restrict y,
-                            const int L_in, const int L_out, const int pad_l)
+                            const int L_in, const int L_out, const int pad_l, const int has_bias)
 {
 #define TILES_PER_GROUP ((C_OUT_G + TILE_CO - 1) / TILE_CO)
     const int g = get_global_id(1) / TILES_PER_GROUP;
@@ -442,7 +442,7 @@ void conv1d_forward_aligned(__global const store_t *restrict x, __global const s
 __kernel __attribute__((reqd_work_group_size(1, 1, 1)))
 void conv1d_forward_depthwise(__global const store_t *restrict x, __global const store_t *restrict w,
                               __global const store_t *restrict bias, __global store_t *restrict y,
-                              const int L_in, const int L_out, const int pad_l)
+                              const int L_in, const int L_out, const int pad_l, const int has_bias)
 {
     const int c = get_global_id(1);
     const int n0 = get_global_id(2) * DW_ROWS;

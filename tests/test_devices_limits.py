@@ -212,7 +212,7 @@ def test_patched_limits_apply_after_first_use(device, monkeypatch):
 # kernel build failure
 # ---------------------------------------------------------------------------
 
-GOOD_DEFINES = dict(C_IN_G=4, C_OUT_G=4, GROUPS=1, K=3, STRIDE=1, DILATION=1, STRATEGY=0, VEC=4, HAS_BIAS=1,
+GOOD_DEFINES = dict(C_IN_G=4, C_OUT_G=4, GROUPS=1, K=3, STRIDE=1, DILATION=1, STRATEGY=0, VEC=4,
                     PAD_MODE=0, TILE_CO=2, TILE_L=2, WG_L=4, WG_CO=1, CI_TILE=4)
 
 

@@ -77,7 +77,7 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool, length: int, pad_le
             and geo.out_per_group >= p["DATA_ROWS_CO"] > 0 and geo.stride <= 16):
         return _rows(device, geo, dtype, p, has_bias, length, pad_left)
     span_dy = p["WG_L"] * p["TILE_L"] * p["VEC"] + halo
-    defines = {**common_defines(geo, dtype, p), "HAS_BIAS": has_bias, "TILE_CI": p["TILE_CO"],
+    defines = {**common_defines(geo, dtype, p), "TILE_CI": p["TILE_CO"],
                "TILE_L": p["TILE_L"], "WG_L": p["WG_L"], "WG_CI": p["WG_CO"],
                "CO_TILE": min(p["CI_TILE"], geo.out_per_group),
                "POS_BLOCK": position_block(p, geo.out_channels * span_dy * dtype.itemsize,
@@ -94,7 +94,8 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool, length: int, pad_le
 
 
 def _arguments(geo: ConvGeometry, has_bias: bool, length: int, pad_left: int) -> tuple:
-    return ("dy", "w", "bias" if has_bias else "w", "dx", np.int32(length), np.int32(geo.length_out), np.int32(pad_left))
+    return ("dy", "w", "bias" if has_bias else "w", "dx", np.int32(length), np.int32(geo.length_out), np.int32(pad_left),
+            np.int32(has_bias))
 
 
 def _forward_form(device, geo: ConvGeometry, dtype, has_bias: bool, length: int, pad_left: int) -> Plan | None:
@@ -125,7 +126,7 @@ def _rows(device, geo: ConvGeometry, dtype, p: dict, has_bias: bool, length: int
     rep_positions = phase_positions if phase_positions < SHORT_ROWS else params.pow2_floor(phase_positions)
     segment = ceil_div(ceil_div(rep_positions, ceil_div(rep_positions, longest)), step) * step
     # CO_GROUP x K weights stay in registers beside the phases' sums: about 20 of the 32 (wav2vec: 2 x 10)
-    defines = {**common_defines(geo, dtype, p), "HAS_BIAS": has_bias, "SEG_M": segment,
+    defines = {**common_defines(geo, dtype, p), "SEG_M": segment,
                "CO_GROUP": max(1, min(geo.out_per_group, 20 // geo.kernel_size))}
     kernel = device.kernel("conv1d_backward_data.cl", "conv1d_backward_data_rows", defines)
     return Plan((Step(kernel, (ceil_div(phase_positions, segment), geo.in_channels, geo.batch), (1, 1, 1),

@@ -49,7 +49,7 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool, max_group: int | No
         if staging.stages_input(rep, p) else None
     span_in = (span_l - 1) * geo.stride + (geo.kernel_size - 1) * geo.dilation + 1
     rep_row = rep.length_in if staged is None else ceil_div(rep.length_in, geo.stride) * geo.stride
-    defines = {**common_defines(geo, dtype, p), "HAS_BIAS": has_bias, "NT_STORES": nt_stores,
+    defines = {**common_defines(geo, dtype, p), "NT_STORES": nt_stores,
                "PAD_MODE": 0 if staged else PAD_MODE_CODE[geo.padding_mode],
                "X_PHASES": staged.phases if staged else 1, "TILE_CO": p["TILE_CO"],
                "TILE_L": p["TILE_L"], "WG_L": p["WG_L"], "WG_CO": p["WG_CO"],
@@ -66,7 +66,7 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool, max_group: int | No
     row_length = geo.length_in if staged is None else staged.row_length
     step = Step(kernel, (positions, rows, geo.batch), (p["WG_L"], p["WG_CO"], 1),
                 ("staged" if staged else "x", "w", "bias" if has_bias else "w", "y",
-                 np.int32(row_length), np.int32(geo.length_out), np.int32(0 if staged else geo.pad_left)))
+                 np.int32(row_length), np.int32(geo.length_out), np.int32(0 if staged else geo.pad_left), np.int32(has_bias)))
     plan = Plan((step,), params=p)
     return staged.plan.then(plan) if staged else plan
 
@@ -97,12 +97,12 @@ def _depthwise(device, geo: ConvGeometry, rep: ConvGeometry, dtype, has_bias: bo
     while tiles > 1 and geo.in_channels * max(1, rep.batch // rows) * ceil_div(rep_along, tiles) < 8 * device.compute_units:
         tiles //= 2
     along = ceil_div(geo.length_out, tile_l * p["VEC"])
-    defines = {**common_defines(geo, dtype, p), "HAS_BIAS": has_bias, "PAD_MODE": PAD_MODE_CODE[geo.padding_mode],
+    defines = {**common_defines(geo, dtype, p), "PAD_MODE": PAD_MODE_CODE[geo.padding_mode],
                "NT_STORES": nt_stores, "DW_ROWS": rows, "DW_TILE_L": tile_l, "DW_TILES": tiles}
     kernel = device.kernel("conv1d_forward.cl", "conv1d_forward_depthwise", defines)
     step = Step(kernel, (ceil_div(along, tiles), geo.in_channels, geo.batch // rows), (1, 1, 1),
                 ("x", "w", "bias" if has_bias else "w", "y",
-                 np.int32(geo.length_in), np.int32(geo.length_out), np.int32(geo.pad_left)))
+                 np.int32(geo.length_in), np.int32(geo.length_out), np.int32(geo.pad_left), np.int32(has_bias)))
     return Plan((step,), params=p)
 
 
@@ -114,11 +114,11 @@ def _aligned(device, geo: ConvGeometry, rep: ConvGeometry, dtype, has_bias: bool
         return None
     run = min(p["ALIGNED_RUN"], ceil_div(rep.length_out, p["VEC"]) * p["VEC"])
     tile = params.balanced_tile(geo.out_per_group, p["ALIGNED_CO"])
-    defines = {**common_defines(geo, dtype, p), "HAS_BIAS": has_bias, "NT_STORES": 1, "X_PHASES": geo.stride,
+    defines = {**common_defines(geo, dtype, p), "NT_STORES": 1, "X_PHASES": geo.stride,
                "TILE_CO": tile, "RUN_L": run}
     kernel = device.kernel("conv1d_forward.cl", "conv1d_forward_aligned", defines)
     tiles = geo.groups * ceil_div(geo.out_per_group, tile)
     step = Step(kernel, (ceil_div(geo.length_out, run), tiles, geo.batch), (1, 1, 1),
                 ("staged", "w", "bias" if has_bias else "w", "y",
-                 np.int32(staged.row_length), np.int32(geo.length_out), np.int32(0)))
+                 np.int32(staged.row_length), np.int32(geo.length_out), np.int32(0), np.int32(has_bias)))
     return staged.plan.then(Plan((step,)))
