@@ -192,7 +192,11 @@ class Device:
         if self._allocator is None:
             with self.lock:
                 if self._allocator is None:
-                    self._allocator = cl.tools.MemoryPool(cl.tools.ImmediateAllocator(self.queue))
+                    # Four size bins per octave (sizes rounded up by at most 25%), not sixteen: inputs of
+                    # varying length then reuse held buffers instead of each new length allocating (and
+                    # first touching) buffers of its own.
+                    self._allocator = cl.tools.MemoryPool(cl.tools.ImmediateAllocator(self.queue),
+                                                          leading_bits_in_bin_id=2)
         return self._allocator
 
     def empty(self, shape, dtype) -> cla.Array:
