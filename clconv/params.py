@@ -197,6 +197,10 @@ def lookup(device, pass_name: str, shape_key: tuple, depth: int = 0) -> dict:
 _MAX_TILE_L = 8
 
 
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
 def pow2_ceil(v: int) -> int:
     p = 1
     while p < v:
@@ -213,7 +217,7 @@ def pow2_floor(v: int) -> int:
 
 def balanced_tile(rows: int, most: int) -> int:
     """Rows per tile: as many tiles of at most `most` rows as `rows` needs, of equal size (33 in 3 x 11)."""
-    return -(-rows // -(-rows // max(1, min(most, rows)))) if rows > 0 else 1
+    return ceil_div(rows, ceil_div(rows, max(1, min(most, rows)))) if rows > 0 else 1
 
 
 def fit(device, params: dict, *, rows: int, length: int, local_bytes, max_group: int | None = None) -> dict:
@@ -235,27 +239,27 @@ def fit(device, params: dict, *, rows: int, length: int, local_bytes, max_group:
     p["TILE_L"] = max(p["TILE_L"], min(_MAX_TILE_L, accumulators // p["TILE_CO"]))
     if p["strategy"] == "local":
         p["VEC"] = 1
-    lanes_needed = -(-length // (p["TILE_L"] * p["VEC"]))
+    lanes_needed = ceil_div(length, p["TILE_L"] * p["VEC"])
     p["WG_L"] = max(1, min(p["WG_L"], pow2_floor(max(1, lanes_needed))))
     if p["TILE_L"] * p["VEC"] * p["WG_L"] > length:
         # Powers of two only: every distinct tile is a kernel build, and lengths should not cost builds.
-        p["TILE_L"] = min(p["TILE_L"], pow2_ceil(-(-length // (p["WG_L"] * p["VEC"]))))
+        p["TILE_L"] = min(p["TILE_L"], pow2_ceil(ceil_div(length, p["WG_L"] * p["VEC"])))
     # Short rows: halve the tile while its last one would mostly overhang the row (wasted lanes also take
     # the guarded path).
-    while p["TILE_L"] > 1 and -(-length // (p["TILE_L"] * p["VEC"])) * p["TILE_L"] * p["VEC"] - length > length // 8:
+    while p["TILE_L"] > 1 and ceil_div(length, p["TILE_L"] * p["VEC"]) * p["TILE_L"] * p["VEC"] - length > length // 8:
         p["TILE_L"] //= 2
     # ... and then the vectors, down to 4 lanes (example weight gradient, L_out 24: 16 lanes 0.41 ms, 8 lanes 0.18 ms)
-    while p["VEC"] > 4 and -(-length // (p["TILE_L"] * p["VEC"])) * p["TILE_L"] * p["VEC"] - length > length // 8:
+    while p["VEC"] > 4 and ceil_div(length, p["TILE_L"] * p["VEC"]) * p["TILE_L"] * p["VEC"] - length > length // 8:
         p["VEC"] //= 2
-    p["WG_L"] = max(1, min(p["WG_L"], pow2_floor(-(-length // (p["TILE_L"] * p["VEC"])))))
+    p["WG_L"] = max(1, min(p["WG_L"], pow2_floor(ceil_div(length, p["TILE_L"] * p["VEC"]))))
     if p["strategy"] == "register":
         # Register tiles per work-item: at most what the shape holds, powers of two along the positions.
-        p["TILE_R"] = max(1, min(p["TILE_R"], -(-rows // p["TILE_CO"])))
-        p["TILE_P"] = max(1, min(p["TILE_P"], pow2_floor(max(1, -(-length // (p["TILE_L"] * p["VEC"] * p["WG_L"]))))))
+        p["TILE_R"] = max(1, min(p["TILE_R"], ceil_div(rows, p["TILE_CO"])))
+        p["TILE_P"] = max(1, min(p["TILE_P"], pow2_floor(max(1, ceil_div(length, p["TILE_L"] * p["VEC"] * p["WG_L"])))))
     else:
         p["TILE_R"] = p["TILE_P"] = 1
     max_wg = min(device.max_work_group_size, max_group or device.max_work_group_size)
-    p["WG_CO"] = max(1, min(p["WG_CO"], pow2_floor(-(-rows // p["TILE_CO"]))))
+    p["WG_CO"] = max(1, min(p["WG_CO"], pow2_floor(ceil_div(rows, p["TILE_CO"]))))
     while p["WG_L"] * p["WG_CO"] > max_wg:
         if p["WG_CO"] > 1:
             p["WG_CO"] //= 2

@@ -6,6 +6,8 @@ rows that pad_fold.cl folds back. The plans read "dy", "w", "bias" and write "dx
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from .. import params
@@ -106,8 +108,7 @@ def _forward_form(device, geo: ConvGeometry, dtype, has_bias: bool, length: int,
     pad_r = length - geo.length_out - pad_l + reach
     if geo.stride != 1 or pad_l < 0 or pad_r < 0:
         return None
-    dual = ConvGeometry(geo.batch, geo.out_channels, geo.in_channels, geo.length_out, length, geo.kernel_size, 1,
-                        geo.dilation, geo.groups, pad_l, pad_r)
+    dual = replace(geo.dual(), length_out=length, pad_left=pad_l, pad_right=pad_r)
     flip = device.kernel("flip_weights.cl", "flip_weights", dtype_defines(dtype))
     size = geo.out_channels * geo.in_per_group * geo.kernel_size
     flipping = Plan((line_step(device, flip, size, "w", "flipped", np.int32(geo.in_per_group), np.int32(geo.out_per_group),

@@ -131,11 +131,11 @@ def _weight_tiles(taps: int, channels: int, max_channels: int, max_accumulators:
     two tiles of 16).
     """
     best = (0.0, 1, 1)
-    for tile_k in sorted({-(-taps // tiles) for tiles in range(1, taps + 1)}):
+    for tile_k in sorted({ceil_div(taps, tiles) for tiles in range(1, taps + 1)}):
         if tile_k > max_accumulators:
             continue
         for tile_co in range(1, min(max_channels, channels, max_accumulators // tile_k) + 1):
-            repeated = (-(-taps // tile_k) * tile_k / taps) * (-(-channels // tile_co) * tile_co / channels)
+            repeated = (ceil_div(taps, tile_k) * tile_k / taps) * (ceil_div(channels, tile_co) * tile_co / channels)
             streamed = 1 + tile_co / channel_lanes if channel_lanes else tile_co + 1
             score = tile_co * tile_k / streamed / repeated
             if score > best[0]:
