@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pyopencl.array as cla
 
-from .. import params, tune
+from .. import params
 from ..passes.backward_data import backward_data_plan, input_gradient_plan
 from ..passes.backward_weight import bias_gradient_plan, weight_gradient_plan
 from ..passes.forward import forward_plan
@@ -20,6 +20,8 @@ def _autotune(device, pass_name: Pass, geo: ConvGeometry, dtype) -> None:
     """CLCONV_AUTOTUNE=1: tune a shape's pass at its first use, before it is planned."""
     if (os.environ.get("CLCONV_AUTOTUNE") == "1" and not params.is_overridden()
             and not params.has_tuned(device, pass_name, params_key(geo, dtype))):
+        from .. import tune  # loaded only when asked for: `python -m clconv.tune` runs it as a script
+
         tune.tune_pass(device, pass_name, geo, dtype, strict=False)
 
 
