@@ -26,10 +26,15 @@ def weight_gradient_plan(device, geo: ConvGeometry, dtype, bias: bool = False, a
 
 def bias_gradient_plan(device, dy_shape: tuple, dtype) -> Plan:
     """db (C,) = dy (N, C, L) summed over batch and positions, or db += that ("bias_accumulate")."""
+    dtype = np.dtype(dtype)
+    return planned(device, ("bias_gradient", tuple(dy_shape), dtype.str), lambda: _bias_build(device, dy_shape, dtype))
+
+
+def _bias_build(device, dy_shape: tuple, dtype) -> Plan:
     batch, channels, length = dy_shape
     if channels == 0:
         return Plan()
-    vec = 4 if np.dtype(dtype) == np.float64 else 8
+    vec = 4 if dtype == np.float64 else 8
     kernel = device.kernel("bias_grad.cl", "bias_grad", {"VEC": vec, **dtype_defines(dtype)})
     return Plan((line_step(device, kernel, channels, "dy", "db", np.int32(batch), np.int32(channels), np.int32(length),
                            "bias_accumulate", preferred=8),))

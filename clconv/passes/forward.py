@@ -121,4 +121,4 @@ def _aligned(device, geo: ConvGeometry, rep: ConvGeometry, dtype, has_bias: bool
     step = Step(kernel, (ceil_div(geo.length_out, run), tiles, geo.batch), (1, 1, 1),
                 ("staged", "w", "bias" if has_bias else "w", "y",
                  np.int32(staged.row_length), np.int32(geo.length_out), np.int32(0), np.int32(has_bias)))
-    return staged.plan.then(Plan((step,)))
+    return staged.plan.then(Plan((step,), params=p))
