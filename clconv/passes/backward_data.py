@@ -11,9 +11,10 @@ from dataclasses import replace
 import numpy as np
 
 from .. import params
+from ..params import ceil_div
 from ..api.checks import ConvGeometry
 from .forward import forward_plan
-from .plan import (SHORT_ROWS, PAD_MODE_CODE, Pass, Plan, Step, acc_bytes, ceil_div, common_defines, compiled_class, dtype_defines,
+from .plan import (SHORT_ROWS, PAD_MODE_CODE, Pass, Plan, Step, acc_bytes, common_defines, compiled_class, dtype_defines,
                    exceeds_kernel, line_step, pass_params, planned, position_block)
 
 
@@ -30,7 +31,7 @@ def input_gradient_plan(device, geo: ConvGeometry, dtype) -> Plan:
         fold_step = line_step(device, fold, geo.length_in, "dx_padded", "dx", np.int32(geo.length_in),
                               np.int32(geo.pad_left), np.int32(geo.pad_right), rows=geo.batch * geo.in_channels)
         padded_bytes = geo.batch * geo.in_channels * length * dtype.itemsize
-        return Plan(unfolded.steps + (fold_step,), unfolded.scratch + (("dx_padded", padded_bytes),), unfolded.params)
+        return unfolded.then(Plan((fold_step,), (("dx_padded", padded_bytes),)))
 
     return planned(device, ("input_gradient", geo, dtype.str), build)
 

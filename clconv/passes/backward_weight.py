@@ -7,9 +7,10 @@ from __future__ import annotations
 import numpy as np
 
 from .. import params
+from ..params import ceil_div
 from ..api.checks import ConvGeometry
 from . import staging
-from .plan import (PAD_MODE_CODE, Pass, Plan, Step, acc_bytes, ceil_div, common_defines, compiled_class, dtype_defines,
+from .plan import (PAD_MODE_CODE, Pass, Plan, Step, acc_bytes, common_defines, compiled_class, dtype_defines,
                    exceeds_kernel, line_step, pass_params, planned, position_block)
 
 PARTIAL_BYTES_CAP = 128 << 20  # partial sums of all chunks together
@@ -117,9 +118,9 @@ def _build(device, geo: ConvGeometry, dtype, bias: bool, accumulate: bool, max_g
     if not direct:
         reduce = device.kernel("conv1d_backward_weight.cl", "conv1d_backward_weight_reduce", defines)
         bias_args = ("db", "bias_accumulate") if bias_sum else ()
-        plan = Plan(plan.steps + (line_step(device, reduce, sums_per_chunk, "sums", "dw", *bias_args, np.int32(chunks),
-                                            np.int32(accumulate)),),
-                    (("sums", chunks * sums_per_chunk * acc_bytes(dtype)),), plan.params)
+        plan = plan.then(Plan((line_step(device, reduce, sums_per_chunk, "sums", "dw", *bias_args, np.int32(chunks),
+                                         np.int32(accumulate)),),
+                              (("sums", chunks * sums_per_chunk * acc_bytes(dtype)),)))
     if staged:
         plan = staged.plan.then(plan)
     return plan if bias_sum else plan.then(bias_alone)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 from .. import params
+from ..params import ceil_div
 from ..api.checks import ConvGeometry
 from . import staging
-from .plan import (PAD_MODE_CODE, Pass, Plan, Step, acc_bytes, ceil_div, common_defines, compiled_class, exceeds_kernel,
+from .plan import (PAD_MODE_CODE, Pass, Plan, Step, acc_bytes, common_defines, compiled_class, exceeds_kernel,
                    pass_params, planned, position_block)
 
 

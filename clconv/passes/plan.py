@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .. import params, tuning_cache
-from ..params import ceil_div  # noqa: F401  (the planners' import of it)
+from ..params import ceil_div
 
 
 class Pass(str, enum.Enum):

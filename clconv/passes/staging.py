@@ -9,7 +9,8 @@ from typing import NamedTuple
 import numpy as np
 
 from ..api.checks import ConvGeometry
-from .plan import PAD_MODE_CODE, Plan, acc_bytes, ceil_div, dtype_defines, line_step
+from ..params import ceil_div
+from .plan import PAD_MODE_CODE, Plan, acc_bytes, dtype_defines, line_step
 
 
 class Staged(NamedTuple):
