@@ -6,7 +6,8 @@ instruction counter (OCLGRIND_INST_COUNTS=1), reduced to four figures per pass:
   local loads/FMA  __local loads per needed multiply-add, in 16-byte units (a float4 load is one
                    128-bit load instruction on NVIDIA, AMD and Intel GPUs; a scalar load is one too)
   instr/FMA        instructions executed per needed multiply-add, a vector instruction counted once per lane
-                   where its name gives the width (a GPU work-item runs vectors lane by lane)
+                   where its name gives the width (a GPU work-item runs vectors lane by lane); SSA
+                   bookkeeping that compiles to no machine instruction (phi, freeze, bitcast) is left out
   executed/needed  multiply-adds executed (fmuladd, fma and fmul, per lane) over those the pass needs
 
 A pass's figures sum every kernel of its plan (weight flips, staging, reductions). The bias gradient is
@@ -46,6 +47,7 @@ ICD_CANDIDATES = ("/usr/lib/oclgrind/liboclgrind-rt-icd.so", "/usr/lib/x86_64-li
 _LINE = re.compile(r"^\s*(\d+) - (.+?)(?: \((\d+) bytes\))?$")
 _LANES = re.compile(r"\.v(\d+)[fi]\d+")
 _MULTIPLY_ADDS = ("llvm.fmuladd", "llvm.fma", "fmul")
+_NOT_EXECUTED = ("phi", "freeze", "bitcast")
 
 
 def needed_fmas(shape) -> int:
@@ -67,7 +69,8 @@ def parse_counts(text: str) -> dict:
             continue
         count, name, nbytes = int(match[1]), match[2], int(match[3] or 0)
         lanes = int(_LANES.search(name)[1]) if _LANES.search(name) else 1
-        totals["instructions"] += count * lanes
+        if name not in _NOT_EXECUTED:
+            totals["instructions"] += count * lanes
         if any(name.startswith(op) or name.startswith("call " + op) for op in _MULTIPLY_ADDS):
             totals["fmas"] += count * lanes
         if name.startswith("load global"):

@@ -30,7 +30,10 @@ STRATEGIES = ("register", "local")
 # positions of ALIGNED_CO channels with their stores realigned to the flat output (conv1d_forward_aligned);
 # depthwise stride-1 passes of an even batch with DW_ROWS > 1 run DW_ROWS samples x DW_TILE_L vectors of one
 # channel per tile, DW_TILES tiles per work-item (conv1d_forward_depthwise);
-# BLOCK_KB is the input a register-strategy pass keeps in a core's cache while its channel tiles pass over it.
+# BLOCK_KB is the input a register-strategy pass keeps in a core's cache while its channel tiles pass over it;
+# LOCAL_VEC is the positions per vector of the local-strategy forward's micro-tiles (TILE_L vectors of it);
+# the local-strategy weight gradient gives a work-item TILE_CO output x TILE_CI input channels x TILE_K taps,
+# WG_L lanes along input-channel tiles, and stages blocks of LB positions.
 _SAFE_DEFAULT = {"strategy": "register", "TILE_CO": 4, "TILE_L": 2, "VEC": 4, "WG_L": 8, "WG_CO": 1, "CI_TILE": 4,
                  "TILE_K": 3, "LB": 64, "RUN": 2048, "BLOCK_KB": 256,
                  "TILE_R": 1, "TILE_P": 1, "CI_CHUNK": 32, "STAGE_MIN": 0,
@@ -38,7 +41,7 @@ _SAFE_DEFAULT = {"strategy": "register", "TILE_CO": 4, "TILE_L": 2, "VEC": 4, "W
                  "DATA_AS_FORWARD": 0, "WORK_MIN": 0, "ACC_MAX": 0,
                  "CI_LANES_MIN": 0, "CI_LANES_ACC": 16, "DATA_ROWS_CI": 0, "DATA_ROWS_CO": 0,
                  "DATA_ROWS_SEG": 1024, "NT_STORE_MIN": 0, "ALIGNED_TAPS": 0, "ALIGNED_CO": 8, "ALIGNED_RUN": 1024,
-                 "DW_ROWS": 0, "DW_TILE_L": 4, "DW_TILES": 8}
+                 "DW_ROWS": 0, "DW_TILE_L": 4, "DW_TILES": 8, "LOCAL_VEC": 1, "TILE_CI": 1}
 
 # Built-in rows, one per device class (runtime.DEVICE_CLASSES): pass ("*" for all) -> parameters over the
 # default; "<pass>_deep" adds parameters for reductions deep enough to read the staged input. Rows are shared
@@ -88,7 +91,10 @@ _CPU_AVX512 = {
     # positions in cache (conv1d_backward_data_rows): wav2vec 25 -> 56 GF/s side by side.
     "backward_data": {"DATA_ROWS_CI": 4, "DATA_ROWS_CO": 64},
 }
-_GPU = {"*": {"strategy": "local", "TILE_CO": 4, "TILE_L": 2, "WG_L": 32, "WG_CO": 4, "CI_TILE": 4, "RUN": 8192}}
+_GPU = {"*": {"strategy": "local", "TILE_CO": 4, "TILE_L": 2, "WG_L": 32, "WG_CO": 4, "CI_TILE": 4, "RUN": 8192,
+              "DATA_AS_FORWARD": 1},
+        "forward": {"TILE_CO": 4, "TILE_L": 4, "LOCAL_VEC": 4, "WG_L": 16, "WG_CO": 16, "CI_TILE": 8},
+        "backward_weight": {"TILE_CO": 4, "TILE_CI": 4, "TILE_K": 4, "WG_L": 16, "WG_CO": 16, "LB": 32, "RUN": 1024}}
 _ACCELERATOR = {"*": {"strategy": "local", "TILE_CO": 2, "TILE_L": 2, "WG_L": 16, "WG_CO": 4, "CI_TILE": 4}}
 
 _BUILTIN = {
@@ -220,12 +226,14 @@ def balanced_tile(rows: int, most: int) -> int:
     return ceil_div(rows, ceil_div(rows, max(1, min(most, rows)))) if rows > 0 else 1
 
 
-def fit(device, params: dict, *, rows: int, length: int, local_bytes, max_group: int | None = None) -> dict:
+def fit(device, params: dict, *, rows: int, length: int, local_bytes, max_group: int | None = None,
+        local_vectors: bool = False) -> dict:
     """Fit parameters to a shape and to the device.
 
     rows: channels per group the tile rows cover; length: positions along dim 0;
     local_bytes(p): __local memory the local strategy needs with parameters p; max_group: the built
-    kernel's own work-group limit, where a first build found it below the device's.
+    kernel's own work-group limit, where a first build found it below the device's; local_vectors: the
+    pass's local-strategy kernel takes vectors of LOCAL_VEC positions (the others take single positions).
     Tiles never exceed the shape; work-groups never exceed the device or the kernel; a local tile that cannot fit
     shrinks, and falls back to the register strategy when even the smallest does not fit.
     """
@@ -238,7 +246,8 @@ def fit(device, params: dict, *, rows: int, length: int, local_bytes, max_group:
     # loop waits on one FMA chain per accumulator.
     p["TILE_L"] = max(p["TILE_L"], min(_MAX_TILE_L, accumulators // p["TILE_CO"]))
     if p["strategy"] == "local":
-        p["VEC"] = 1
+        p["VEC"] = p["LOCAL_VEC"] if local_vectors else 1
+    group = p["WG_L"] * p["WG_CO"]
     lanes_needed = ceil_div(length, p["TILE_L"] * p["VEC"])
     p["WG_L"] = max(1, min(p["WG_L"], pow2_floor(max(1, lanes_needed))))
     if p["TILE_L"] * p["VEC"] * p["WG_L"] > length:
@@ -260,6 +269,10 @@ def fit(device, params: dict, *, rows: int, length: int, local_bytes, max_group:
         p["TILE_R"] = p["TILE_P"] = 1
     max_wg = min(device.max_work_group_size, max_group or device.max_work_group_size)
     p["WG_CO"] = max(1, min(p["WG_CO"], pow2_floor(ceil_div(rows, p["TILE_CO"]))))
+    if p["strategy"] == "local":
+        # Few channel tiles: the work-group keeps its size along the positions instead, so that a staged
+        # input window serves as many outputs as before.
+        p["WG_L"] = max(p["WG_L"], min(group // p["WG_CO"], pow2_floor(ceil_div(length, p["TILE_L"] * p["VEC"]))))
     while p["WG_L"] * p["WG_CO"] > max_wg:
         if p["WG_CO"] > 1:
             p["WG_CO"] //= 2

@@ -13,8 +13,18 @@
  *   once and the bias gradient costs no second read of dy.
  *
  *   STRATEGY 0 (register): TILE_CO channels x TILE_K taps of VEC-lane accumulators, no barriers.
- *   STRATEGY 1 (local): a work-group of WG_A lanes (ci, tap tile) x WG_CO rows shares one chunk; dy rows
- *     for its SPAN_CO channels are staged in __local memory, LB positions at a time, and read by every lane.
+ *   STRATEGY 1 (local, conv1d_backward_weight_local): a work-group owns SPAN_CO output x SPAN_CI input
+ *     channels x every tap of one group and one chunk of the (sample, block of LB positions) units. Per
+ *     unit it stages dy_tile[j][o] (LB positions x SPAN_CO channels) and the input window of the block,
+ *     split into stride phases with the channels innermost, x_tile[r][q][c] = window element q*STRIDE + r
+ *     of channel c, padding resolved while staging. Work-item (lane, row) keeps TILE_CO output channels x
+ *     TILE_K taps (tap tile lane % K_TILES) x TILE_CI input channels (channel tile lane / K_TILES):
+ *
+ *         position j:  dy_tile[j][row*TILE_CO .. +TILE_CO)  x  x_tile[phase_t][j + offset_t][ci tile]
+ *                      (one vector, broadcast lane by lane)     (one vector of TILE_CI channels per tap)
+ *
+ *     Tap phases and offsets are computed once per work-item; the block's sums fold into the totals per
+ *     unit (blocked summation), and taps past K are skipped, never computed.
  *   conv1d_backward_weight_blocked: the register tiles with their lanes along input channels instead of
  *     positions, for deep reductions (the host's choice). It reads pad_rows.cl's channel-blocked copy
  *       xb[((n * GROUPS + g) * CI_BLOCKS + b) * LDB + q][v] = xpad[n, g*C_IN_G + b*VEC + v, q - pad_l]
@@ -30,6 +40,8 @@
  *
  * Macros read: C_IN_G, C_OUT_G, GROUPS, K, STRIDE, DILATION, PAD_MODE, BIAS_SUM, dtype (common.cl),
  * tunables. Runtime arguments: N, L_in, L_out, pad_l, chunks.
+ * STRATEGY 1 work-groups are WG_A = WG_CI x K_TILES lanes by WG_CO rows (the host keeps WG_A a multiple
+ * of K_TILES).
  */
 #ifndef STRATEGY
 #define STRATEGY 0 /* 0 register-blocked without barriers, 1 __local dy tiles */
@@ -47,10 +59,10 @@
 #define WG_CO 1 /* work-group size along channel tiles */
 #endif
 #ifndef LB
-#define LB 64 /* positions staged per __local block (STRATEGY 1) */
+#define LB 32 /* positions per __local block, one sample's (STRATEGY 1) */
 #endif
-#if STRATEGY == 1 && VEC != 1
-#error "the local strategy reads single positions: build it with VEC=1"
+#ifndef TILE_CI
+#define TILE_CI 4 /* input channels per work-item (STRATEGY 1), one vector of them per tap */
 #endif
 
 #ifndef X_STAGED
@@ -78,7 +90,7 @@
 #define SPAN_CO (WG_CO * TILE_CO)
 #define CO_SPANS ((C_OUT_G + SPAN_CO - 1) / SPAN_CO)
 
-#if !X_BLOCKED
+#if !X_BLOCKED && STRATEGY == 0
 __kernel __attribute__((reqd_work_group_size(WG_A, WG_CO, 1)))
 void conv1d_backward_weight_partial(__global const store_t *restrict x, __global const store_t *restrict dy,
                                     __global acc_t *restrict partial, const int N, const int L_in,
@@ -112,7 +124,6 @@ void conv1d_backward_weight_partial(__global const store_t *restrict x, __global
 #define SUM_BIAS(c)
 #endif
 
-#if STRATEGY == 0
     /* Tiles that would overhang the group's last channel or the last tap slide back to end on it (the
      * host keeps TILE_CO <= C_OUT_G and TILE_K <= K); shared rows and taps are stored by their own tile.
      * acc[c][t] holds (co_base + c, k_base + t). */
@@ -199,44 +210,6 @@ void conv1d_backward_weight_partial(__global const store_t *restrict x, __global
             WEIGHT_STEP(lv * VEC, LOAD_DY_EDGE, LOAD_X_EDGE_LANES)
         vs += lv1 - lv0;
     }
-#else
-    /* Positions p in [v_begin, v_end) of the flattened (n, l) range, LB at a time. */
-    const int co_base = co0, k_base = k0;
-    int k_c[TILE_K]; /* taps past the last are clamped: computed, never stored */
-    UNROLL
-    for (int t = 0; t < TILE_K; ++t)
-        k_c[t] = k0 + t < K ? k0 + t : K - 1;
-    __local acc_t dy_tile[SPAN_CO][LB];
-    const int me = get_local_id(1) * WG_A + get_local_id(0);
-    const int co_first = g * C_OUT_G + (span % CO_SPANS) * SPAN_CO;
-    const int row0 = get_local_id(1) * TILE_CO;
-    for (long p0 = v_begin; p0 < v_end; p0 += LB) {
-        for (int idx = me; idx < SPAN_CO * LB; idx += WG_A * WG_CO) {
-            const int o = idx / LB, j = idx % LB;
-            const long p = p0 + j;
-            const int pn = (int)(p / vpn), pl = (int)(p % vpn);
-            dy_tile[o][j] = (p < v_end && co_first + o < co_end) ? LOAD(dy, ((long)pn * C_OUT + co_first + o) * L_out + pl) : (acc_t)0;
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-        const int count = v_end - p0 < LB ? (int)(v_end - p0) : LB;
-        int n = (int)(p0 / vpn), l = (int)(p0 % vpn);
-        for (int j = 0; j < count; ++j) {
-            __global const store_t *xr = x + ((long)n * C_IN + g * C_IN_G + ci) * L_in;
-            UNROLL
-            for (int t = 0; t < TILE_K; ++t) {
-                const acc_t xv = load_padded(xr, l * STRIDE + k_c[t] * DILATION - pad_l, L_in);
-                UNROLL
-                for (int c = 0; c < TILE_CO; ++c)
-                    acc[c][t] += dy_tile[row0 + c][j] * xv;
-            }
-            if (++l == vpn) {
-                l = 0;
-                ++n;
-            }
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-#endif
 
     if (!active)
         return;
@@ -323,6 +296,126 @@ void conv1d_backward_weight_blocked(__global const acc_t *restrict xb, __global 
             for (int v = 0; v < VEC; ++v)
                 if (b * VEC + v < C_IN_G)
                     out[(co * C_IN_G + b * VEC + v) * K + k] = lanes.s[v];
+        }
+    }
+}
+#endif
+
+#if STRATEGY == 1
+#define SPAN_CI ((WG_A / K_TILES) * TILE_CI)                      /* input channels per work-group */
+#define CI_SPANS ((C_IN_G + SPAN_CI - 1) / SPAN_CI)
+#define WIN_B ((LB - 1) * STRIDE + (K - 1) * DILATION + 1)        /* input window of a block */
+#define PHASE_LEN_B ((WIN_B + STRIDE - 1) / STRIDE)
+#if TILE_CI > 1
+typedef CAT(ACC_NAME, TILE_CI) civ_t;
+#else
+typedef acc_t civ_t;
+#endif
+#if TILE_CO % 4 == 0 && SPAN_CO % 4 == 0
+#define DY_VEC 4
+#elif TILE_CO % 2 == 0 && SPAN_CO % 2 == 0
+#define DY_VEC 2
+#else
+#define DY_VEC 1
+#endif
+
+__kernel __attribute__((reqd_work_group_size(WG_A, WG_CO, 1)))
+void conv1d_backward_weight_local(__global const store_t *restrict x, __global const store_t *restrict dy,
+                                  __global acc_t *restrict partial, const int N, const int L_in,
+                                  const int L_out, const int pad_l, const int chunks)
+{
+    const int lane = get_local_id(0), row = get_local_id(1);
+    const int me = row * WG_A + lane;
+    const int tile = get_group_id(1);                       /* (group, channel span, input channel span) */
+    const int g = tile / (CO_SPANS * CI_SPANS);
+    const int co_first = g * C_OUT_G + tile / CI_SPANS % CO_SPANS * SPAN_CO;
+    const int co_end = (g + 1) * C_OUT_G;
+    const int ci_first = tile % CI_SPANS * SPAN_CI;         /* within the group */
+    const int ci_tile = lane / K_TILES, k_first = lane % K_TILES * TILE_K;
+    const int chunk = get_group_id(0);
+    const int blocks = (L_out + LB - 1) / LB;               /* units per sample */
+    const long units = (long)N * blocks;
+    const long u_begin = units * chunk / chunks, u_end = units * (chunk + 1) / chunks;
+
+    __local acc_t dy_tile[LB][SPAN_CO] __attribute__((aligned(sizeof(civ_t) > 4 * sizeof(acc_t) ? sizeof(civ_t) : 4 * sizeof(acc_t))));
+    __local acc_t x_tile[STRIDE][PHASE_LEN_B][SPAN_CI] __attribute__((aligned(sizeof(civ_t))));
+    __local const acc_t *x_tap[TILE_K];
+    UNROLL
+    for (int t = 0; t < TILE_K; ++t) {
+        const int q = (k_first + t < K ? k_first + t : 0) * DILATION;
+        x_tap[t] = &x_tile[q % STRIDE][q / STRIDE][ci_tile * TILE_CI];
+    }
+    civ_t total[TILE_CO][TILE_K];
+    ZERO_TILE(total, TILE_CO, TILE_K);
+    for (long u = u_begin; u < u_end; ++u) {
+        const int n = (int)(u / blocks), l0 = (int)(u % blocks) * LB;
+        const int count = L_out - l0 < LB ? L_out - l0 : LB;
+        for (int idx = me; idx < SPAN_CO * LB; idx += WG_A * WG_CO) {
+            const int o = idx / LB, j = idx % LB;
+            dy_tile[j][o] = (j < count && co_first + o < co_end)
+                ? LOAD(dy, ((long)n * C_OUT + co_first + o) * L_out + l0 + j) : (acc_t)0;
+        }
+        const int win0 = l0 * STRIDE - pad_l;
+        for (int idx = me; idx < SPAN_CI * WIN_B; idx += WG_A * WG_CO) {
+            const int c = idx / WIN_B, jw = idx % WIN_B;
+            __global const store_t *xr = x + ((long)n * C_IN + g * C_IN_G + ci_first + c) * L_in;
+            x_tile[jw % STRIDE][jw / STRIDE][c] = ci_first + c < C_IN_G ? load_padded(xr, win0 + jw, L_in) : (acc_t)0;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        civ_t part[TILE_CO][TILE_K];
+        ZERO_TILE(part, TILE_CO, TILE_K);
+        for (int j = 0; j < count; ++j) {
+            acc_t dyv[TILE_CO];
+            UNROLL
+            for (int cv = 0; cv < TILE_CO; cv += DY_VEC) {
+#if DY_VEC > 1
+                const CAT(ACC_NAME, DY_VEC) d = *(__local const CAT(ACC_NAME, DY_VEC) *)&dy_tile[j][row * TILE_CO + cv];
+                UNROLL
+                for (int e = 0; e < DY_VEC; ++e)
+                    dyv[cv + e] = ((const acc_t *)&d)[e];
+#else
+                dyv[cv] = dy_tile[j][row * TILE_CO + cv];
+#endif
+            }
+            civ_t dy_splat[TILE_CO]; /* broadcast once per position, not once per tap */
+            UNROLL
+            for (int c = 0; c < TILE_CO; ++c)
+                dy_splat[c] = (civ_t)dyv[c];
+            UNROLL
+            for (int t = 0; t < TILE_K; ++t) {
+                if (K % TILE_K == 0 || k_first + t < K) {
+                    const civ_t xv = *(__local const civ_t *)(x_tap[t] + j * SPAN_CI);
+                    UNROLL
+                    for (int c = 0; c < TILE_CO; ++c)
+                        part[c][t] += dy_splat[c] * xv;
+                }
+            }
+        }
+        UNROLL
+        for (int c = 0; c < TILE_CO; ++c)
+            UNROLL
+            for (int t = 0; t < TILE_K; ++t)
+                total[c][t] += part[c][t];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+
+    __global acc_t *out = partial + (long)chunk * P_SIZE;
+    UNROLL
+    for (int c = 0; c < TILE_CO; ++c) {
+        const int co = co_first + row * TILE_CO + c;
+        if (co >= co_end)
+            continue;
+        UNROLL
+        for (int t = 0; t < TILE_K; ++t) {
+            const int k = k_first + t;
+            if (k >= K)
+                continue;
+            UNROLL
+            for (int e = 0; e < TILE_CI; ++e) {
+                const int ci = ci_first + ci_tile * TILE_CI + e;
+                if (ci < C_IN_G)
+                    out[(co * C_IN_G + ci) * K + k] = ((const acc_t *)&total[c][t])[e];
+            }
         }
     }
 }

@@ -35,9 +35,6 @@
 #ifndef WG_CO
 #define WG_CO 1 /* work-group size along output-channel tiles */
 #endif
-#if STRATEGY == 1 && VEC != 1
-#error "the local strategy interleaves single positions: build it with VEC=1"
-#endif
 #ifndef CI_TILE
 #define CI_TILE 4 /* input channels staged per __local chunk (STRATEGY 1) */
 #endif
@@ -49,6 +46,10 @@
 #endif
 #ifndef X_PHASES
 #define X_PHASES 1 /* STRIDE: x is pad_rows.cl's phase-split staged copy (rows of STRIDE phases) */
+#endif
+#ifndef W_FLIPPED
+#define W_FLIPPED 0 /* 1 (STRATEGY 1): w is a layer's weight and this the forward form of its stride-1 input
+                       gradient; staging reads it flipped and transposed (flip_weights.cl's wf, in place) */
 #endif
 #ifndef CI_CHUNK
 #define CI_CHUNK 32 /* input channels per cache chunk of the reduction (STRATEGY 0) */
@@ -62,11 +63,39 @@
 #define SPAN_L (WG_L * TILE_P * TILE_L * VEC)                    /* positions per work-group */
 #define SPAN_CO (WG_CO * TILE_R * TILE_CO)                       /* channels per work-group */
 #else
-#define SPAN_L (WG_L * TILE_L)
+#define SPAN_L (WG_L * TILE_L * VEC)
 #define SPAN_CO (WG_CO * TILE_CO)
 #endif
 #define CO_SPANS ((C_OUT_G + SPAN_CO - 1) / SPAN_CO)             /* work-group rows per group */
 #define WIN ((SPAN_L - 1) * STRIDE + (K - 1) * DILATION + 1)     /* input window of a work-group */
+#if STRATEGY == 1
+#define WIN_VECTORS ((WIN + VEC - 1) / VEC)                              /* staging steps per channel */
+/* Elements per phase of the window, rounded up to whole vectors: rows of the shifted copies stay aligned. */
+#define PHASE_LEN ((((WIN_VECTORS * VEC + STRIDE - 1) / STRIDE) + VEC - 1) / VEC * VEC)
+/* wv[0 .. TILE_CO) = the work-item's channels of one w_tile row, in vector loads where TILE_CO allows. */
+#if TILE_CO % 4 == 0 && SPAN_CO % 4 == 0
+#define W_VEC 4
+#elif TILE_CO % 2 == 0 && SPAN_CO % 2 == 0
+#define W_VEC 2
+#else
+#define W_VEC 1
+#endif
+#if W_VEC > 1
+#define LOAD_W_TILE(wv, p)                                                      \
+    UNROLL                                                                      \
+    for (int cv = 0; cv < TILE_CO; cv += W_VEC) {                               \
+        const CAT(ACC_NAME, W_VEC) w_vector = *(__local const CAT(ACC_NAME, W_VEC) *)((p) + cv); \
+        UNROLL                                                                  \
+        for (int e = 0; e < W_VEC; ++e)                                         \
+            wv[cv + e] = ((const acc_t *)&w_vector)[e];                         \
+    }
+#else
+#define LOAD_W_TILE(wv, p)                                                      \
+    UNROLL                                                                      \
+    for (int cv = 0; cv < TILE_CO; ++cv)                                        \
+        wv[cv] = (p)[cv];
+#endif
+#endif
 
 __kernel __attribute__((reqd_work_group_size(WG_L, WG_CO, 1)))
 void conv1d_forward(__global const store_t *restrict x, __global const store_t *restrict w,
@@ -206,41 +235,79 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
         }
     }
 #else
-    /* acc[c][j] holds channel co0 + c at position l_first + lane + j * WG_L. */
-    acc_t acc[TILE_CO][TILE_L];
+    /* Work-item (lane, row): TILE_CO consecutive channels co0.. x TILE_L vectors of VEC consecutive
+     * positions, vector t at l_first + (t * WG_L + lane) * VEC: neighbouring lanes read and write
+     * neighbouring vectors. Per chunk of CI_TILE input channels the work-group stages
+     *   x_tile[c][s][r][i] = window element (i + s) * STRIDE + r   (phase r of the window, shifted by s)
+     *   w_tile[c * K + k][o] = w[co_first + o, ci0 + c, k]
+     * Tap k of output position p reads phase (k*DILATION) % STRIDE at offset p + (k*DILATION) / STRIDE;
+     * that offset is a multiple of VEC plus s, so the shifted copy s serves it with an aligned vector
+     * load. Phases, offsets and shifts are compile-time constants of k: no division in the inner loop.
+     * Padding is resolved while staging. */
+    accv_t acc[TILE_CO][TILE_L];
     ZERO_TILE(acc, TILE_CO, TILE_L);
-    __local acc_t x_tile[CI_TILE][WIN];
-    __local acc_t w_tile[CI_TILE * K][SPAN_CO];
+    __local acc_t x_tile[CI_TILE][VEC][STRIDE][PHASE_LEN] __attribute__((aligned(sizeof(accv_t))));
+    __local acc_t w_tile[CI_TILE * K][SPAN_CO] __attribute__((aligned(sizeof(accv_t))));
     const int co0 = co_first + row * TILE_CO;
     const int me = row * WG_L + lane;
     for (int ci0 = 0; ci0 < C_IN_G; ci0 += CI_TILE) {
-        for (int idx = me; idx < CI_TILE * WIN; idx += WG_L * WG_CO) {
-            const int c = idx / WIN, j = idx % WIN;
-            x_tile[c][j] = ci0 + c < C_IN_G ? load_padded(xg + (long)(ci0 + c) * L_in, win0 + j, L_in) : (acc_t)0;
+        /* The window, VEC elements per work-item per step: one vector load where it lies inside the row. */
+        for (int idx = me; idx < CI_TILE * WIN_VECTORS; idx += WG_L * WG_CO) {
+            const int c = idx / WIN_VECTORS, j0 = (idx % WIN_VECTORS) * VEC;
+            __global const store_t *xr = xg + (long)(ci0 + c) * L_in;
+            acc_t v[VEC];
+            if (ci0 + c < C_IN_G && win0 + j0 >= 0 && win0 + j0 + VEC <= L_in) {
+                accv_lanes lanes;
+                lanes.v = LOADV(xr + win0 + j0);
+                UNROLL
+                for (int e = 0; e < VEC; ++e)
+                    v[e] = lanes.s[e];
+            } else {
+                UNROLL
+                for (int e = 0; e < VEC; ++e)
+                    v[e] = ci0 + c < C_IN_G ? load_padded(xr, win0 + j0 + e, L_in) : (acc_t)0;
+            }
+            UNROLL
+            for (int e = 0; e < VEC; ++e) {
+                const int j = j0 + e, r = j % STRIDE, q = j / STRIDE;
+                UNROLL
+                for (int sh = 0; sh < VEC; ++sh)
+                    if (q >= sh && q - sh < PHASE_LEN)
+                        x_tile[c][sh][r][q - sh] = v[e];
+            }
         }
         for (int idx = me; idx < CI_TILE * K * SPAN_CO; idx += WG_L * WG_CO) {
             const int o = idx / (CI_TILE * K), ck = idx % (CI_TILE * K);
             const int ci = ci0 + ck / K;
             const int co = co_first + o;
-            w_tile[ck][o] = (co < co_end && ci < C_IN_G) ? LOAD(w, (co * C_IN_G + ci) * K + ck % K) : (acc_t)0;
+#if W_FLIPPED
+            const int w_index = ((g * C_IN_G + ci) * C_OUT_G + co - g * C_OUT_G) * K + K - 1 - ck % K;
+#else
+            const int w_index = (co * C_IN_G + ci) * K + ck % K;
+#endif
+            w_tile[ck][o] = (co < co_end && ci < C_IN_G) ? LOAD(w, w_index) : (acc_t)0;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
-        acc_t part[TILE_CO][TILE_L]; /* one chunk's sum, folded into acc: blocked summation */
+        accv_t part[TILE_CO][TILE_L]; /* one chunk's sum, folded into acc: blocked summation */
         ZERO_TILE(part, TILE_CO, TILE_L);
         UNROLL
         for (int c = 0; c < CI_TILE; ++c) {
             UNROLL_TAPS
             for (int k = 0; k < K; ++k) {
-                acc_t xv[TILE_L];
+                const int phase = (k * DILATION) % STRIDE, offset = (k * DILATION) / STRIDE;
+                __local const acc_t *xs = &x_tile[c][offset % VEC][phase][offset - offset % VEC];
+                accv_t xv[TILE_L];
                 UNROLL
                 for (int t = 0; t < TILE_L; ++t)
-                    xv[t] = x_tile[c][(lane + t * WG_L) * STRIDE + k * DILATION];
+                    xv[t] = *(__local const accv_t *)(xs + (t * WG_L + lane) * VEC);
+                acc_t wv[TILE_CO];
+                LOAD_W_TILE(wv, &w_tile[c * K + k][row * TILE_CO]);
                 UNROLL
                 for (int cc = 0; cc < TILE_CO; ++cc) {
-                    const acc_t wv = w_tile[c * K + k][row * TILE_CO + cc];
+                    const accv_t w_splat = (accv_t)wv[cc]; /* broadcast once per channel, not per vector */
                     UNROLL
                     for (int t = 0; t < TILE_L; ++t)
-                        part[cc][t] += wv * xv[t];
+                        part[cc][t] += w_splat * xv[t];
                 }
             }
         }
@@ -260,10 +327,14 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
         const acc_t b = BIAS(co);
         __global store_t *yr = y + ((long)n * C_OUT + co) * L_out;
         UNROLL
-        for (int j = 0; j < TILE_L; ++j) {
-            const int l = l_first + lane + j * WG_L;
-            if (l < L_out)
-                STORE(yr, l, acc[c][j] + b);
+        for (int t = 0; t < TILE_L; ++t) {
+            const int l = l_first + (t * WG_L + lane) * VEC;
+            accv_lanes lanes;
+            lanes.v = acc[c][t] + b;
+            UNROLL
+            for (int v = 0; v < VEC; ++v)
+                if (l + v < L_out)
+                    STORE(yr, l + v, lanes.s[v]);
         }
     }
 #endif

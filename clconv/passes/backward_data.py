@@ -110,13 +110,8 @@ def _forward_form(device, geo: ConvGeometry, dtype, has_bias: bool, length: int,
     if geo.stride != 1 or pad_l < 0 or pad_r < 0:
         return None
     dual = replace(geo.dual(), length_out=length, pad_left=pad_l, pad_right=pad_r)
-    flip = device.kernel("flip_weights.cl", "flip_weights", dtype_defines(dtype))
-    size = geo.out_channels * geo.in_per_group * geo.kernel_size
-    flipping = Plan((line_step(device, flip, size, "w", "flipped", np.int32(geo.in_per_group), np.int32(geo.out_per_group),
-                               np.int32(geo.groups), np.int32(geo.kernel_size)),), (("flipped", size * dtype.itemsize),))
-    forward = forward_plan(device, dual, dtype, has_bias).renamed(x="dy", w="flipped", y="dx")
-    plan = flipping.then(forward)
-    return Plan(plan.steps, plan.scratch, {**plan.params, "as_forward": dual})
+    forward = forward_plan(device, dual, dtype, has_bias, w_flipped=True).renamed(x="dy", y="dx")
+    return Plan(forward.steps, forward.scratch, {**forward.params, "as_forward": dual})
 
 
 def _rows(device, geo: ConvGeometry, dtype, p: dict, has_bias: bool, length: int, pad_left: int) -> Plan:

@@ -11,7 +11,7 @@ from ..params import ceil_div
 from ..api.checks import ConvGeometry
 from . import staging
 from .plan import (PAD_MODE_CODE, Pass, Plan, Step, acc_bytes, common_defines, compiled_class, dtype_defines,
-                   exceeds_kernel, line_step, pass_params, planned, position_block)
+                   exceeds_kernel, line_step, params_key, pass_params, planned, position_block)
 
 PARTIAL_BYTES_CAP = 128 << 20  # partial sums of all chunks together
 
@@ -52,6 +52,11 @@ def _build(device, geo: ConvGeometry, dtype, bias: bool, accumulate: bool, max_g
     # Compiled choices come from the shape's class (rep), launch sizes and arguments from the shape itself.
     rep = compiled_class(geo)
     p = pass_params(device, Pass.BACKWARD_WEIGHT, geo, dtype, geo.out_per_group, rep.length_out, local_bytes, max_group)
+    if p["strategy"] == "local":
+        local = _local(device, geo, dtype, accumulate, max_group)
+        if local is not None:
+            return local.then(bias_alone)
+        p["strategy"] = "register"
     blocked = staging.channel_blocks(device, geo, dtype, p) if staging.blocks_channels(rep, p) else None
     if blocked:
         p["WG_L"] = p["WG_CO"] = 1
@@ -124,6 +129,62 @@ def _build(device, geo: ConvGeometry, dtype, bias: bool, accumulate: bool, max_g
     if staged:
         plan = staged.plan.then(plan)
     return plan if bias_sum else plan.then(bias_alone)
+
+
+def _local(device, geo: ConvGeometry, dtype, accumulate: bool, max_group: int | None) -> Plan | None:
+    """conv1d_backward_weight_local: work-group tiles of output x input channels x every tap, split over
+    chunks of (sample, block of positions) units to fill the device, then reduced in chunk order. None
+    where even one position per block does not fit the device's local memory."""
+    p = params.lookup(device, Pass.BACKWARD_WEIGHT, params_key(geo, dtype), geo.in_per_group * geo.kernel_size)
+    limit = min(device.max_work_group_size, max_group or device.max_work_group_size)
+    k_tiles = ceil_div(geo.kernel_size, max(1, p["TILE_K"]))
+    k_tiles = min(k_tiles, limit)
+    tile_k = ceil_div(geo.kernel_size, k_tiles)  # equal tiles: K = 5 in 3 + 2, never a tile of taps past K
+    k_tiles = ceil_div(geo.kernel_size, tile_k)
+    tile_ci = min(p["TILE_CI"], params.pow2_ceil(geo.in_per_group))
+    tile_co = params.balanced_tile(geo.out_per_group, p["TILE_CO"])
+    wg_ci = max(1, min(p["WG_L"], params.pow2_floor(ceil_div(geo.in_per_group, tile_ci))))
+    wg_co = max(1, min(p["WG_CO"], params.pow2_floor(ceil_div(geo.out_per_group, tile_co))))
+    while wg_ci * k_tiles * wg_co > limit:
+        if wg_co > 1:
+            wg_co //= 2
+        else:
+            wg_ci //= 2
+    block = max(1, p["LB"])
+
+    def local_bytes(block):
+        window = (block - 1) * geo.stride + (geo.kernel_size - 1) * geo.dilation + 1
+        return acc_bytes(dtype) * (block * wg_co * tile_co + geo.stride * ceil_div(window, geo.stride) * wg_ci * tile_ci)
+
+    while local_bytes(block) > device.local_mem_size:
+        if block == 1:
+            return None
+        block //= 2
+    defines = {**common_defines(geo, dtype, p), "PAD_MODE": PAD_MODE_CODE[geo.padding_mode], "TILE_CO": tile_co,
+               "TILE_CI": tile_ci, "TILE_K": tile_k, "WG_A": wg_ci * k_tiles, "WG_CO": wg_co, "LB": block}
+    kernel = device.kernel("conv1d_backward_weight.cl", "conv1d_backward_weight_local", defines)
+    if wg_ci * k_tiles * wg_co > device.group_limit(kernel):
+        return _local(device, geo, dtype, accumulate, device.group_limit(kernel))
+    tiles = geo.groups * ceil_div(geo.out_per_group, wg_co * tile_co) * ceil_div(geo.in_per_group, wg_ci * tile_ci)
+    units = geo.batch * ceil_div(geo.length_out, block)
+    w_size = geo.out_channels * geo.in_per_group * geo.kernel_size
+    # Split over the units until every compute unit has work-groups to switch between, in chunks of at least
+    # RUN positions (a chunk's partial sums cost 2 x 4 bytes per weight, against its RUN reads per weight). A function of the shape and the device: the same bits every run.
+    chunks = max(1, min(units, ceil_div(4 * device.compute_units, tiles), ceil_div(geo.batch * geo.length_out, p["RUN"]),
+                        PARTIAL_BYTES_CAP // max(1, w_size * acc_bytes(dtype))))
+    direct = chunks == 1 and not accumulate and acc_bytes(dtype) == dtype.itemsize
+    sums = "dw" if direct else "sums"
+    step = Step(kernel, (chunks * wg_ci * k_tiles, tiles * wg_co), (wg_ci * k_tiles, wg_co),
+                ("x", "dy", sums, np.int32(geo.batch), np.int32(geo.length_in), np.int32(geo.length_out),
+                 np.int32(geo.pad_left), np.int32(chunks)))
+    fitted = {**p, "TILE_CO": tile_co, "TILE_CI": tile_ci, "TILE_K": tile_k, "WG_L": wg_ci, "WG_CO": wg_co,
+              "LB": block, "chunks": chunks, "bias_sum": False}
+    plan = Plan((step,), params=fitted)
+    if direct:
+        return plan
+    reduce = device.kernel("conv1d_backward_weight.cl", "conv1d_backward_weight_reduce", defines)
+    return plan.then(Plan((line_step(device, reduce, w_size, "sums", "dw", np.int32(chunks), np.int32(accumulate)),),
+                          (("sums", chunks * w_size * acc_bytes(dtype)),)))
 
 
 def _weight_tiles(taps: int, channels: int, max_channels: int, max_accumulators: int,

@@ -9,27 +9,47 @@ from .. import params
 from ..params import ceil_div
 from ..api.checks import ConvGeometry
 from . import staging
-from .plan import (PAD_MODE_CODE, Pass, Plan, Step, acc_bytes, common_defines, compiled_class, exceeds_kernel,
-                   pass_params, planned, position_block)
+from .plan import (PAD_MODE_CODE, Pass, Plan, Step, acc_bytes, common_defines, compiled_class, dtype_defines,
+                   exceeds_kernel, line_step, pass_params, planned, position_block)
 
 
-def forward_plan(device, geo: ConvGeometry, dtype, has_bias: bool) -> Plan:
+def forward_plan(device, geo: ConvGeometry, dtype, has_bias: bool, w_flipped: bool = False) -> Plan:
+    """w_flipped: "w" is the weight of the layer whose stride-1 input gradient this forward is (geo is that
+    layer's dual): the plan reads it flipped and transposed (flip_weights.cl's wf), in place where the
+    kernel stages weights in __local memory, else through a flipped copy."""
     dtype = np.dtype(dtype)
-    return planned(device, (Pass.FORWARD, geo, dtype.str, has_bias), lambda: _build(device, geo, dtype, has_bias))
+    return planned(device, (Pass.FORWARD, geo, dtype.str, has_bias, w_flipped),
+                   lambda: _build(device, geo, dtype, has_bias, w_flipped))
 
 
-def _build(device, geo: ConvGeometry, dtype, has_bias: bool, max_group: int | None = None) -> Plan:
+def _flipped(device, geo: ConvGeometry, dtype, plan: Plan) -> Plan:
+    """flip_weights.cl into the scratch buffer "flipped", then `plan` reading it as its "w"."""
+    flip = device.kernel("flip_weights.cl", "flip_weights", dtype_defines(dtype))
+    size = geo.out_channels * geo.in_per_group * geo.kernel_size
+    flipping = Plan((line_step(device, flip, size, "w", "flipped", np.int32(geo.out_per_group),
+                               np.int32(geo.in_per_group), np.int32(geo.groups), np.int32(geo.kernel_size)),),
+                    (("flipped", size * dtype.itemsize),))
+    return flipping.then(plan.renamed(w="flipped"))
+
+
+def _build(device, geo: ConvGeometry, dtype, has_bias: bool, w_flipped: bool, max_group: int | None = None) -> Plan:
     # Compiled choices come from the shape's class (rep), launch sizes and arguments from the shape itself.
     rep = compiled_class(geo)
 
     def local_bytes(p):
-        win = (p["WG_L"] * p["TILE_L"] - 1) * geo.stride + (geo.kernel_size - 1) * geo.dilation + 1
-        return acc_bytes(dtype) * p["CI_TILE"] * (win + geo.kernel_size * p["WG_CO"] * p["TILE_CO"])
+        vec = p["VEC"]
+        win = ceil_div((p["WG_L"] * p["TILE_L"] * vec - 1) * geo.stride + (geo.kernel_size - 1) * geo.dilation + 1, vec) * vec
+        phase_len = ceil_div(ceil_div(win, geo.stride), vec) * vec
+        staged_x = vec * geo.stride * phase_len  # shifted copies of every phase (conv1d_forward.cl)
+        return acc_bytes(dtype) * p["CI_TILE"] * (staged_x + geo.kernel_size * p["WG_CO"] * p["TILE_CO"])
 
-    p = pass_params(device, Pass.FORWARD, geo, dtype, geo.out_per_group, rep.length_out, local_bytes, max_group)
+    p = pass_params(device, Pass.FORWARD, geo, dtype, geo.out_per_group, rep.length_out, local_bytes, max_group,
+                    local_vectors=True)
     nt_stores = 0 < p["NT_STORE_MIN"] <= rep.batch * rep.out_channels * rep.length_out * dtype.itemsize
     # (one sample per work-item shares no weights and ran no faster than the generic kernel: (1,256,4000) K31)
     # (its loop over input offsets unrolls fully, over the dilated kernel's reach)
+    if w_flipped and p["strategy"] == "register":
+        return _flipped(device, geo, dtype, _build(device, geo, dtype, has_bias, False, max_group))
     if (p["strategy"] == "register" and p["DW_ROWS"] > 1 and geo.in_per_group == geo.out_per_group == 1
             and geo.stride == 1 and (geo.kernel_size - 1) * geo.dilation + 1 <= p["UNROLL_K_MAX"]
             and geo.batch % 2 == 0):
@@ -52,7 +72,7 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool, max_group: int | No
     rep_row = rep.length_in if staged is None else ceil_div(rep.length_in, geo.stride) * geo.stride
     defines = {**common_defines(geo, dtype, p), "NT_STORES": nt_stores,
                "PAD_MODE": 0 if staged else PAD_MODE_CODE[geo.padding_mode],
-               "X_PHASES": staged.phases if staged else 1, "TILE_CO": p["TILE_CO"],
+               "X_PHASES": staged.phases if staged else 1, "TILE_CO": p["TILE_CO"], "W_FLIPPED": int(w_flipped),
                "TILE_L": p["TILE_L"], "WG_L": p["WG_L"], "WG_CO": p["WG_CO"],
                "CI_TILE": min(p["CI_TILE"], geo.in_per_group),
                "TILE_R": p["TILE_R"], "TILE_P": p["TILE_P"], "CI_CHUNK": p["CI_CHUNK"],
@@ -61,7 +81,7 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool, max_group: int | No
     kernel = device.kernel("conv1d_forward.cl", "conv1d_forward", defines)
     limit = exceeds_kernel(device, kernel, p)
     if limit:
-        return _build(device, geo, dtype, has_bias, limit)
+        return _build(device, geo, dtype, has_bias, w_flipped, limit)
     positions = ceil_div(geo.length_out, span_l) * p["WG_L"]
     rows = geo.groups * ceil_div(geo.out_per_group, span_co) * p["WG_CO"]
     row_length = geo.length_in if staged is None else staged.row_length

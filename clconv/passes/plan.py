@@ -110,13 +110,15 @@ def params_key(geo, dtype) -> tuple:
             geo.padding_mode, np.dtype(dtype).name)
 
 
-def pass_params(device, pass_name: Pass, geo, dtype, rows: int, length: int, local_bytes, max_group=None) -> dict:
+def pass_params(device, pass_name: Pass, geo, dtype, rows: int, length: int, local_bytes, max_group=None,
+                local_vectors: bool = False) -> dict:
     """Parameters of one pass from the lookup chain, fitted to the shape, the device and (max_group) the
     work-group limit of a kernel built before."""
     p = params.lookup(device, pass_name, params_key(geo, dtype), geo.in_per_group * geo.kernel_size)
     if np.dtype(dtype) == np.float64:
         p["VEC"] = max(1, p["VEC"] // 2)  # double vectors take twice the registers
-    return params.fit(device, p, rows=rows, length=length, local_bytes=local_bytes, max_group=max_group)
+    return params.fit(device, p, rows=rows, length=length, local_bytes=local_bytes, max_group=max_group,
+                      local_vectors=local_vectors)
 
 
 def exceeds_kernel(device, kernel, p: dict) -> int | None:
