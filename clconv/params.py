@@ -91,20 +91,44 @@ _CPU_AVX512 = {
     # positions in cache (conv1d_backward_data_rows): wav2vec 25 -> 56 GF/s side by side.
     "backward_data": {"DATA_ROWS_CI": 4, "DATA_ROWS_CO": 64},
 }
-_GPU = {"*": {"strategy": "local", "TILE_CO": 4, "TILE_L": 2, "WG_L": 32, "WG_CO": 4, "CI_TILE": 4, "RUN": 8192,
-              "DATA_AS_FORWARD": 1},
-        "forward": {"TILE_CO": 4, "TILE_L": 4, "LOCAL_VEC": 4, "WG_L": 16, "WG_CO": 16, "CI_TILE": 8},
-        "backward_weight": {"TILE_CO": 4, "TILE_CI": 4, "TILE_K": 4, "WG_L": 16, "WG_CO": 16, "LB": 32, "RUN": 1024}}
+# GPUs: work-group tiles staged in __local memory, register micro-tiles read with vector __local loads,
+# stride-1 input gradients as forwards reading the flipped weights in place, weight gradients split over
+# chunks of at least RUN positions. Sizes from the vendors' public optimisation guides, never timed on a
+# GPU; bench/gpu_model.py gives their traffic and instruction counts on Oclgrind.
+# NVIDIA: warps of 32, up to 255 registers per thread, 48 KiB of shared memory per block without opt-in:
+# 256 work-items (8 warps) of 4 channels x 4 vectors of 4 positions (64 accumulators); weight gradients in
+# 64 x 64 channel tiles, 4 x 4 channels x up to 5 taps per work-item (80 accumulators).
+_NVIDIA_GPU = {
+    "*": {"strategy": "local", "TILE_CO": 4, "TILE_L": 2, "WG_L": 32, "WG_CO": 4, "CI_TILE": 4, "RUN": 8192,
+          "DATA_AS_FORWARD": 1},
+    "forward": {"TILE_CO": 4, "TILE_L": 4, "LOCAL_VEC": 4, "WG_L": 16, "WG_CO": 16, "CI_TILE": 8},
+    "backward_weight": {"TILE_CO": 4, "TILE_CI": 4, "TILE_K": 5, "WG_L": 16, "WG_CO": 16, "LB": 32, "RUN": 1024},
+}
+# AMD (GCN/CDNA wavefronts of 64, RDNA of 32): 256 work-items are four wave64 or eight wave32; 64 KiB of
+# LDS per work-group holds twice the input channels per staged chunk, halving the barriers.
+_AMD_GPU = {
+    **_NVIDIA_GPU,
+    "forward": {**_NVIDIA_GPU["forward"], "CI_TILE": 16},
+    "backward_weight": {**_NVIDIA_GPU["backward_weight"], "LB": 64},
+}
+# Intel (Gen9-Xe): EUs run SIMD8-32 sub-groups from a 4 KiB register file per hardware thread, so a
+# SIMD16 work-item has about 64 registers: 32 accumulators forward (4 channels x 2 vectors of 4), 48 in
+# the weight gradient (4 x 4 channels x 3 taps), in work-groups of 128.
+_INTEL_GPU = {
+    **_NVIDIA_GPU,
+    "forward": {**_NVIDIA_GPU["forward"], "TILE_L": 2, "WG_CO": 8},
+    "backward_weight": {**_NVIDIA_GPU["backward_weight"], "TILE_K": 3, "WG_CO": 8},
+}
 _ACCELERATOR = {"*": {"strategy": "local", "TILE_CO": 2, "TILE_L": 2, "WG_L": 16, "WG_CO": 4, "CI_TILE": 4}}
 
 _BUILTIN = {
     "cpu-avx512": _CPU_AVX512,
     "cpu-avx2": _CPU,
     "cpu": _CPU,
-    "nvidia-gpu": _GPU,
-    "amd-gpu": _GPU,
-    "intel-gpu": _GPU,
-    "gpu": _GPU,
+    "nvidia-gpu": _NVIDIA_GPU,
+    "amd-gpu": _AMD_GPU,
+    "intel-gpu": _INTEL_GPU,
+    "gpu": _NVIDIA_GPU,
     "accelerator": _ACCELERATOR,
     "other": {},
 }
@@ -118,10 +142,13 @@ PROVENANCE = {
                 "was split off), never on an AVX2-only CPU: wav2vec weight gradient 18-25 -> 26-51, tcn 67 -> 128 GF/s "
                 "(3 x 3 tiles); input gradients as forwards dense 121 -> 143, tcn 88 -> 124, depthwise 21 -> 39 GF/s",
     "cpu": "same as cpu-avx2, untuned: no CPU with vectors narrower than 8 floats has run it",
-    "nvidia-gpu": "same as gpu, untuned: no NVIDIA GPU has run it",
-    "amd-gpu": "same as gpu, untuned: no AMD GPU has run it",
-    "intel-gpu": "same as gpu, untuned: no Intel GPU has run it",
-    "gpu": "untuned: local-strategy tiles never timed on a GPU; checked for correctness only (Oclgrind, a simulator)",
+    "nvidia-gpu": "from NVIDIA's CUDA C++ best practices guide (warps of 32, 255 registers per thread, 48 KiB shared "
+                  "memory per block), never timed on an NVIDIA GPU; Oclgrind instruction counts only",
+    "amd-gpu": "from AMD's GCN/RDNA optimisation guides (wavefronts of 64 or 32, 64 KiB LDS per work-group), never "
+               "timed on an AMD GPU; Oclgrind instruction counts only",
+    "intel-gpu": "from Intel's oneAPI GPU optimisation guide (SIMD8-32 sub-groups, 4 KiB registers per EU thread, "
+                 "64 KiB SLM), never timed on an Intel GPU; Oclgrind instruction counts only",
+    "gpu": "same as nvidia-gpu (warps of 32 suit every vendor's SIMD width); checked on Oclgrind only",
     "accelerator": "untuned: local-strategy tiles never timed on an accelerator; checked for correctness only",
     "other": "no row (the safe default): a device of no type clconv knows (CL_DEVICE_TYPE_CUSTOM)",
 }

@@ -229,6 +229,29 @@ typedef struct __attribute__((packed)) { accv_t v; } unaligned_accv;
 #define LOADV(p) gather(p, 1)
 #endif
 
+/* v[0..3] = elements i .. i+3 of a row, through the padding map (load_padded; padded = 1) or zero outside
+ * [0, len) (load_masked), one vector load where all four lie inside the row: how local-strategy kernels
+ * stage a run of positions. */
+#if !defined(DTYPE_HALF)
+typedef struct __attribute__((packed)) { CAT(ACC_NAME, 4) v; } unaligned_acc4;
+#endif
+static inline void load_run4(__global const store_t *row, int i, int len, int padded, acc_t *v)
+{
+#if !defined(DTYPE_HALF)
+    if (i >= 0 && i + 4 <= len) {
+        const CAT(ACC_NAME, 4) q = ((__global const unaligned_acc4 *)(row + i))->v;
+        v[0] = q.s0;
+        v[1] = q.s1;
+        v[2] = q.s2;
+        v[3] = q.s3;
+        return;
+    }
+#endif
+    UNROLL
+    for (int e = 0; e < 4; ++e)
+        v[e] = padded ? load_padded(row, i + e, len) : load_masked(row, i + e, len);
+}
+
 /* Edges of a row: a register tile whose window crosses the row's ends copies the window into private
  * memory once per channel (scalar loads through the padding map) and runs the same vector loop on the
  * copy: gathering every lane of every tap through the map instead costs some 30 times the interior. */

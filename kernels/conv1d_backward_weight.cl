@@ -306,6 +306,10 @@ void conv1d_backward_weight_blocked(__global const acc_t *restrict xb, __global 
 #define CI_SPANS ((C_IN_G + SPAN_CI - 1) / SPAN_CI)
 #define WIN_B ((LB - 1) * STRIDE + (K - 1) * DILATION + 1)        /* input window of a block */
 #define PHASE_LEN_B ((WIN_B + STRIDE - 1) / STRIDE)
+#define WIN_B_STEPS ((WIN_B + 3) / 4)                            /* staging steps of four per channel */
+#if LB % 4 != 0
+#error "LB must be a multiple of 4: dy rows are staged four positions at a time"
+#endif
 #if TILE_CI > 1
 typedef CAT(ACC_NAME, TILE_CI) civ_t;
 #else
@@ -350,20 +354,31 @@ void conv1d_backward_weight_local(__global const store_t *restrict x, __global c
     for (long u = u_begin; u < u_end; ++u) {
         const int n = (int)(u / blocks), l0 = (int)(u % blocks) * LB;
         const int count = L_out - l0 < LB ? L_out - l0 : LB;
-        for (int idx = me; idx < SPAN_CO * LB; idx += WG_A * WG_CO) {
-            const int o = idx / LB, j = idx % LB;
-            dy_tile[j][o] = (j < count && co_first + o < co_end)
-                ? LOAD(dy, ((long)n * C_OUT + co_first + o) * L_out + l0 + j) : (acc_t)0;
+        /* Both tiles four positions per work-item per step, read as one vector where the row allows. */
+        for (int idx = me; idx < SPAN_CO * (LB / 4); idx += WG_A * WG_CO) {
+            const int o = idx / (LB / 4), j0 = idx % (LB / 4) * 4;
+            acc_t v[4] = {0, 0, 0, 0};
+            if (co_first + o < co_end)
+                load_run4(dy + ((long)n * C_OUT + co_first + o) * L_out + l0, j0, count, 0, v);
+            UNROLL
+            for (int e = 0; e < 4; ++e)
+                dy_tile[j0 + e][o] = v[e];
         }
         const int win0 = l0 * STRIDE - pad_l;
-        for (int idx = me; idx < SPAN_CI * WIN_B; idx += WG_A * WG_CO) {
-            const int c = idx / WIN_B, jw = idx % WIN_B;
-            __global const store_t *xr = x + ((long)n * C_IN + g * C_IN_G + ci_first + c) * L_in;
-            x_tile[jw % STRIDE][jw / STRIDE][c] = ci_first + c < C_IN_G ? load_padded(xr, win0 + jw, L_in) : (acc_t)0;
+        for (int idx = me; idx < SPAN_CI * WIN_B_STEPS; idx += WG_A * WG_CO) {
+            const int c = idx / WIN_B_STEPS, j0 = idx % WIN_B_STEPS * 4;
+            acc_t v[4] = {0, 0, 0, 0};
+            if (ci_first + c < C_IN_G)
+                load_run4(x + ((long)n * C_IN + g * C_IN_G + ci_first + c) * L_in, win0 + j0, L_in, 1, v);
+            UNROLL
+            for (int e = 0; e < 4; ++e)
+                if (j0 + e < WIN_B)
+                    x_tile[(j0 + e) % STRIDE][(j0 + e) / STRIDE][c] = v[e];
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         civ_t part[TILE_CO][TILE_K];
         ZERO_TILE(part, TILE_CO, TILE_K);
+        _Pragma("unroll 4")
         for (int j = 0; j < count; ++j) {
             acc_t dyv[TILE_CO];
             UNROLL

@@ -35,6 +35,16 @@ def _bias_build(device, dy_shape: tuple, dtype) -> Plan:
     batch, channels, length = dy_shape
     if channels == 0:
         return Plan()
+    if params.lookup(device, Pass.BACKWARD_WEIGHT, ())["strategy"] == "local":
+        # A work-group per channel and a tree in __local memory: the device's many cores share each channel,
+        # at least 16 elements per work-item (a short channel keeps its tree small; four sizes at most).
+        group = params.pow2_floor(max(1, min(256, device.max_work_group_size, max(32, batch * length // 16))))
+        kernel = device.kernel("bias_grad.cl", "bias_grad_tree", {"WG_SUM": group, **dtype_defines(dtype)})
+        if device.group_limit(kernel) < group:
+            group = params.pow2_floor(device.group_limit(kernel))
+            kernel = device.kernel("bias_grad.cl", "bias_grad_tree", {"WG_SUM": group, **dtype_defines(dtype)})
+        return Plan((Step(kernel, (channels * group,), (group,),
+                          ("dy", "db", np.int32(batch), np.int32(channels), np.int32(length), "bias_accumulate")),))
     vec = 4 if dtype == np.float64 else 8
     kernel = device.kernel("bias_grad.cl", "bias_grad", {"VEC": vec, **dtype_defines(dtype)})
     return Plan((line_step(device, kernel, channels, "dy", "db", np.int32(batch), np.int32(channels), np.int32(length),
@@ -134,7 +144,7 @@ def _build(device, geo: ConvGeometry, dtype, bias: bool, accumulate: bool, max_g
 def _local(device, geo: ConvGeometry, dtype, accumulate: bool, max_group: int | None) -> Plan | None:
     """conv1d_backward_weight_local: work-group tiles of output x input channels x every tap, split over
     chunks of (sample, block of positions) units to fill the device, then reduced in chunk order. None
-    where even one position per block does not fit the device's local memory."""
+    where even a block of four positions does not fit the device's local memory."""
     p = params.lookup(device, Pass.BACKWARD_WEIGHT, params_key(geo, dtype), geo.in_per_group * geo.kernel_size)
     limit = min(device.max_work_group_size, max_group or device.max_work_group_size)
     k_tiles = ceil_div(geo.kernel_size, max(1, p["TILE_K"]))
@@ -150,14 +160,14 @@ def _local(device, geo: ConvGeometry, dtype, accumulate: bool, max_group: int | 
             wg_co //= 2
         else:
             wg_ci //= 2
-    block = max(1, p["LB"])
+    block = max(4, params.pow2_floor(max(1, p["LB"])))  # staged four positions at a time
 
     def local_bytes(block):
         window = (block - 1) * geo.stride + (geo.kernel_size - 1) * geo.dilation + 1
         return acc_bytes(dtype) * (block * wg_co * tile_co + geo.stride * ceil_div(window, geo.stride) * wg_ci * tile_ci)
 
     while local_bytes(block) > device.local_mem_size:
-        if block == 1:
+        if block == 4:
             return None
         block //= 2
     defines = {**common_defines(geo, dtype, p), "PAD_MODE": PAD_MODE_CODE[geo.padding_mode], "TILE_CO": tile_co,
