@@ -503,6 +503,48 @@ def test_detector_active_on_clconv_context(ocl, capfd):
         assert any("data race" in r for r in oclgrind_reports(err)), err
 
 
+def _gpu_model():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_model", ROOT / "bench" / "gpu_model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("pass_name", ["forward", "input-gradient", "weight-gradient"])
+def test_gpu_class_cost_figures(pass_name):
+    """The class this process runs (CLCONV_DEVICE_CLASS, one of the GPU vendors') keeps its dense layer's
+    figures within bench/gpu_model.py's targets: counted instructions, deterministic, not timings."""
+    gpu_model = _gpu_model()
+    cls = os.environ.get("CLCONV_DEVICE_CLASS")
+    if cls not in gpu_model.GPU_CLASSES:
+        pytest.skip(f"CLCONV_DEVICE_CLASS={cls!r} is not a GPU vendor's class")
+    figures = gpu_model.measure(cls, pass_name, gpu_model.SHAPES["dense"], gpu_model.icd_folder())
+    assert figures["executed/needed"] == pytest.approx(1.0), figures
+    over = {name: figures[name] for name, target in gpu_model.TARGETS.items() if figures[name] > target}
+    assert not over, f"{cls} {pass_name}: over the targets {gpu_model.TARGETS}: {over}"
+
+
+def test_gpu_model_reads_the_instruction_counter():
+    """bench/gpu_model.py's reading of Oclgrind's counter output, on literal text as Oclgrind 21.10 prints it."""
+    text = ("Instructions executed for kernel 'k':\n"
+            "            1024 - call llvm.fmuladd.v4f32()\n"
+            "             100 - call llvm.fmuladd.f32()\n"
+            "              50 - fmul\n"
+            "             300 - phi\n"
+            "             200 - load local (4096 bytes)\n"
+            "              64 - load local (256 bytes)\n"
+            "              10 - load global (400 bytes)\n"
+            "               7 - br\n")
+    totals = _gpu_model().parse_counts(text)
+    assert totals["fmas"] == 1024 * 4 + 100 + 50
+    assert totals["instructions"] == 1024 * 4 + 100 + 50 + 200 + 64 + 10 + 7  # phi compiles to nothing
+    assert totals["local_loads"] == 256 + 64  # 4096 bytes in 16-byte loads; scalar loads count one each
+    assert totals["global_bytes"] == 400
+    assert totals["kernels"] == ["k"]
+
+
 def test_every_kernel_ran(launches):
     """Runs last in this file: the cases above launched every __kernel that kernels/ defines."""
     expected = {(c[0], strat) for c in CASES for strat in STRATS if c[3] != "f64" or OCLGRIND.has_fp64}

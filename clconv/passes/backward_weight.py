@@ -35,7 +35,8 @@ def _bias_build(device, dy_shape: tuple, dtype) -> Plan:
     batch, channels, length = dy_shape
     if channels == 0:
         return Plan()
-    if params.lookup(device, Pass.BACKWARD_WEIGHT, ())["strategy"] == "local":
+    if (params.lookup(device, Pass.BACKWARD_WEIGHT, ())["strategy"] == "local"
+            and device.local_mem_size >= 256 * acc_bytes(dtype)):
         # A work-group per channel and a tree in __local memory: the device's many cores share each channel,
         # at least 16 elements per work-item (a short channel keeps its tree small; four sizes at most).
         group = params.pow2_floor(max(1, min(256, device.max_work_group_size, max(32, batch * length // 16))))
