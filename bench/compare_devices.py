@@ -617,7 +617,8 @@ def sample_statistics(seconds: list, flops: float, shares: list) -> dict:
                      f"them, measured again {PEAK_REMEASURES} times: left out of the share")
     return {"median_ms": median * 1e3, "p25_ms": p25 * 1e3, "p75_ms": p75 * 1e3, "min_ms": min(seconds) * 1e3,
             "max_ms": max(seconds) * 1e3, "spread": spread, "gflops": flops / median / 1e9,
-            "share_of_peak": statistics.median(placed) if placed else None, "flags": flags}
+            "share_of_peak": statistics.median(placed) if placed else None,
+            "over_peak": len(shares) - len(placed), "flags": flags}
 
 
 def add_speedups(rows: list[dict], columns: list[dict]) -> None:
@@ -888,13 +889,13 @@ def run_benchmark(shapes: list, columns: list, grad, torch, rounds: int, warmup:
 
 # --- reports --------------------------------------------------------------------------------------
 
-def machine_info(torch) -> dict:
+def machine_info(torch, columns: list[Column]) -> dict:
     info = {"platform": platform.platform(), "machine": platform.machine(), "cpu": cpu_model(),
             "cpu_count": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
             "pyopencl": cl.VERSION_TEXT, "clconv": clconv.__version__}
     if torch is not None:
         info.update(torch=torch.__version__, torch_threads=torch.get_num_threads())
-        if torch.cuda.is_available():
+        if any(c.torch_device is not None and c.torch_device.type == "cuda" for c in columns):
             info.update(cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(),
                         cuda_device=torch.cuda.get_device_name())
     return info
@@ -1010,9 +1011,10 @@ def markdown(report: dict) -> str:
             else:
                 cells += [missing, "", ""]
             if has_peak[label]:
-                share = r and r["share_of_peak"]
-                cells.append(f"{100 * share:.0f}%" + (f" {FLAG}" if r["flags"] else "") if share else
-                             f"{FLAG}" if r else "")
+                if r and r["share_of_peak"] is not None:
+                    cells.append(f"{100 * r['share_of_peak']:.0f}%" + (f" {FLAG}" if r["flags"] else ""))
+                else:  # no sample placed: flagged where every one beat the peak, blank where none was held
+                    cells.append(FLAG if r and r["over_peak"] else "")
             for reference in references[label]:
                 cells.append(fmt_ratio(r["speedup_vs"][reference], r["speedup_flagged"][reference])
                              if r and reference in r.get("speedup_vs", {}) else "")
@@ -1185,7 +1187,7 @@ def main(argv=None) -> int:
         print(f"--random {args.random} --seed {args.seed}:" + "".join(f"\n  {s.name}: {s.describe()}" for s in random_layers))
     print(f"{len(shapes)} shape(s), columns: {', '.join(c.label for c in columns)}; {rounds} round(s)", flush=True)
 
-    machine = machine_info(torch)
+    machine = machine_info(torch, columns)
     started = time.time()
     rows = run_benchmark(shapes, columns, grad, torch, rounds, warmup, monitor)
     monitor.sample("end", final=True)
