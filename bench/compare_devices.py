@@ -77,6 +77,7 @@ PASS_CONVOLUTIONS = {"forward+backward": 3}
 TORCH_DEVICES = {"torch-cpu": "cpu", "torch-cuda": "cuda"}
 TORCH_LABEL = "torch-cpu"
 DEFAULT_ROUNDS = 10
+QUICK_ROUNDS = 3  # enough to see a spread
 WARMUP_CALLS = 2
 MIN_SAMPLE_S = 0.01
 LEAD_IN_BELOW_S = 0.25
@@ -610,7 +611,9 @@ def sample_statistics(seconds: list, flops: float, shares: list) -> dict:
     spread = max(seconds) / min(seconds)
     placed = [s for s in shares if s is not None]
     flags = []
-    if spread > SPREAD_LIMIT:
+    if len(seconds) < 2:
+        flags.append("one sample: its spread is unknown")
+    elif spread > SPREAD_LIMIT:
         flags.append(f"samples spread {spread:.1f}x (slowest over fastest of {len(seconds)})")
     if len(placed) < len(shares):
         flags.append(f"{len(shares) - len(placed)} of {len(shares)} samples beat the peak measured beside "
@@ -1100,8 +1103,8 @@ def write_chart(path: Path, report: dict) -> bool:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smoke run: tiny versions of the shapes, 1 round")
-    parser.add_argument("--rounds", type=int, help=f"timed rounds (default {DEFAULT_ROUNDS}; 1 with --quick)")
+    parser.add_argument("--quick", action="store_true", help=f"smoke run: tiny versions of the shapes, {QUICK_ROUNDS} rounds")
+    parser.add_argument("--rounds", type=int, help=f"timed rounds (default {DEFAULT_ROUNDS}; {QUICK_ROUNDS} with --quick)")
     parser.add_argument("--out", type=Path, default=Path("."), help="folder for results.* (default: .)")
     parser.add_argument("--shapes", help="comma-separated shape names (default: all, or none with --random); "
                         "names: " + ", ".join(s.name for s in SHAPES + SCALE_SHAPES))
@@ -1180,7 +1183,7 @@ def main(argv=None) -> int:
     grad = import_optional("clconv.grad")
     if grad is None:
         print("clconv.grad not available: forward pass only")
-    rounds = args.rounds or (1 if args.quick else DEFAULT_ROUNDS)
+    rounds = args.rounds or (QUICK_ROUNDS if args.quick else DEFAULT_ROUNDS)
     warmup = 1 if args.quick else WARMUP_CALLS
     random_layers = [s for s in shapes if shape_set(s.name) == "random"]
     if random_layers:
