@@ -197,10 +197,10 @@ def random_shapes(count: int, seed: int) -> list[Shape]:
 
 
 def random_shape(rng: np.random.Generator, name: str) -> Shape | None:
-    """One draw: channels 1-1024, mostly 8 or more (the output a quarter to four times the input), K 1-64 (a few 65-512),
-    stride 1-4, dilation 1-8; dense, grouped, depthwise (channel multiplier 1, 2 or 4) and single-channel
-    filterbanks; the length set from a target work and capped by memory. None when the draw cannot make a layer within the caps (the caller draws
-    again)."""
+    """One draw: channels 1-1024, mostly 8 or more (the output a quarter to four times the input), K 1-64
+    (a few 65-512), stride 1-4, dilation 1-8; dense, grouped, depthwise (channel multiplier 1, 2 or 4) and
+    single-channel filterbanks; the length set from a target work and capped by memory. None when the draw
+    cannot make a layer within the caps (the caller draws again)."""
 
     def log_int(low: int, high: int) -> int:
         return int(round(math.exp(rng.uniform(math.log(low), math.log(high + 0.5) - 1e-9))))
@@ -236,8 +236,8 @@ def random_shape(rng: np.random.Generator, name: str) -> Shape | None:
     stride = int(rng.choice([1, 2, 3, 4], p=[0.55, 0.25, 0.05, 0.15]))
     dilation = log_int(2, 8) if k > 1 and not long_kernel and rng.random() < 0.3 else 1
     span = dilation * (k - 1)
-    padding: int | str = rng.choice(["none", "half", "same"] if stride == 1 else ["none", "half"])
-    padding = {"none": 0, "half": span // 2, "same": "same"}[padding]
+    paddings = {"none": 0, "half": span // 2} | ({"same": "same"} if stride == 1 else {})
+    padding = paddings[str(rng.choice(list(paddings)))]
     padding_mode = "zeros"
     if padding not in (0, "same") and rng.random() < 0.15:
         padding_mode = str(rng.choice(["reflect", "replicate", "circular"]))
@@ -248,11 +248,11 @@ def random_shape(rng: np.random.Generator, name: str) -> Shape | None:
     length_out = min(int(target // per_output), by_memory, RANDOM_MAX_LENGTH)
     if length_out < 1:
         return None
-    pads = (0 if padding == "same" else padding) * 2
-    length = length_out if padding == "same" else (length_out - 1) * stride + span + 1 - pads
-    shape = Shape(name, n, c_in, length, c_out, k, stride=stride, padding=padding, dilation=dilation,
-                  groups=groups, padding_mode=padding_mode)
-    if length < 1 or max(shape.pads) >= length:  # reflect padding must be shorter than the input
+    shape = Shape(name, n, c_in, 0, c_out, k, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                  padding_mode=padding_mode)
+    length = (length_out - 1) * stride + span + 1 - sum(shape.pads)
+    shape = replace(shape, length=length)
+    if length < 1 or max(shape.pads) >= length:  # reflect and circular padding must be shorter than the input
         return None
     if DTYPE.itemsize * n * (c_in * length + c_out * length_out) > RANDOM_MAX_BYTES:
         return None
