@@ -821,8 +821,10 @@ def summary(row: dict) -> str:
     parts = []
     for label, r in row["results"].items():
         part = f"{label} {r['median_ms']:.3f} ms"
+        reasons = [f"{r['spread']:.1f}x spread" if r["spread"] > SPREAD_LIMIT else None,
+                   "beat the peak" if r["over_peak"] else None, "one sample" if len(r["times_ms"]) < 2 else None]
         if r["flags"]:
-            part += f" {FLAG}{r['spread']:.1f}x spread" if r["spread"] > SPREAD_LIMIT else f" {FLAG}"
+            part += f" {FLAG}" + ", ".join(reason for reason in reasons if reason)
         for reference, ratio in r.get("speedup_vs", {}).items():
             part += f" ({ratio:.2f}x vs {reference}{' ' + FLAG if r['speedup_flagged'][reference] else ''})"
         parts.append(part)
