@@ -146,7 +146,7 @@ SHAPES = (
     Shape("dense-reflect", 32, 512, 1000, 512, 3, padding=1, padding_mode="reflect"),
     Shape("strided", 8, 256, 4000, 256, 3, stride=2, padding=1),
     Shape("strided4", 8, 128, 8000, 256, 8, stride=4, padding=2),
-    Shape("multiplier", 16, 128, 4000, 256, 31, padding=15, groups=128),
+    Shape("multiplier", 8, 128, 2000, 256, 31, padding=15, groups=128),
     Shape("filterbank", 8, 1, 16000, 80, 251, padding="same"),
     Shape("mid", 16, 192, 1000, 192, 5, padding=2),
     Shape("batch1", 1, 384, 500, 384, 3, padding=1),
