@@ -18,7 +18,8 @@
  *     positions interleave WG_L apart so that neighbouring lanes touch neighbouring addresses.
  *
  * Macros read: C_IN_G, C_OUT_G, GROUPS, K, STRIDE, DILATION, PAD_MODE, dtype (common.cl) and
- * the tunables below. Runtime arguments: L_in, L_out, pad_l.
+ * the tunables below. Runtime arguments: L_in, L_out, pad_l, has_bias; y_row, y_offset, w_tap_last for the
+ * local strategy's input-gradient forms (W_FLIPPED, Y_STEP); other launches pass L_out, 0, K - 1.
  */
 #ifndef STRATEGY
 #define STRATEGY 0 /* 0 register-blocked without barriers, 1 __local tiles */
@@ -48,8 +49,19 @@
 #define X_PHASES 1 /* STRIDE: x is pad_rows.cl's phase-split staged copy (rows of STRIDE phases) */
 #endif
 #ifndef W_FLIPPED
-#define W_FLIPPED 0 /* 1 (STRATEGY 1): w is a layer's weight and this the forward form of its stride-1 input
-                       gradient; staging reads it flipped and transposed (flip_weights.cl's wf, in place) */
+#define W_FLIPPED 0 /* 1 (STRATEGY 1): w is a layer's weight and this the forward form of its input gradient
+                       (or of one stride phase of it); staging reads it flipped and transposed in place:
+                       tap k of this kernel is the layer's tap w_tap_last - k * W_TAP_STEP */
+#endif
+#ifndef W_ROW_TAPS
+#define W_ROW_TAPS K /* taps per row of w in memory (W_FLIPPED: the layer's K) */
+#endif
+#ifndef W_TAP_STEP
+#define W_TAP_STEP 1 /* W_FLIPPED: the layer's taps between two taps of this kernel */
+#endif
+#ifndef Y_STEP
+#define Y_STEP 1 /* STRATEGY 1: output l goes to y[l * Y_STEP + y_offset] of rows y_row long (one stride phase
+                    of an input gradient); the register strategy writes rows of L_out */
 #endif
 #ifndef CI_CHUNK
 #define CI_CHUNK 32 /* input channels per cache chunk of the reduction (STRATEGY 0) */
@@ -100,7 +112,8 @@
 __kernel __attribute__((reqd_work_group_size(WG_L, WG_CO, 1)))
 void conv1d_forward(__global const store_t *restrict x, __global const store_t *restrict w,
                     __global const store_t *restrict bias, __global store_t *restrict y,
-                    const int L_in, const int L_out, const int pad_l, const int has_bias)
+                    const int L_in, const int L_out, const int pad_l, const int has_bias,
+                    const int y_row, const int y_offset, const int w_tap_last)
 {
     const int lane = get_local_id(0);
     const int row = get_local_id(1);
@@ -281,7 +294,7 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
             const int ci = ci0 + ck / K;
             const int co = co_first + o;
 #if W_FLIPPED
-            const int w_index = ((g * C_IN_G + ci) * C_OUT_G + co - g * C_OUT_G) * K + K - 1 - ck % K;
+            const int w_index = ((g * C_IN_G + ci) * C_OUT_G + co - g * C_OUT_G) * W_ROW_TAPS + w_tap_last - ck % K * W_TAP_STEP;
 #else
             const int w_index = (co * C_IN_G + ci) * K + ck % K;
 #endif
@@ -325,7 +338,7 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
         if (co >= co_end)
             continue;
         const acc_t b = BIAS(co);
-        __global store_t *yr = y + ((long)n * C_OUT + co) * L_out;
+        __global store_t *yr = y + ((long)n * C_OUT + co) * y_row + y_offset;
         UNROLL
         for (int t = 0; t < TILE_L; ++t) {
             const int l = l_first + (t * WG_L + lane) * VEC;
@@ -334,7 +347,7 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
             UNROLL
             for (int v = 0; v < VEC; ++v)
                 if (l + v < L_out)
-                    STORE(yr, l + v, lanes.s[v]);
+                    STORE(yr, (l + v) * Y_STEP, lanes.s[v]);
         }
     }
 #endif

@@ -6,6 +6,7 @@ rows that pad_fold.cl folds back. The plans read "dy", "w", "bias" and write "dx
 """
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -13,7 +14,7 @@ import numpy as np
 from .. import params
 from ..params import ceil_div
 from ..api.checks import ConvGeometry
-from .forward import forward_plan
+from .forward import forward_plan, phase_forward
 from .plan import (SHORT_ROWS, PAD_MODE_CODE, Pass, Plan, Step, acc_bytes, common_defines, compiled_class, dtype_defines,
                    exceeds_kernel, line_step, pass_params, planned, position_block)
 
@@ -75,6 +76,10 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool, length: int, pad_le
         as_forward = _forward_form(device, geo, dtype, has_bias, length, pad_left)
         if as_forward is not None:
             return as_forward
+    if p["strategy"] == "local" and 1 < geo.stride <= PHASES_MAX:
+        phases = _phases(device, geo, dtype, has_bias, length, pad_left)
+        if phases is not None:
+            return phases
     # (strides up to 16: the kernel unrolls its loops over the phases)
     if (p["strategy"] == "register" and geo.in_per_group <= p["DATA_ROWS_CI"]
             and geo.out_per_group >= p["DATA_ROWS_CO"] > 0 and geo.stride <= 16):
@@ -112,6 +117,42 @@ def _forward_form(device, geo: ConvGeometry, dtype, has_bias: bool, length: int,
     dual = replace(geo.dual(), length_out=length, pad_left=pad_l, pad_right=pad_r)
     forward = forward_plan(device, dual, dtype, has_bias, w_flipped=True).renamed(x="dy", y="dx")
     return Plan(forward.steps, forward.scratch, {**forward.params, "as_forward": dual})
+
+
+PHASES_MAX = 8  # launches per input gradient in stride phases
+
+
+def _phases(device, geo: ConvGeometry, dtype, has_bias: bool, length: int, pad_left: int) -> Plan | None:
+    """A strided input gradient as one stride-1 forward per stride phase (the local strategy's kernels).
+    Positions i of dx with i + pad_left = q * stride + r take, from dy, exactly the taps k with
+    k * dilation = r (mod stride); those taps lie stride / gcd apart, and position q reads dy at q - m_k
+    with m_k = (k * dilation - r) / stride, dilation / gcd apart: a stride-1 convolution of dy with the
+    phase's flipped taps, written every stride-th position. None where a phase has no tap (then those
+    positions take no gradient at all, which the phases would leave unwritten)."""
+    s, d, taps = geo.stride, geo.dilation, geo.kernel_size
+    common = math.gcd(s, d)
+    tap_step, dy_step = s // common, d // common
+    steps = []
+    for r in range(s):
+        first = next((k for k in range(min(taps, tap_step)) if (k * d - r) % s == 0), None)
+        if first is None:
+            return None
+        phase_taps = (taps - 1 - first) // tap_step + 1
+        q_first = max(0, ceil_div(pad_left - r, s))
+        outputs = (length - 1 + pad_left - r) // s - q_first + 1
+        if outputs <= 0:
+            continue
+        reach = (phase_taps - 1) * dy_step
+        pad_fwd = (first * d - r) // s + reach - q_first
+        sub = replace(geo.dual(), kernel_size=phase_taps, stride=1, dilation=dy_step, length_out=outputs,
+                      pad_left=pad_fwd, pad_right=outputs - 1 + reach + 1 - geo.length_out - pad_fwd)
+        plan = phase_forward(device, sub, dtype, has_bias, w_row_taps=taps, w_tap_step=tap_step, y_step=s,
+                             y_row=length, y_offset=q_first * s + r - pad_left,
+                             w_tap_last=first + (phase_taps - 1) * tap_step)
+        if plan is None:
+            return None
+        steps += plan.steps
+    return Plan(tuple(steps), params={**plan.params, "phases": s}).renamed(x="dy", y="dx")
 
 
 def _rows(device, geo: ConvGeometry, dtype, p: dict, has_bias: bool, length: int, pad_left: int) -> Plan:

@@ -87,9 +87,41 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool, w_flipped: bool, ma
     row_length = geo.length_in if staged is None else staged.row_length
     step = Step(kernel, (positions, rows, geo.batch), (p["WG_L"], p["WG_CO"], 1),
                 ("staged" if staged else "x", "w", "bias" if has_bias else "w", "y",
-                 np.int32(row_length), np.int32(geo.length_out), np.int32(0 if staged else geo.pad_left), np.int32(has_bias)))
+                 np.int32(row_length), np.int32(geo.length_out), np.int32(0 if staged else geo.pad_left), np.int32(has_bias),
+                 np.int32(geo.length_out), np.int32(0), np.int32(geo.kernel_size - 1)))
     plan = Plan((step,), params=p)
     return staged.plan.then(plan) if staged else plan
+
+
+def phase_forward(device, geo: ConvGeometry, dtype, has_bias: bool, *, w_row_taps: int, w_tap_step: int,
+                  y_step: int, y_row: int, y_offset: int, w_tap_last: int) -> Plan | None:
+    """One stride phase of an input gradient as a local-strategy forward: geo is the stride-1 convolution
+    of dy with that phase's taps (flipped, w_tap_step apart in the layer's rows of w_row_taps, the last at
+    w_tap_last), whose output l goes to position l * y_step + y_offset of rows y_row long. None where the
+    device's row does not run the local strategy for it."""
+    rep = compiled_class(geo)
+
+    def local_bytes(p):
+        vec = p["VEC"]
+        win = ceil_div((p["WG_L"] * p["TILE_L"] * vec - 1) + (geo.kernel_size - 1) * geo.dilation + 1, vec) * vec
+        return acc_bytes(dtype) * p["CI_TILE"] * (vec * win + geo.kernel_size * p["WG_CO"] * p["TILE_CO"])
+
+    p = pass_params(device, Pass.FORWARD, geo, dtype, geo.out_per_group, rep.length_out, local_bytes,
+                    local_vectors=True)
+    if p["strategy"] != "local":
+        return None
+    defines = {**common_defines(geo, dtype, p), "PAD_MODE": 0, "W_FLIPPED": 1, "W_ROW_TAPS": w_row_taps,
+               "W_TAP_STEP": w_tap_step, "Y_STEP": y_step, "TILE_CO": p["TILE_CO"], "TILE_L": p["TILE_L"],
+               "WG_L": p["WG_L"], "WG_CO": p["WG_CO"], "CI_TILE": min(p["CI_TILE"], geo.in_per_group)}
+    kernel = device.kernel("conv1d_forward.cl", "conv1d_forward", defines)
+    if exceeds_kernel(device, kernel, p):
+        return None
+    span_l = p["WG_L"] * p["TILE_L"] * p["VEC"]
+    rows = geo.groups * ceil_div(geo.out_per_group, p["WG_CO"] * p["TILE_CO"]) * p["WG_CO"]
+    step = Step(kernel, (ceil_div(geo.length_out, span_l) * p["WG_L"], rows, geo.batch), (p["WG_L"], p["WG_CO"], 1),
+                ("x", "w", "bias" if has_bias else "w", "y", np.int32(geo.length_in), np.int32(geo.length_out),
+                 np.int32(geo.pad_left), np.int32(has_bias), np.int32(y_row), np.int32(y_offset), np.int32(w_tap_last)))
+    return Plan((step,), params=p)
 
 
 def _position_tiles(device, geo: ConvGeometry, p: dict) -> int:
