@@ -138,6 +138,8 @@ class Device:
         self.local_mem_size = cl_device.local_mem_size
         self.max_alloc = cl_device.max_mem_alloc_size
         self.global_mem_size = cl_device.global_mem_size
+        # CPU devices (and some integrated GPUs) address host memory itself: see host_array.
+        self.host_unified_memory = bool(_device_info(cl_device, "host_unified_memory", False))
         # Host arrays whose buffers would exceed this are processed in pieces (clconv.pieces). Lower it, per
         # device or with CLCONV_MAX_BUFFER_BYTES, to exercise that path cheaply.
         env_limit = int(os.environ.get("CLCONV_MAX_BUFFER_BYTES", "0") or 0)
@@ -229,6 +231,19 @@ class Device:
                 self.allocator.free_held()
                 raise MemoryError(f"out of device memory on {self.name} allocating {list(shape)} "
                                   f"{np.dtype(dtype).name}: {exc}") from None
+
+    def host_array(self, array: np.ndarray) -> cla.Array:
+        """A read-only device array over a C-contiguous host array's own memory (CL_MEM_USE_HOST_PTR):
+        no copy where the device shares host memory (host_unified_memory). The host array must stay alive
+        and unchanged while kernels read it."""
+        if not array.size:
+            return self.empty(array.shape, array.dtype)
+        buffer = cl.Buffer(self.context, cl.mem_flags.READ_ONLY | cl.mem_flags.USE_HOST_PTR, hostbuf=array)
+        try:
+            return cla.Array(None, array.shape, array.dtype, data=buffer, strides=array.strides, _fast=True,
+                             _size=array.size, _context=self.context, _queue=self.queue)
+        except TypeError:  # a pyopencl without the fast constructor (see empty)
+            return cla.Array(self.queue, array.shape, array.dtype, data=buffer)
 
     def buffer(self, nbytes: int):
         """A scratch buffer from the pool, for temporaries that never reach the caller."""
