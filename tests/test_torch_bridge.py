@@ -58,24 +58,34 @@ CONFIGS = {
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=list(CONFIGS))
-@pytest.mark.parametrize("dtype", ["f16", "f32"])
-def test_module_matches_torch(device, config, dtype):
+def test_module_matches_torch(device, config):
+    torch.manual_seed(0)
+    kwargs, shape = CONFIGS[config]
+    conv = clconv.torch.Conv1d(**kwargs, cl_device=device)
+    check_against_torch(conv, torch.randn(shape))
+
+
+@pytest.mark.parametrize("config", ["basic", "groups"])
+@pytest.mark.parametrize("dtype", ["f16", "f64"])
+def test_module_dtypes(device, config, dtype):
+    if dtype == "f64" and not device.has_fp64:
+        pytest.skip(f"{device.name} has no fp64")
     torch.manual_seed(0)
     kwargs, shape = CONFIGS[config]
     conv = clconv.torch.Conv1d(**kwargs, dtype=torch_dtype(dtype), cl_device=device)
     check_against_torch(conv, torch.randn(shape).to(torch_dtype(dtype)))
 
 
-@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
-@pytest.mark.parametrize("padding", [2, "same", "valid"], ids=["pad2", "same", "valid"])
+@pytest.mark.parametrize("mode, padding", [("zeros", "same"), ("reflect", 2), ("replicate", "same"), ("circular", 2)],
+                         ids=["zeros-same", "reflect-2", "replicate-same", "circular-2"])
 def test_padding_modes(device, mode, padding):
     torch.manual_seed(1)
-    conv = clconv.torch.Conv1d(3, 5, 4, padding=padding, dilation=2 if padding == "same" else 1,
+    conv = clconv.torch.Conv1d(4, 6, 4, padding=padding, dilation=2 if padding == "same" else 1,
                                padding_mode=mode, cl_device=device)
-    check_against_torch(conv, torch.randn(2, 3, 13))
+    check_against_torch(conv, torch.randn(2, 4, 13))
 
 
-@pytest.mark.parametrize("case", ["stride-groups", "same-dilation", "unbatched-nobias"])
+@pytest.mark.parametrize("case", ["stride-groups", "unbatched-same-nobias"])
 def test_gradcheck_float64(fp64_device, case):
     gen = torch.Generator().manual_seed(2)
 
@@ -85,17 +95,14 @@ def test_gradcheck_float64(fp64_device, case):
     if case == "stride-groups":
         args = (rand(2, 4, 9), rand(6, 2, 3), rand(6))
         kwargs = dict(stride=2, padding=1, groups=2)
-    elif case == "same-dilation":
-        args = (rand(1, 3, 8), rand(2, 3, 3), rand(2))
-        kwargs = dict(padding="same", dilation=2)
     else:
-        args = (rand(3, 7), rand(4, 3, 2), None)
-        kwargs = {}
+        args = (rand(3, 8), rand(2, 3, 3), None)
+        kwargs = dict(padding="same", dilation=2)
     assert torch.autograd.gradcheck(
         lambda x, w, b: clconv.torch.conv1d(x, w, b, cl_device=fp64_device, **kwargs), args)
 
 
-@pytest.mark.parametrize("mode", ["reflect", "circular"])
+@pytest.mark.parametrize("mode", ["reflect"])
 def test_gradcheck_module_padding_modes(fp64_device, mode):
     torch.manual_seed(3)
     conv = clconv.torch.Conv1d(2, 3, 3, padding=2, padding_mode=mode, dtype=torch.float64, cl_device=fp64_device)
