@@ -13,7 +13,7 @@ import pyopencl as cl
 import pyopencl.array as cla
 from pyopencl.elementwise import ElementwiseKernel
 
-from ..runtime import Device, get_device
+from ..runtime import Device, build_log, get_device
 from .checks import SUPPORTED_DTYPES
 
 
@@ -93,7 +93,8 @@ def contiguous_copy(device: Device, a: cla.Array) -> cla.Array:
             "out[i] = src[offset + (i / (n1 * n2)) * s0 + ((i / n2) % n1) * s1 + (i % n2) * s2]",
             "clconv_strided_copy")
     source = cla.Array(device.queue, (a.base_data.size // itemsize,), bits, data=a.base_data)
-    with device.lock:  # kernel objects carry their arguments
+    # The lock: kernel objects carry their arguments. The first call builds the program.
+    with device.lock, build_log("clconv_strided_copy"):
         _strided_copies[key](out.view(bits), source, a.offset // itemsize, *strides, shape[1], shape[2],
                              queue=device.queue, wait_for=a.events)
     return out
