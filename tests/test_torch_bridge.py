@@ -247,3 +247,24 @@ def test_import_clconv_does_not_import_torch():
     code = "import sys, clconv; assert 'torch' not in sys.modules, 'torch imported'; print('ok')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_devices_without_shared_memory_get_copies(device, monkeypatch):
+    """The upload path of devices with memory of their own (GPUs), taken here on any device."""
+    monkeypatch.setattr(device, "host_unified_memory", False)
+    torch.manual_seed(11)
+    conv = clconv.torch.Conv1d(4, 6, 3, stride=2, padding=1, dilation=2, cl_device=device)
+    check_against_torch(conv, torch.randn(3, 4, 23))
+
+
+def test_overhead_bench_runs(device):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, str(root / "bench" / "torch_bridge_overhead.py"), "--calls", "3",
+                          "--device", device.spec], capture_output=True, text=True, cwd=root, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert len([line for line in out.stdout.splitlines()
+                if line.startswith(("forward ", "forward, recorded", "training step"))]) == 3, out.stdout
