@@ -9,13 +9,54 @@ from .api.checks import check_same_dtype, conv_arguments, conv_geometry, single,
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """torch.nn.functional.conv1d: input (N, C_in, L) or (C_in, L), weight (C_out, C_in/groups, K)."""
+    """torch.nn.functional.conv1d on an OpenCL device (the formula in clconv.Conv1d's docstring).
+
+    Args:
+        input: (N, C_in, L_in) or unbatched (C_in, L_in).
+        weight: (C_out, C_in/groups, K).
+        bias: optional (C_out,).
+        stride (int or 1-tuple): Default 1.
+        padding (int, 1-tuple, 'valid' or 'same'): zeros added at both ends; 'same' needs stride 1. Default 0.
+        dilation (int or 1-tuple): Default 1.
+        groups (int): Default 1.
+
+    Arrays are numpy.ndarray or pyopencl.array.Array of one dtype: float32, float64 (devices with
+    cl_khr_fp64) or float16 (float32 accumulation). The device is that of the first pyopencl array, else
+    the default device (clconv.get_device()). pyopencl views are copied once on the device.
+
+    Returns:
+        (N, C_out, L_out) or (C_out, L_out), L_out = (L_in + 2 * padding - dilation * (K - 1) - 1) // stride + 1:
+        numpy when the input is numpy (the call waits for it), else a pyopencl array on the device, enqueued
+        only (nothing waits on the queue).
+
+    Raises:
+        TypeError: arguments that are not arrays (a torch tensor's message points to clconv.torch) or of an
+            unsupported dtype. RuntimeError: shapes, groups, padding or dtypes that do not fit, with torch's
+            messages; arrays on two OpenCL contexts; float64 on a device without fp64.
+        MemoryError: the device ran out of memory.
+    """
     check_weight(weight)
     return conv1d_forward(input, weight, bias, *conv_arguments(weight.shape[2], stride, padding, dilation, groups))[0]
 
 
 def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
-    """torch.nn.functional.conv_transpose1d: the input gradient of conv1d, with an optional bias."""
+    """torch.nn.functional.conv_transpose1d on an OpenCL device: the gradient of conv1d with respect to its
+    input, plus an optional bias (note torch's argument order: groups before dilation).
+
+    Args:
+        input: (N, C_in, L_in) or (C_in, L_in).
+        weight: (C_in, C_out/groups, K).
+        bias: optional (C_out,).
+        stride, padding, output_padding, dilation (int or 1-tuple), groups (int): as torch's; padding
+            removes positions from both ends of the output, output_padding adds them on the right.
+
+    Returns:
+        (N, C_out, L_out) or (C_out, L_out), L_out = (L_in - 1) * stride - 2 * padding + dilation * (K - 1)
+        + output_padding + 1; numpy or pyopencl as for conv1d.
+
+    Raises:
+        As conv1d, with torch's conv_transpose1d messages.
+    """
     check_weight(weight)
     return conv_transpose1d_forward(input, weight, bias, single(stride, "stride"), single(padding, "padding"),
                                     single(output_padding, "output_padding"), groups, single(dilation, "dilation"))[0]

@@ -1,4 +1,5 @@
-"""Gradients of conv1d as functions, mirroring torch.nn.grad."""
+"""Gradients of conv1d as functions, mirroring torch.nn.grad: conv1d_input and conv1d_weight. The bias
+gradient is grad_output summed over batch and positions."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,6 +10,7 @@ from .api.checks import ConvGeometry, conv_arguments, conv_geometry, torch_type_
 
 
 def check_grad_output(grad_output, geo: ConvGeometry, dtype, unbatched: bool) -> None:
+    """grad_output must be an array of the convolution's output shape and of `dtype`."""
     check_array(grad_output, "grad_output", "backward")
     expected = (geo.out_channels, geo.length_out) if unbatched else (geo.batch, geo.out_channels, geo.length_out)
     if tuple(grad_output.shape) != expected:
@@ -29,7 +31,23 @@ def _size(size, name: str) -> tuple:
 
 
 def conv1d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1):
-    """The gradient of conv1d with respect to an input of size `input_size` (torch.nn.grad.conv1d_input)."""
+    """The gradient of conv1d with respect to its input, as torch.nn.grad.conv1d_input.
+
+    Args:
+        input_size (sequence of ints): the input's shape, (N, C_in, L_in) or (C_in, L_in).
+        weight: (C_out, C_in/groups, K).
+        grad_output: the gradient of the loss with respect to conv1d's output, (N, C_out, L_out) or
+            (C_out, L_out), of the weight's dtype.
+        stride, padding, dilation, groups: conv1d's (zero padding; modules handle the other modes).
+
+    Returns:
+        The input's gradient, of shape input_size: numpy when grad_output is numpy, else a pyopencl array
+        on grad_output's device, enqueued only.
+
+    Raises:
+        TypeError: input_size not a sequence of ints, arrays of the wrong kind or dtype.
+        RuntimeError: shapes that do not fit (torch's messages), grad_output of the wrong shape or dtype.
+    """
     check_weight(weight)
     input_size = _size(input_size, "input_size")
     stride, pad_left, pad_right, dilation, groups = conv_arguments(weight.shape[2], stride, padding, dilation, groups)
@@ -47,7 +65,21 @@ def conv1d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=
 
 
 def conv1d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1):
-    """The gradient of conv1d with respect to a weight of size `weight_size` (torch.nn.grad.conv1d_weight)."""
+    """The gradient of conv1d with respect to its weight, as torch.nn.grad.conv1d_weight.
+
+    Args:
+        input: conv1d's input, (N, C_in, L_in) or (C_in, L_in).
+        weight_size (sequence of 3 ints): (C_out, C_in/groups, K).
+        grad_output: (N, C_out, L_out) or (C_out, L_out), of the input's dtype.
+        stride, padding, dilation, groups: conv1d's (zero padding).
+
+    Returns:
+        The weight's gradient, of shape weight_size: a pyopencl array (enqueued only) when input or
+        grad_output is one, else numpy. Deterministic: bitwise equal from run to run.
+
+    Raises:
+        As conv1d_input; RuntimeError for a weight_size that is not 3-dimensional.
+    """
     check_array(input, "input", "conv1d_weight")
     weight_size = _size(weight_size, "weight_size")
     if len(weight_size) != 3:

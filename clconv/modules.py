@@ -23,7 +23,18 @@ def manual_seed(seed: int) -> None:
 
 
 class Parameter:
-    """A device array with a gradient slot, like torch.nn.Parameter."""
+    """A module's weight or bias: a device array with a gradient slot, like torch.nn.Parameter.
+
+    Attributes:
+        data (pyopencl.array.Array): the values, on the module's device; update them in place
+            (`param.data -= lr * param.grad`) or assign a new array of the same shape, dtype and device.
+        grad (pyopencl.array.Array or None): the gradient that `backward` accumulates, None until the first
+            backward and after `zero_grad()`.
+        requires_grad (bool): False makes `backward` skip this parameter's gradient.
+        shape, dtype: those of `data`.
+
+    `numpy()` (and `np.asarray(param)`) copies the values to the host.
+    """
 
     def __init__(self, data: cla.Array, requires_grad: bool = True):
         self.data = data
@@ -42,6 +53,14 @@ class Parameter:
 
     def __repr__(self):
         return f"Parameter containing:\n{self.numpy()!r}"
+
+
+def _is_dtype(value) -> bool:
+    try:
+        np.dtype(value)
+    except TypeError:
+        return False
+    return True
 
 
 class _ConvNd:
@@ -93,11 +112,57 @@ class _ConvNd:
                 param.data.set(values)
 
     def parameters(self) -> list[Parameter]:
+        """The weight, then the bias when there is one."""
         return [p for p in (self.weight, self.bias) if p is not None]
 
     def zero_grad(self) -> None:
+        """Drop the accumulated gradients (grad = None, as torch's set_to_none)."""
         for p in self.parameters():
             p.grad = None
+
+    def to(self, device=None, dtype=None):
+        """Move and/or cast the parameters and their gradients, in place, as torch.nn.Module.to; returns self.
+
+        Args:
+            device: the new OpenCL device, in any form clconv.get_device accepts; None keeps the device. A
+                numpy dtype given here (`m.to(np.float64)`) is taken as `dtype`, as torch's `m.to(torch.float64)`.
+            dtype: float16, float32 or float64; None keeps the dtype.
+
+        Raises:
+            TypeError: another dtype. RuntimeError: float64 on a device without cl_khr_fp64.
+
+        The latest forward's saved input is dropped with the old arrays: run a forward before the next
+        backward.
+        """
+        if dtype is None and device is not None and not isinstance(device, (str, int, Device)) and _is_dtype(device):
+            device, dtype = None, device
+        new_device = self.device if device is None else get_device(device)
+        new_dtype = self.dtype if dtype is None else np.dtype(dtype)
+        if new_dtype not in SUPPORTED_DTYPES:
+            raise TypeError(f"dtype must be float16, float32 or float64, got {new_dtype}")
+        check_dtype_supported(new_device, new_dtype)
+        if new_device is self.device and new_dtype == self.dtype:
+            return self
+        for param in self.parameters():
+            # Through the host: parameters are small, and a device-side cast of float16 would need cl_khr_fp16.
+            param.data = new_device.to_device(param.data.get().astype(new_dtype))
+            if param.grad is not None:
+                param.grad = new_device.to_device(param.grad.get().astype(new_dtype))
+        self.device, self.dtype = new_device, new_dtype
+        self._saved = None
+        return self
+
+    def float(self):
+        """Cast the parameters and gradients to float32 (`to(dtype=np.float32)`); returns self."""
+        return self.to(dtype=np.float32)
+
+    def double(self):
+        """Cast the parameters and gradients to float64 (`to(dtype=np.float64)`); returns self."""
+        return self.to(dtype=np.float64)
+
+    def half(self):
+        """Cast the parameters and gradients to float16 (`to(dtype=np.float16)`); returns self."""
+        return self.to(dtype=np.float16)
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
@@ -119,9 +184,13 @@ class _ConvNd:
         return f"{type(self).__name__}({self.extra_repr()})"
 
     def state_dict(self) -> dict:
+        """{"weight": ..., "bias": ...} as numpy arrays (host copies), torch's keys."""
         return {name: p.numpy() for name, p in (("weight", self.weight), ("bias", self.bias)) if p is not None}
 
     def load_state_dict(self, state_dict, strict: bool = True):
+        """Copy "weight" and "bias" from numpy arrays or torch tensors (e.g. torch's own state dict) into the
+        parameters, cast to the module's dtype. Returns (missing keys, unexpected keys); strict=True makes
+        either, or a shape mismatch, a RuntimeError worded as torch's."""
         own = {name: p for name, p in (("weight", self.weight), ("bias", self.bias)) if p is not None}
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
@@ -171,7 +240,50 @@ class _ConvNd:
 
 
 class Conv1d(_ConvNd):
-    """torch.nn.Conv1d on OpenCL. Input (N, C_in, L) or (C_in, L); output (N, C_out, L_out)."""
+    r"""torch.nn.Conv1d on an OpenCL device: a 1-D convolution over an input of several channels,
+
+        out[n, o, t] = bias[o] + sum over c < C_in/groups, k < K of
+                       weight[o, c, k] * input_padded[n, g * C_in/groups + c, t * stride + k * dilation]
+
+    where g = o // (C_out/groups) is the group of output channel o (a cross-correlation, as in torch).
+
+    Args:
+        in_channels (int): C_in, channels of the input.
+        out_channels (int): C_out, channels of the output.
+        kernel_size (int or 1-tuple): K.
+        stride (int or 1-tuple): step between output positions. Default 1.
+        padding (int, 1-tuple, 'valid' or 'same'): positions added at both ends; 'same' keeps the length
+            (stride 1 only; an odd total puts the extra position on the right, as torch). Default 0.
+        dilation (int or 1-tuple): spacing between kernel taps. Default 1.
+        groups (int): C_in and C_out are split into this many groups, each convolved separately; both must
+            be divisible by it. Default 1.
+        bias (bool): whether to add a learnable bias. Default True.
+        padding_mode ('zeros', 'reflect', 'replicate' or 'circular'): what the padding reads. Default 'zeros'.
+        device: the OpenCL device, in any form clconv.get_device accepts. Default None: CLCONV_DEVICE, else
+            the first GPU, then accelerator, then CPU.
+        dtype: numpy dtype of the parameters and of the inputs the module takes: float32 (default), float64
+            (devices with cl_khr_fp64) or float16 (stored as float16, accumulated in float32).
+
+    Shapes:
+        input (N, C_in, L_in) or (C_in, L_in); output (N, C_out, L_out) or (C_out, L_out), with
+        L_out = (L_in + padding_left + padding_right - dilation * (K - 1) - 1) // stride + 1.
+
+    Attributes:
+        weight (Parameter): (C_out, C_in/groups, K), drawn from U(-sqrt(k), sqrt(k)), k = groups / (C_in * K).
+        bias (Parameter or None): (C_out,), drawn from the same distribution.
+        device (clconv.Device), dtype (numpy.dtype), and the constructor's arguments as torch stores them
+        (kernel_size, stride, padding and dilation as 1-tuples; padding stays a string when given as one).
+
+    Raises:
+        ValueError: bad groups, channels, padding string or padding_mode (torch's messages).
+        TypeError: a dtype other than float16/32/64. RuntimeError: float64 on a device without cl_khr_fp64.
+
+    Example::
+
+        >>> m = clconv.Conv1d(16, 33, 3, stride=2)
+        >>> m(np.random.randn(20, 16, 50).astype(np.float32)).shape
+        (20, 33, 24)
+    """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                  bias=True, padding_mode="zeros", device=None, dtype=None):
@@ -183,6 +295,24 @@ class Conv1d(_ConvNd):
                                  self.kernel_size[0], self.stride[0], self.dilation[0])
 
     def forward(self, input):
+        """The convolution of `input` with the module's weight and bias.
+
+        Args:
+            input: numpy.ndarray or pyopencl.array.Array, (N, C_in, L_in) or (C_in, L_in), of the module's
+                dtype. pyopencl arrays must live on the module's device; views (slices at an offset, strided
+                slices) are copied once on the device.
+
+        Returns:
+            The output (N, C_out, L_out) or (C_out, L_out): a numpy array for a numpy input (the call waits
+            for it); a pyopencl array for a pyopencl input (enqueued only: nothing waits on the queue).
+
+        Raises:
+            TypeError: an input that is neither (a torch tensor gets a pointer to clconv.torch), or of an
+                unsupported dtype. RuntimeError: a shape or dtype that does not fit the module (torch's
+                messages). MemoryError: the device ran out of memory.
+
+        The input (on the device) is kept for the next `backward`.
+        """
         pad_left, pad_right = self._pads()
         y, geo, x = F.conv1d_forward(input, self.weight.data, None if self.bias is None else self.bias.data,
                                      self.stride[0], pad_left, pad_right, self.dilation[0], self.groups,
@@ -191,8 +321,24 @@ class Conv1d(_ConvNd):
         return y
 
     def backward(self, grad_output, input_grad: bool = True):
-        """Gradients for the latest forward: accumulates weight.grad and bias.grad, returns the input's gradient
-        (same kind and shape as that input) or None when input_grad=False."""
+        """The gradients of the latest forward, given the gradient of the loss with respect to its output.
+
+        Args:
+            grad_output: numpy.ndarray or pyopencl.array.Array of the latest output's shape and dtype.
+            input_grad (bool): whether to compute and return the input's gradient. Default True.
+
+        Returns:
+            The input's gradient, of the latest input's shape and kind (numpy or pyopencl, as `forward`
+            returns), or None when input_grad is False.
+
+        Side effects:
+            weight.grad and bias.grad (pyopencl arrays) accumulate the parameters' gradients, as torch's do,
+            until `zero_grad()`; a parameter with requires_grad = False is skipped. Results are bitwise
+            deterministic.
+
+        Raises:
+            RuntimeError: no forward yet, or grad_output of the wrong shape or dtype.
+        """
         geo, x, input = self._saved_for_backward()
         if x is None:  # the forward ran in pieces: so does the backward
             return self._backward_in_pieces(geo, input, grad_output, input_grad)
@@ -224,7 +370,35 @@ class Conv1d(_ConvNd):
 
 
 class ConvTranspose1d(_ConvNd):
-    """torch.nn.ConvTranspose1d on OpenCL: the input gradient of a Conv1d, with its own bias."""
+    """torch.nn.ConvTranspose1d on an OpenCL device: the gradient of a Conv1d with respect to its input (a
+    "deconvolution"), plus a bias.
+
+    Args:
+        in_channels (int): C_in, channels of this module's input.
+        out_channels (int): C_out, channels of its output.
+        kernel_size (int or 1-tuple): K.
+        stride (int or 1-tuple): Default 1.
+        padding (int or 1-tuple): dilation * (K - 1) - padding zeros are added at both ends of the input.
+            Default 0.
+        output_padding (int or 1-tuple): extra positions on the output's right end, smaller than stride or
+            dilation. Default 0.
+        groups (int): Default 1. bias (bool): Default True. dilation (int or 1-tuple): Default 1.
+        padding_mode: only 'zeros', as in torch.
+        device, dtype: as for Conv1d.
+
+    Shapes:
+        input (N, C_in, L_in) or (C_in, L_in); output (N, C_out, L_out) or (C_out, L_out), with
+        L_out = (L_in - 1) * stride - 2 * padding + dilation * (K - 1) + output_padding + 1.
+
+    Attributes:
+        weight (Parameter): (C_in, C_out/groups, K), torch's layout and initialisation.
+        bias (Parameter or None): (C_out,).
+
+    `forward(input)` and `backward(grad_output, input_grad=True)` take and return arrays as Conv1d's do.
+
+    Raises:
+        ValueError: a padding_mode other than 'zeros', a padding string, bad groups or channels.
+    """
 
     _transposed = True
 
@@ -238,6 +412,8 @@ class ConvTranspose1d(_ConvNd):
                          padding_mode, device, dtype, output_padding)
 
     def forward(self, input):
+        """The transposed convolution of `input` (N, C_in, L_in) or (C_in, L_in); numpy in, numpy out;
+        pyopencl in, pyopencl out (enqueued only). Errors as Conv1d.forward."""
         y, geo, x = F.conv_transpose1d_forward(input, self.weight.data, None if self.bias is None else self.bias.data,
                                                self.stride[0], self.padding[0], self.output_padding[0], self.groups,
                                                self.dilation[0], self.device)

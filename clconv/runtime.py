@@ -5,10 +5,13 @@ plain Python errors and a handful of small methods.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import math
 import os
 import threading
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
@@ -116,6 +119,13 @@ def kernel_source(filename: str) -> str:
 class Device:
     """One OpenCL device with its context, one in-order queue, a buffer pool and a program cache.
 
+    Obtained from clconv.get_device() or clconv.devices(), not constructed directly. Attributes: name,
+    platform_name, type ("CPU", "GPU", "ACCELERATOR", "OTHER"), spec ("P:D"), index, driver_version,
+    has_fp64, compute_units, global_mem_size, max_alloc, local_mem_size, max_work_group_size,
+    host_unified_memory, device_class (see clconv.params), buffer_limit (host arrays above it run in pieces),
+    context and queue (pyopencl objects). `to_device(numpy_array)` and `empty(shape, dtype)` make pyopencl
+    arrays on it.
+
     The context and queue are created at first use. Launches go through `lock` so that one module can be
     shared by several Python threads: kernel objects carry their arguments and are not thread-safe.
     """
@@ -138,6 +148,8 @@ class Device:
         self.local_mem_size = cl_device.local_mem_size
         self.max_alloc = cl_device.max_mem_alloc_size
         self.global_mem_size = cl_device.global_mem_size
+        # CPU devices (and some integrated GPUs) address host memory itself: see host_array.
+        self.host_unified_memory = bool(_device_info(cl_device, "host_unified_memory", False))
         # Host arrays whose buffers would exceed this are processed in pieces (clconv.pieces). Lower it, per
         # device or with CLCONV_MAX_BUFFER_BYTES, to exercise that path cheaply.
         env_limit = int(os.environ.get("CLCONV_MAX_BUFFER_BYTES", "0") or 0)
@@ -230,6 +242,19 @@ class Device:
                 raise MemoryError(f"out of device memory on {self.name} allocating {list(shape)} "
                                   f"{np.dtype(dtype).name}: {exc}") from None
 
+    def host_array(self, array: np.ndarray) -> cla.Array:
+        """A read-only device array over a C-contiguous host array's own memory (CL_MEM_USE_HOST_PTR):
+        no copy where the device shares host memory (host_unified_memory). The host array must stay alive
+        and unchanged while kernels read it."""
+        if not array.size:
+            return self.empty(array.shape, array.dtype)
+        buffer = cl.Buffer(self.context, cl.mem_flags.READ_ONLY | cl.mem_flags.USE_HOST_PTR, hostbuf=array)
+        try:
+            return cla.Array(None, array.shape, array.dtype, data=buffer, strides=array.strides, _fast=True,
+                             _size=array.size, _context=self.context, _queue=self.queue)
+        except TypeError:  # a pyopencl without the fast constructor (see empty)
+            return cla.Array(self.queue, array.shape, array.dtype, data=buffer)
+
     def buffer(self, nbytes: int):
         """A scratch buffer from the pool, for temporaries that never reach the caller."""
         with self.lock:
@@ -277,11 +302,16 @@ class Device:
                                        for k, v in sorted(defines.items())]
         source = kernel_source("common.cl") + "\n" + kernel_source(filename)
         binary_path = self._binary_path(source, options) if self._caches_binaries else None
-        program = self._build_from_binary(binary_path, options) if binary_path else None
+        what = f"{filename} for {self.name} with options {' '.join(options)}"
+        with build_log(what, self.cl_device) as keep:
+            program = self._build_from_binary(binary_path, options) if binary_path else None
+            keep(program)
         if program is not None:
             return program
         try:
-            program = cl.Program(self.context, source).build(options=options)
+            with build_log(what, self.cl_device) as keep:
+                program = cl.Program(self.context, source).build(options=options)
+                keep(program)
         except cl.Error as exc:
             raise RuntimeError(
                 f"clconv failed to build {filename} for {self.name} with options {' '.join(options)}:\n{exc}"
@@ -344,6 +374,34 @@ class Device:
                 raise RuntimeError(f"clconv kernel launch failed on {self.name}: {exc}") from None
 
 
+logger = logging.getLogger("clconv")
+
+
+@contextlib.contextmanager
+def build_log(what: str, cl_device: cl.Device | None = None):
+    """Program builds in this block send their driver's build log (pyopencl's CompilerWarning, e.g. Intel's
+    "Kernel was 16-way vectorized") to the "clconv" logger: at DEBUG, or at WARNING with CLCONV_VERBOSE=1.
+    The block may pass the program it built to the function it is given: the record then holds the
+    program's whole log (pyopencl's warning holds it only with PYOPENCL_COMPILER_OUTPUT=1). Other warnings
+    pass through; a failed build raises as before, with its log."""
+    built = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", cl.CompilerWarning)
+        yield built.append
+    compiler = [w for w in caught if issubclass(w.category, cl.CompilerWarning)]
+    for warning in caught:
+        if warning not in compiler:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno,
+                                   source=warning.source)
+    if compiler:
+        text = "\n".join(str(w.message) for w in compiler)
+        if built and cl_device is not None:
+            with contextlib.suppress(cl.Error):
+                text = built[0].get_build_info(cl_device, cl.program_build_info.LOG).strip() or text
+        level = logging.WARNING if os.environ.get("CLCONV_VERBOSE") == "1" else logging.DEBUG
+        logger.log(level, "build log of %s:\n%s", what, text)
+
+
 _SCALAR_TYPES = {"int": np.int32, "uint": np.uint32, "long": np.int64, "float": np.float32, "double": np.float64}
 
 
@@ -362,7 +420,9 @@ _devices_lock = threading.Lock()
 
 
 def devices() -> list[Device]:
-    """Every OpenCL device on every platform, in platform order."""
+    """Every OpenCL device on every platform, in platform order (platform 0's devices first), as
+    clconv.Device objects; the list is read once per process. Empty when no OpenCL platform is installed
+    (get_device then raises a RuntimeError saying how to install one). `python -m clconv` prints it."""
     global _devices
     if _devices is None:
         with _devices_lock:
@@ -387,11 +447,20 @@ _TYPE_PREFERENCE = {"GPU": 0, "ACCELERATOR": 1, "CPU": 2}
 
 
 def get_device(spec=None) -> Device:
-    """Resolve a device choice.
+    """The clconv.Device that `spec` names; every module and function takes its device through this.
 
-    spec: None (CLCONV_DEVICE, else the first GPU, then accelerator, then CPU), a Device, an int index into
-    devices(), a "P:D" platform:device string, a case-insensitive substring of the device or platform name,
-    vendor or version ("pocl", "nvidia", "oclgrind"), or a pyopencl.Device.
+    Args:
+        spec: None (CLCONV_DEVICE when set, else the first GPU, then accelerator, then CPU), a Device, an int
+            index into devices(), a "P:D" platform:device string, a case-insensitive substring of the device
+            or platform name, vendor or version ("pocl", "nvidia", "oclgrind"), or a pyopencl.Device.
+
+    Returns:
+        The Device: the same object for the same device in one process (its context, queue, buffer pool and
+        program cache are shared).
+
+    Raises:
+        RuntimeError: no OpenCL platform. ValueError: nothing matches (the message lists the devices), an
+        index out of range. TypeError: another kind of spec.
     """
     if isinstance(spec, Device):
         return spec

@@ -90,6 +90,12 @@ def lookup(device, pass_name: str, shape_key: tuple) -> dict:
     return entries.get(shape_key_str(pass_name, shape_key), {})
 
 
+def entries(device) -> int:
+    """How many tuned entries the cache holds for `device` (its platform, name, driver, class and clconv
+    version)."""
+    return len(_load()["devices"].get(device_key(device), {}))
+
+
 @contextlib.contextmanager
 def _file_lock(path: Path):
     """An exclusive lock between processes on `<path>.lock`, held for the block (none without fcntl)."""

@@ -1,14 +1,19 @@
 """Host and device arrays: what the public functions accept, where their data lives, what they return.
 
 Arrays arrive as numpy arrays (uploaded, result downloaded) or as pyopencl arrays on the device (nothing
-leaves the device and nothing waits on the queue).
+leaves the device and nothing waits on the queue). Device arrays that are views (at an offset into their
+buffer, or strided) get one contiguous copy on the device, as the kernels read whole buffers.
 """
 from __future__ import annotations
 
-import numpy as np
-import pyopencl.array as cla
+import sys
 
-from ..runtime import Device, get_device
+import numpy as np
+import pyopencl as cl
+import pyopencl.array as cla
+from pyopencl.elementwise import ElementwiseKernel
+
+from ..runtime import Device, build_log, get_device
 from .checks import SUPPORTED_DTYPES
 
 
@@ -18,7 +23,13 @@ def is_device_array(a) -> bool:
 
 def check_array(a, name: str, fn: str = "conv1d"):
     if not isinstance(a, (np.ndarray, cla.Array)):
-        raise TypeError(f"{fn}(): argument '{name}' must be a numpy.ndarray or pyopencl.array.Array, not {type(a).__name__}")
+        hint = ""
+        torch = sys.modules.get("torch")
+        if torch is not None and isinstance(a, torch.Tensor):
+            hint = ("; pass tensor.numpy() (a view, for a CPU tensor), or use clconv.torch (Conv1d, conv1d, "
+                    "convert), whose layers take tensors and work with autograd")
+        raise TypeError(f"{fn}(): argument '{name}' must be a numpy.ndarray or pyopencl.array.Array, "
+                        f"not {type(a).__name__}{hint}")
     if a.dtype not in SUPPORTED_DTYPES:
         raise TypeError(f"{fn}(): argument '{name}' has dtype {a.dtype}; supported are float16, float32 and float64")
 
@@ -42,14 +53,51 @@ def device_of(*arrays, device=None) -> Device:
 
 
 def on_device(device: Device, a, name: str) -> cla.Array:
-    """`a` as a C-contiguous array on `device`; numpy arrays are copied up (the caller's array is untouched)."""
+    """`a` as a C-contiguous array at the start of its buffer on `device`: numpy arrays are copied up, device
+    views copied on the device (the caller's array is untouched)."""
     if is_device_array(a):
         if a.context != device.context:
             raise RuntimeError(f"argument '{name}' lives on another OpenCL context than device {device.name}")
-        if not a.flags.c_contiguous:
-            raise ValueError(f"argument '{name}' must be a C-contiguous pyopencl array")
+        if a.offset or not a.flags.c_contiguous:
+            return contiguous_copy(device, a)
         return a
     return device.to_device(a)
+
+
+# The strided copy moves bits: unsigned integers of the element's size, so float16 needs no cl_khr_fp16.
+_BITS = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+_strided_copies: dict[tuple, ElementwiseKernel] = {}
+
+
+def contiguous_copy(device: Device, a: cla.Array) -> cla.Array:
+    """A C-contiguous copy of a device view (a slice at an offset, a strided slice) on `device`'s queue."""
+    out = device.empty(a.shape, a.dtype)
+    if not a.size:
+        return out
+    if a.flags.c_contiguous:
+        cl.enqueue_copy(device.queue, out.data, a.base_data, src_offset=a.offset, byte_count=a.nbytes,
+                        wait_for=a.events)
+        return out
+    itemsize = a.dtype.itemsize
+    bits = _BITS[itemsize]
+    if any(s % itemsize for s in a.strides) or a.offset % itemsize:
+        raise ValueError("a pyopencl view whose strides or offset are not whole elements cannot be read")
+    # (N, C, L) indices from the flat output index; unbatched views get a leading dimension of 1.
+    shape = (1,) * (3 - a.ndim) + tuple(a.shape)
+    strides = (0,) * (3 - a.ndim) + tuple(s // itemsize for s in a.strides)
+    key = (device.context, bits)
+    if key not in _strided_copies:
+        _strided_copies[key] = ElementwiseKernel(
+            device.context, f"{cl.tools.dtype_to_ctype(bits)} *out, const {cl.tools.dtype_to_ctype(bits)} *src, "
+            "long offset, long s0, long s1, long s2, long n1, long n2",
+            "out[i] = src[offset + (i / (n1 * n2)) * s0 + ((i / n2) % n1) * s1 + (i % n2) * s2]",
+            "clconv_strided_copy")
+    source = cla.Array(device.queue, (a.base_data.size // itemsize,), bits, data=a.base_data)
+    # The lock: kernel objects carry their arguments. The first call builds the program.
+    with device.lock, build_log("clconv_strided_copy"):
+        _strided_copies[key](out.view(bits), source, a.offset // itemsize, *strides, shape[1], shape[2],
+                             queue=device.queue, wait_for=a.events)
+    return out
 
 
 def batched(a: cla.Array, batch: int, channels: int, length: int) -> cla.Array:
