@@ -15,6 +15,7 @@ each kernel once: devices and their programs are per process.
 """
 from __future__ import annotations
 
+import bisect
 import operator
 import os
 
@@ -26,6 +27,7 @@ from dask.task_spec import DataNode, List, Task, TaskRef
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from .. import functional
+from ..api.arrays import is_device_array
 from ..api.checks import PADDING_MODES, ConvGeometry, check_same_dtype, conv_arguments, conv_geometry
 from ..api.pieces import _window
 from ..modules import Conv1d
@@ -37,7 +39,8 @@ __all__ = ["UseDevice", "apply", "conv1d"]
 def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros"):
     """torch's conv1d with a padding mode, on a Dask array x (N, C, L) chunked along N and L.
 
-    weight (C_out, C_in/groups, K) and bias (C_out,) are numpy arrays. Returns a lazy Dask array
+    weight (C_out, C_in/groups, K) and bias (C_out,): numpy arrays (pyopencl arrays are read back once).
+    Returns a lazy Dask array
     (N, C_out, L_out) with x's batch chunks and one length chunk per input length chunk (empty ones
     dropped); a channel-chunked x is first rechunked to one channel chunk.
     """
@@ -46,8 +49,8 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
                         "for numpy arrays use clconv.conv1d, or wrap them with dask.array.from_array")
     if x.ndim != 3:
         raise ValueError(f"clconv.dask.conv1d expects x of shape (N, C, L), got {x.ndim} dimensions {list(x.shape)}")
-    weight = np.asarray(weight)
-    bias = None if bias is None else np.asarray(bias)
+    weight = weight.get() if is_device_array(weight) else np.asarray(weight)
+    bias = None if bias is None else bias.get() if is_device_array(bias) else np.asarray(bias)
     if weight.ndim != 3:
         raise RuntimeError(f"weight should have at least three dimensions, but got weight of size {list(weight.shape)}")
     if padding_mode not in PADDING_MODES:
@@ -78,8 +81,6 @@ class UseDevice(WorkerPlugin):
     clconv.get_device accepts, or a function of the worker returning one (e.g. one GPU per worker by its
     name). Register it with client.register_plugin(UseDevice(...)); it sets CLCONV_DEVICE in the worker's
     process and resolves the device at once, so a spec that matches nothing fails at registration."""
-
-    idempotent = False
 
     def __init__(self, device):
         self.device = device
@@ -116,33 +117,41 @@ def _sources(geo: ConvGeometry, o0: int, o1: int) -> tuple[list[tuple[int, int]]
     return [(int(run[0]), int(run[-1]) + 1) for run in np.split(read, breaks) if run.size], True
 
 
+def _reads(geo: ConvGeometry, chunk_starts: list[int], o0: int, o1: int) -> tuple[list[tuple[int, int, int]], bool]:
+    """The input that outputs [o0, o1) read, as (chunk, first, end) slices of length chunks in order, and
+    whether they read padding."""
+    runs, padded = _sources(geo, o0, o1)
+    reads = []
+    for first, end in runs:
+        k = bisect.bisect_right(chunk_starts, first) - 1
+        while k < len(chunk_starts) - 1 and chunk_starts[k] < end:
+            reads.append((k, max(first, chunk_starts[k]) - chunk_starts[k], min(end, chunk_starts[k + 1]) - chunk_starts[k]))
+            k += 1
+    return reads, padded
+
+
 def _graph(x: da.Array, weight: np.ndarray, bias: np.ndarray | None, geo: ConvGeometry) -> da.Array:
     token = tokenize(x, weight, bias, geo)
     name, halo_name, weights_key = f"clconv-conv1d-{token}", f"clconv-halo-{token}", f"clconv-weights-{token}"
     chunk_starts = np.cumsum((0,) + x.chunks[2]).tolist()
     ranges = _output_ranges(geo, x.chunks[2])
+    reads = [_reads(geo, chunk_starts, o0, o1) for o0, o1 in ranges]
     dsk = {weights_key: DataNode(weights_key, (weight, bias))}
     for i, rows in enumerate(x.chunks[0]):
-        for j, (o0, o1) in enumerate(ranges):
-            runs, padded = _sources(geo, o0, o1)
-            parts, part_starts = [], []
-            for first, end in runs:
-                for k, (a0, a1) in enumerate(zip(chunk_starts, chunk_starts[1:])):
-                    lo, hi = max(first, a0), min(end, a1)
-                    if lo >= hi:
-                        continue
-                    block = (x.name, i, 0, k)
-                    if (lo, hi) == (a0, a1):
-                        parts.append(TaskRef(block))
-                    else:
-                        key = (halo_name, i, k, lo - a0, hi - a0)
-                        dsk[key] = Task(key, operator.getitem, TaskRef(block),
-                                        (slice(None), slice(None), slice(lo - a0, hi - a0)))
-                        parts.append(TaskRef(key))
-                    part_starts.append(lo)
+        for j, ((o0, o1), (slices, padded)) in enumerate(zip(ranges, reads)):
+            parts = []
+            for k, lo, hi in slices:
+                block = (x.name, i, 0, k)
+                if (lo, hi) == (0, x.chunks[2][k]):
+                    parts.append(TaskRef(block))
+                else:
+                    key = (halo_name, i, k, lo, hi)
+                    dsk[key] = Task(key, operator.getitem, TaskRef(block), (slice(None), slice(None), slice(lo, hi)))
+                    parts.append(TaskRef(key))
+            part_starts = tuple(chunk_starts[k] + lo for k, lo, _ in slices)
             key = (name, i, 0, j)
-            dsk[key] = Task(key, _conv_block, List(*parts), tuple(part_starts), TaskRef(weights_key), geo,
-                            o0, o1, padded, (rows, geo.in_channels), x.dtype)
+            dsk[key] = Task(key, _conv_block, List(*parts), part_starts, TaskRef(weights_key), geo, o0, o1, padded,
+                            (rows, geo.in_channels), x.dtype)
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[x])
     chunks = (x.chunks[0], (geo.out_channels,), tuple(o1 - o0 for o0, o1 in ranges))
     return da.Array(graph, name, chunks, meta=np.empty((0, 0, 0), x.dtype))

@@ -105,10 +105,11 @@ class DataParallel:
         x, unbatched = _batched(input)
         self._latest = None
         self._sync()
-        blocks = _split(x.shape[0], self.shares(x)) if x.shape[0] else []
-        ran = [i for i, (n0, n1) in enumerate(blocks) if n1 > n0] or [0]
-        blocks = {i: blocks[i] if blocks else (0, 0) for i in ran}
-        outputs = self._run("forward", [(self.replicas[i], (x[slice(*blocks[i])],)) for i in ran])
+        if x.shape[0]:
+            blocks = {i: (n0, n1) for i, (n0, n1) in enumerate(_split(x.shape[0], self.shares(x))) if n1 > n0}
+        else:
+            blocks = {0: (0, 0)}  # an empty batch still runs once: its checks, its output's shape
+        outputs = self._run("forward", [(self.replicas[i], (x[n0:n1],)) for i, (n0, n1) in blocks.items()])
         y = outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
         self._latest = (blocks, y.shape, y.dtype, unbatched)
         return y[0] if unbatched else y
@@ -125,7 +126,7 @@ class DataParallel:
         for i in blocks:
             for own, mine in zip(params, self.replicas[i].parameters()):
                 mine.requires_grad, mine.grad = own.requires_grad, None
-        input_grads = self._run("backward", [(self.replicas[i], (dy[slice(*blocks[i])], input_grad)) for i in blocks])
+        input_grads = self._run("backward", [(self.replicas[i], (dy[n0:n1], input_grad)) for i, (n0, n1) in blocks.items()])
         # Every partial comes to the host before the module's gradients change, so a failure here also
         # leaves them as they were.
         sums = {k: _ordered_sum([self.replicas[i].parameters()[k].grad.get() for i in blocks])
@@ -237,12 +238,16 @@ def _split(batch: int, shares: list[float]) -> list[tuple[int, int]]:
     return [(end - count, end) for count, end in zip(counts, ends)]
 
 
-def _time_forward(replica: _ConvNd, probe: np.ndarray) -> float:
-    """Samples per second of replica's forward on `probe`, after an untimed call that builds its kernels."""
+def _time_forward(replica: _ConvNd, probe: np.ndarray, rounds: int = 3) -> float:
+    """Samples per second of replica's forward on `probe`: the fastest of `rounds` calls (the least
+    disturbed by other work on the host), after an untimed call that builds its kernels."""
     replica.forward(probe)
-    start = time.perf_counter()
-    replica.forward(probe)
-    return probe.shape[0] / max(time.perf_counter() - start, 1e-9)
+    fastest = math.inf
+    for _ in range(rounds):
+        start = time.perf_counter()
+        replica.forward(probe)
+        fastest = min(fastest, time.perf_counter() - start)
+    return probe.shape[0] / max(fastest, 1e-9)
 
 
 def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
