@@ -148,7 +148,6 @@ def run_parallel(batch: int, rounds: int) -> dict:
 
 def run_zarr(mib: int, limit_mib: int, chunk_seconds: float) -> dict:
     import dask.array as da
-    import zarr  # noqa: F401  (the stores below need it)
     from distributed import wait
 
     import clconv.dask

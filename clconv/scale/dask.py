@@ -19,18 +19,23 @@ import bisect
 import operator
 import os
 
-import dask.array as da
 import numpy as np
-from dask.base import tokenize
-from dask.highlevelgraph import HighLevelGraph
-from dask.task_spec import DataNode, List, Task, TaskRef
-from distributed.diagnostics.plugin import WorkerPlugin
+
+try:
+    import dask.array as da
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+    from dask.task_spec import DataNode, List, Task, TaskRef
+    from distributed.diagnostics.plugin import WorkerPlugin
+except ImportError as exc:
+    raise ImportError(f"clconv.dask needs dask[distributed] 2025.1 or later ({exc}): pip install 'clconv[dask]'") from exc
 
 from .. import functional
 from ..api.arrays import is_device_array
 from ..api.checks import PADDING_MODES, ConvGeometry, check_same_dtype, conv_arguments, conv_geometry
 from ..api.pieces import _window
 from ..modules import Conv1d
+from ..params import ceil_div
 from ..runtime import get_device
 
 __all__ = ["UseDevice", "apply", "conv1d"]
@@ -40,9 +45,8 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, padd
     """torch's conv1d with a padding mode, on a Dask array x (N, C, L) chunked along N and L.
 
     weight (C_out, C_in/groups, K) and bias (C_out,): numpy arrays (pyopencl arrays are read back once).
-    Returns a lazy Dask array
-    (N, C_out, L_out) with x's batch chunks and one length chunk per input length chunk (empty ones
-    dropped); a channel-chunked x is first rechunked to one channel chunk.
+    Returns a lazy Dask array (N, C_out, L_out) with x's batch chunks and one length chunk per input
+    length chunk (empty ones dropped); a channel-chunked x is first rechunked to one channel chunk.
     """
     if not isinstance(x, da.Array):
         raise TypeError(f"clconv.dask.conv1d takes a dask.array.Array, got {type(x).__module__}.{type(x).__name__}; "
@@ -77,9 +81,9 @@ def apply(module, x):
 
 
 class UseDevice(WorkerPlugin):
-    """A worker plugin that picks the OpenCL device clconv uses on each worker: `device` is anything
-    clconv.get_device accepts, or a function of the worker returning one (e.g. one GPU per worker by its
-    name). Register it with client.register_plugin(UseDevice(...)); it sets CLCONV_DEVICE in the worker's
+    """A worker plugin that picks the OpenCL device clconv uses on each worker: `device` is a device spec
+    as CLCONV_DEVICE takes it (an index, "P:D" or a name substring), or a function of the worker returning
+    one (e.g. one GPU per worker by its name). Register it with client.register_plugin(UseDevice(...)); it sets CLCONV_DEVICE in the worker's
     process and resolves the device at once, so a spec that matches nothing fails at registration."""
 
     def __init__(self, device):
@@ -91,15 +95,11 @@ class UseDevice(WorkerPlugin):
         get_device()
 
 
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
 def _output_ranges(geo: ConvGeometry, length_chunks: tuple) -> list[tuple[int, int]]:
     """Output blocks [o0, o1): the outputs whose first input position falls in each length chunk (the
     first and last blocks also take the outputs that start in the padding); empty blocks dropped."""
     starts = np.cumsum((0,) + tuple(length_chunks)).tolist()
-    bounds = [0] + [min(max(_ceil_div(a + geo.pad_left, geo.stride), 0), geo.length_out) for a in starts[1:-1]]
+    bounds = [0] + [min(max(ceil_div(a + geo.pad_left, geo.stride), 0), geo.length_out) for a in starts[1:-1]]
     bounds.append(geo.length_out)
     return [(o0, o1) for o0, o1 in zip(bounds, bounds[1:]) if o1 > o0]
 
@@ -125,7 +125,8 @@ def _reads(geo: ConvGeometry, chunk_starts: list[int], o0: int, o1: int) -> tupl
     for first, end in runs:
         k = bisect.bisect_right(chunk_starts, first) - 1
         while k < len(chunk_starts) - 1 and chunk_starts[k] < end:
-            reads.append((k, max(first, chunk_starts[k]) - chunk_starts[k], min(end, chunk_starts[k + 1]) - chunk_starts[k]))
+            start = chunk_starts[k]
+            reads.append((k, max(first, start) - start, min(end, chunk_starts[k + 1]) - start))
             k += 1
     return reads, padded
 
