@@ -185,7 +185,7 @@ def test_bad_arguments(device, rng):
     with pytest.raises(TypeError, match="numpy arrays"):
         dp(device.to_device(np.zeros((2, 4, 30), np.float32)))
     # A wrong input keeps the type of its error (about the replica's block), with the device named.
-    with pytest.raises(RuntimeError, match=r"failed on replica 0.*expected input\[1, 3, 30\] to have 4 channels"):
+    with pytest.raises(RuntimeError, match=r"failed on replica 0, device .*expected input\[1, 3, 30\] to have 4 channels"):
         dp(np.zeros((2, 3, 30), np.float32))
     y = dp(rng.standard_normal((2, 4, 30)).astype(np.float32))
     with pytest.raises(RuntimeError, match=r"grad_output has size \[2, 6, 14\]"):

@@ -165,7 +165,10 @@ class DataParallel:
             key = (replica.device.index, type(self.module).__name__, self.module.extra_repr(), self.module.dtype.name)
             with _throughput_lock:
                 if key not in _throughput:
-                    _throughput[key] = _time_forward(replica, probe)
+                    try:
+                        _throughput[key] = _time_forward(replica, probe)
+                    except Exception as exc:  # re-raised with the device named, as a failing forward is
+                        raise self._failure("throughput measurement", replica, exc) from exc
             rates[replica.device.index] = _throughput[key]
         counts = {d.index: self.devices.count(d) for d in self.devices}
         return [rates[d.index] / counts[d.index] for d in self.devices]
@@ -188,11 +191,15 @@ class DataParallel:
             outcomes = list(self._pool.map(call, work))
         for (replica, _), (_, exc) in zip(work, outcomes):
             if exc is not None:
-                index = self.replicas.index(replica)
-                message = f"DataParallel {stage} failed on replica {index}, device {replica.device.index} " \
-                          f"{replica.device.name!r} ({replica.device.platform_name}): {exc}"
-                raise (type(exc) if type(exc) in _KEPT_TYPES else RuntimeError)(message) from exc
+                raise self._failure(stage, replica, exc) from exc
         return [result for result, _ in outcomes]
+
+    def _failure(self, stage: str, replica: _ConvNd, exc: Exception) -> Exception:
+        """`exc` with the replica and its device named, of the same type where it is a builtin one."""
+        device = replica.device
+        message = (f"DataParallel {stage} failed on replica {self.replicas.index(replica)}, device {device.index} "
+                   f"{device.name!r} ({device.platform_name}): {exc}")
+        return (type(exc) if type(exc) in _KEPT_TYPES else RuntimeError)(message)
 
 
 def _replica(module: _ConvNd, device: Device) -> _ConvNd:
