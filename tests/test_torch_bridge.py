@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 import clconv.torch  # noqa: E402  (needs torch)
 
-from conftest import TOL, assert_close  # noqa: E402
+from conftest import assert_close  # noqa: E402
 
 nn = torch.nn
 F = torch.nn.functional
