@@ -116,9 +116,13 @@ VARIANTS = [
     v("cin1-staged", 1, 8, 10, 94, dict(PLAIN, TILE_K=10, ACC_MAX=0, STAGE_FLOPS=1),
       ["pad_rows", "conv1d_forward", "conv1d_backward_weight_partial"], stride=5),
     # __local tiles (the strategy of GPUs)
+    # (the input gradient in stride phases through the forward kernel; with a phase no tap reaches, the
+    # gather kernel)
     v("local", 3, 6, 4, 33, dict(strategy="local", DATA_AS_FORWARD=0),
-      ["conv1d_forward", "conv1d_backward_data", "conv1d_backward_weight_partial"], stride=2, padding=2,
+      ["conv1d_forward", "conv1d_backward_weight_local", "bias_grad_tree"], stride=2, padding=2,
       mode="replicate"),
+    v("local-phase-without-taps", 3, 5, 2, 31, dict(strategy="local"), ["conv1d_backward_data"], stride=3,
+      padding=1),
     # input gradient with whole rows per work-item: 6 output channels in groups of 5 and a last one of 1 (K 4),
     # of 4 and a last one of 2 (K 5), with the host's groups of min(C_out_g, 20 // K)
     v("data-rows", 2, 6, 4, 35, ROWS, ["conv1d_backward_data_rows"], stride=2, padding=1),
