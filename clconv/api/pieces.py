@@ -45,7 +45,7 @@ def plan(device, geo: ConvGeometry, itemsize: int) -> list[tuple[int, int, int, 
             for n in range(geo.batch) for l0 in range(0, geo.length_out, block)]
 
 
-def _window(geo: ConvGeometry, l0: int, l1: int) -> tuple[np.ndarray, np.ndarray]:
+def input_window(geo: ConvGeometry, l0: int, l1: int) -> tuple[np.ndarray, np.ndarray]:
     """Source index of every input position outputs [l0, l1) read, and whether it reads anything (zeros)."""
     q = l0 * geo.stride - geo.pad_left + np.arange(_span(geo, l1 - l0))
     length = geo.length_in
@@ -66,7 +66,7 @@ def _pieces(device, geo: ConvGeometry, x: np.ndarray | None, dtype):
             piece_geo = dataclasses.replace(geo, batch=n1 - n0)
             yield n0, n1, l0, l1, piece_geo, None if x is None else device.to_device(x[n0:n1]), None
             continue
-        index, valid = _window(geo, l0, l1)
+        index, valid = input_window(geo, l0, l1)
         piece_geo = dataclasses.replace(geo, batch=n1 - n0, length_in=index.size, length_out=l1 - l0,
                                         pad_left=0, pad_right=0, padding_mode="zeros")
         x_piece = None if x is None else device.to_device(np.where(valid, x[n0:n1][:, :, index], 0).astype(x.dtype))

@@ -33,7 +33,7 @@ except ImportError as exc:
 from .. import functional
 from ..api.arrays import is_device_array
 from ..api.checks import PADDING_MODES, ConvGeometry, check_same_dtype, conv_arguments, conv_geometry
-from ..api.pieces import _window
+from ..api.pieces import input_window
 from ..modules import Conv1d
 from ..params import ceil_div
 from ..runtime import get_device
@@ -111,7 +111,7 @@ def _sources(geo: ConvGeometry, o0: int, o1: int) -> tuple[list[tuple[int, int]]
     q1 = (o1 - 1) * geo.stride - geo.pad_left + (geo.kernel_size - 1) * geo.dilation + 1
     if q0 >= 0 and q1 <= geo.length_in:
         return [(q0, q1)], False
-    index, valid = _window(geo, o0, o1)
+    index, valid = input_window(geo, o0, o1)
     read = np.unique(index[valid])
     breaks = np.flatnonzero(np.diff(read) > 1) + 1
     return [(int(run[0]), int(run[-1]) + 1) for run in np.split(read, breaks) if run.size], True
@@ -164,7 +164,7 @@ def _conv_block(parts, part_starts, weights, geo: ConvGeometry, o0: int, o1: int
     weight, bias = weights
     window = np.concatenate(parts, axis=2) if len(parts) > 1 else parts[0] if parts else None
     if padded:
-        index, valid = _window(geo, o0, o1)
+        index, valid = input_window(geo, o0, o1)
         gathered = np.zeros((*shape, index.size), dtype)
         if window is not None:
             part_offsets = np.cumsum([0] + [p.shape[2] for p in parts[:-1]])
