@@ -29,7 +29,8 @@ bench = load_bench()
 
 @pytest.mark.slow
 def test_quick_bench_writes_results(tmp_path):
-    proc = subprocess.run([sys.executable, str(BENCH), "--quick", "--scale", "--out", str(tmp_path)],
+    # one timed round: what is checked here is that every shape runs and agrees with torch, not its speed
+    proc = subprocess.run([sys.executable, str(BENCH), "--quick", "--rounds", "1", "--scale", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
 

@@ -41,7 +41,7 @@ def test_numpy_training_learns():
 
 def test_keyword_spotting_trains_with_torch_optimiser():
     pytest.importorskip("torch")
-    text = run_example("keyword_spotting.py", "--steps", "40", "--batch", "16")
+    text = run_example("keyword_spotting.py", "--steps", "24", "--batch", "16")
     first, last = numbers(r"loss: first 10 steps ([\d.]+), last 10 steps ([\d.]+)", text)
     assert last < first, text
     numbers(r"held-out accuracy: ([\d.]+) \(chance 0.25\)", text)
