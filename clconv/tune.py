@@ -55,21 +55,33 @@ _REGISTER_WEIGHT = [{"strategy": "register", "TILE_CO": co, "TILE_K": tk, "ACC_M
 _CHANNEL_LANES_WEIGHT = [{"strategy": "register", "CI_LANES_MIN": vec, "CI_LANES_ACC": acc, "VEC": vec, "RUN": run,
                           "WG_L": 1, "WG_CO": 1}
                          for (acc, vec), run in itertools.product([(24, 16), (16, 16), (12, 8), (8, 8)], [1024, 4096])]
-_LOCAL = [{"strategy": "local", "TILE_CO": co, "TILE_L": tl, "WG_L": wl, "WG_CO": wc, "CI_TILE": ct}
-          for co, tl, wl, wc, ct in [(4, 2, 32, 4, 4), (2, 2, 16, 8, 8), (4, 4, 16, 4, 4), (2, 1, 64, 4, 8), (1, 4, 32, 8, 4)]]
-_LOCAL_WEIGHT = [{"strategy": "local", "TILE_CO": co, "TILE_K": tk, "WG_L": wl, "WG_CO": wc, "LB": lb, "RUN": 8192}
-                 for co, tk, wl, wc, lb in [(4, 3, 32, 4, 64), (2, 3, 64, 2, 64), (4, 1, 16, 8, 128)]]
+# Local (GPU) tiles: micro-tiles of channels x vectors of positions (LOCAL_VEC wide), work-groups of 64-256,
+# input channels per staged chunk; the stride-1 input gradient runs as a forward and shares them.
+_LOCAL = [{"strategy": "local", "TILE_CO": co, "TILE_L": tl, "LOCAL_VEC": vec, "WG_L": wl, "WG_CO": wc, "CI_TILE": ct}
+          for (co, tl, vec), (wl, wc), ct in itertools.product(
+              [(4, 4, 4), (4, 2, 4), (8, 2, 4), (2, 4, 4), (4, 4, 2), (4, 2, 1)], [(16, 16), (32, 8), (16, 8), (8, 8)],
+              [8, 16])]
+# Local weight gradients: output x input channels x taps per work-item, lanes along input-channel tiles (WG_L)
+# x rows along output-channel tiles, positions per staged block, positions per chunk.
+_LOCAL_WEIGHT = [{"strategy": "local", "TILE_CO": co, "TILE_CI": ci, "TILE_K": tk, "WG_L": wl, "WG_CO": wc, "LB": lb,
+                  "RUN": run}
+                 for (co, ci, tk), (wl, wc), lb, run in itertools.product(
+                     [(4, 4, 5), (4, 4, 3), (4, 4, 2), (8, 4, 2), (4, 2, 4)], [(16, 16), (8, 16), (8, 8)], [32, 64],
+                     [1024, 4096])]
 
 
-def candidates(pass_name: str, geo: ConvGeometry) -> list[dict]:
+def candidates(pass_name: str, geo: ConvGeometry, device_type: str = "GPU") -> list[dict]:
+    """The parameter sets tried for one pass and shape. CPUs try two local (GPU) tiles only: their
+    work-item loops lose the barriers' race by far, and each candidate is a build."""
+    local_weight, local = (_LOCAL_WEIGHT, _LOCAL) if device_type != "CPU" else (_LOCAL_WEIGHT[:2], _LOCAL[:2])
     if pass_name == "backward_weight":
-        return _REGISTER_WEIGHT + _CHANNEL_LANES_WEIGHT + _LOCAL_WEIGHT
+        return _REGISTER_WEIGHT + _CHANNEL_LANES_WEIGHT + local_weight
     if pass_name != "forward":
-        return _REGISTER + _LOCAL
+        return _REGISTER + local
     special = _REGISTER_FORWARD + (_ALIGNED if geo.in_per_group * geo.kernel_size <= 16 else [])
     if geo.in_per_group == geo.out_per_group == 1 and geo.stride == 1 and geo.batch % 2 == 0:
         special += _DEPTHWISE
-    return _REGISTER + special + _LOCAL
+    return _REGISTER + special + local
 
 
 def _runner(device: Device, pass_name: str, geo: ConvGeometry, dtype):
@@ -163,7 +175,7 @@ def _tune_pass(device: Device, pass_name: str, geo: ConvGeometry, dtype: np.dtyp
     scale = 1.0 + np.abs(reference).max(initial=0.0)
     best, best_time, rejected = None, float("inf"), []
     builtin = params.builtin(device, pass_name)
-    for overrides in candidates(pass_name, geo):
+    for overrides in candidates(pass_name, geo, device.type):
         candidate = {**builtin, **overrides}
         with params.override(**candidate):
             try:

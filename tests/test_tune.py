@@ -27,7 +27,7 @@ SHORT_LIST = [{"strategy": "register", "TILE_CO": 2, "TILE_L": 1, "VEC": 4, "WG_
 def cache_dir(tmp_path, monkeypatch):
     """An empty tuned-parameter cache for this test, forgotten again afterwards."""
     monkeypatch.setenv("CLCONV_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(tune, "candidates", lambda pass_name, geo: SHORT_LIST)
+    monkeypatch.setattr(tune, "candidates", lambda pass_name, geo, device_type: SHORT_LIST)
     tuning_cache.reload()
     yield tmp_path
     monkeypatch.undo()
@@ -166,6 +166,19 @@ def test_candidates_cover_the_special_kernels_where_they_apply():
     assert not with_key(tune.candidates("forward", dense), "ALIGNED_TAPS")
     general = [c for c in tune.candidates("forward", dense) if c["strategy"] == "register"]
     assert general and all(c["DW_ROWS"] == 0 and c["ALIGNED_TAPS"] == 0 for c in general)
+
+
+def test_gpus_search_the_local_tile_space():
+    """A GPU tries local tiles of every micro-tile, work-group and chunk size the table lists (LOCAL_VEC,
+    TILE_CI and the other local parameters included); a CPU a couple of them."""
+    dense = geometry(c_in=16, c_out=16)
+    for pass_name, keys in (("forward", {"LOCAL_VEC", "TILE_L", "WG_L", "WG_CO", "CI_TILE"}),
+                            ("backward_weight", {"TILE_CI", "TILE_K", "WG_L", "WG_CO", "LB", "RUN"})):
+        gpu = [c for c in tune.candidates(pass_name, dense, "GPU") if c["strategy"] == "local"]
+        cpu = [c for c in tune.candidates(pass_name, dense, "CPU") if c["strategy"] == "local"]
+        assert 0 < len(cpu) < len(gpu)
+        assert all(len({c[k] for c in gpu}) > 1 for k in keys), pass_name
+        assert set(params.safe_default()) >= {k for c in gpu for k in c}  # override() takes every one
 
 
 def runner_failing_for(pass_names, fail, calls=None):
