@@ -8,12 +8,27 @@ When torch is installed, the same net with the same initial weights and batches 
 same loss curve.
 """
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import clconv
 
-LENGTH = 64
+
+def _example(name):
+    """A module of examples/ (the data and loss helpers this test shares with the README's example)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent.parent / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_numpy_training = _example("numpy_training")
+make_waves, softmax_cross_entropy = _numpy_training.make_waves, _numpy_training.softmax_cross_entropy
+
+LENGTH = _numpy_training.LENGTH
 BATCH = 32
 STEPS = 200
 LR = 0.25          # plain SGD, learning rate decaying linearly from LR to 0 over the steps
@@ -25,28 +40,6 @@ SEED = 0
 # amplify such rounding differences to O(1) (chaotic, for any two float32 implementations), so the
 # schedule above is part of what this test checks.
 LOSS_CURVE_TOL = 1e-3
-
-
-def make_waves(n, rng, length=LENGTH, noise=0.2):
-    """n noisy waves, (n, 1, length) float32, and their labels: 0 sine, 1 square, 2 sawtooth."""
-    labels = rng.integers(0, 3, size=n)
-    cycles = rng.uniform(2.0, 6.0, size=(n, 1))          # periods per window
-    phase = rng.uniform(0.0, 1.0, size=(n, 1))
-    u = (cycles * np.arange(length) / length + phase) % 1.0   # position within the period, [0, 1)
-    waves = np.stack([np.sin(2 * np.pi * u), np.where(u < 0.5, 1.0, -1.0), 2.0 * u - 1.0])
-    x = waves[labels, np.arange(n)] + noise * rng.standard_normal((n, length))
-    return x[:, None, :].astype(np.float32), labels
-
-
-def softmax_cross_entropy(logits, labels):
-    """(mean loss, d loss / d logits)."""
-    z = logits - logits.max(axis=1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(axis=1, keepdims=True)
-    rows = np.arange(len(labels))
-    loss = -np.mean(np.log(p[rows, labels]))
-    p[rows, labels] -= 1.0
-    return float(loss), p / len(labels)
 
 
 class Net:
