@@ -13,9 +13,17 @@
  *        channels:   r=0: TILE_CO rows, r=1: the next TILE_CO rows, ... (TILE_R tiles)
  *
  *     A tile whose whole input window lies inside [0, L_in) takes the unguarded path.
- *   STRATEGY 1 (local): WG_CO work-items share the tile rows; per chunk of CI_TILE input channels the
- *     work-group stages the input window with its halo (CI_TILE x WIN) and the weights in __local memory;
- *     positions interleave WG_L apart so that neighbouring lanes touch neighbouring addresses.
+ *   STRATEGY 1 (local): a WG_L x WG_CO work-group owns SPAN_CO channels x SPAN_L positions; per chunk of
+ *     CI_TILE input channels it stages the input window (split into stride phases, in VEC copies shifted
+ *     by one position) and the weights in __local memory. Work-item (lane, row) keeps a micro-tile of
+ *     TILE_CO channels x TILE_L vectors of VEC positions, vector t at (t * WG_L + lane) * VEC:
+ *
+ *        positions:  | lane 0 | lane 1 | ... | lane WG_L-1 | lane 0 | lane 1 | ...   (vectors of VEC)
+ *                      t = 0                               t = 1
+ *        channels:   row r: TILE_CO consecutive channels from co_first + r * TILE_CO
+ *
+ *     Every tap reads its VEC positions as one aligned vector from the copy its offset selects, and
+ *     TILE_CO weights as vectors of 4.
  *
  * Macros read: C_IN_G, C_OUT_G, GROUPS, K, STRIDE, DILATION, PAD_MODE, dtype (common.cl) and
  * the tunables below. Runtime arguments: L_in, L_out, pad_l, has_bias; y_row, y_offset, w_tap_last for the
