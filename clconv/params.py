@@ -21,7 +21,7 @@ STRATEGIES = ("register", "local")
 # gradient); CI_TILE is the channel chunk staged in __local memory; TILE_K, LB and RUN serve the weight
 # gradient (taps per work-item, positions per __local block, positions per partial-sum chunk); ACC_MAX,
 # when set, lets the register weight gradient pick its TILE_CO (at most the given) x TILE_K tile per shape
-# within that many accumulators; CI_LANES_MIN, when set, runs weight gradients with C_in/groups of at least
+# within that many accumulators, of at most TAPS_MAX taps where that is set; CI_LANES_MIN, when set, runs weight gradients with C_in/groups of at least
 # that many (in passes of STAGE_FLOPS or more) with their vector lanes along input channels, in tiles of
 # CI_LANES_ACC accumulators; input gradients with at most DATA_ROWS_CI input and at least DATA_ROWS_CO (> 0)
 # output channels per group accumulate runs of up to DATA_ROWS_SEG positions per phase in cache; forward
@@ -46,7 +46,7 @@ _SAFE_DEFAULT = {"strategy": "register", "TILE_CO": 4, "TILE_L": 2, "VEC": 4, "W
                  "CI_LANES_MIN": 0, "CI_LANES_ACC": 16, "DATA_ROWS_CI": 0, "DATA_ROWS_CO": 0,
                  "DATA_ROWS_SEG": 1024, "NT_STORE_MIN": 0, "ALIGNED_TAPS": 0, "ALIGNED_CO": 8, "ALIGNED_RUN": 1024,
                  "DW_ROWS": 0, "DW_TILE_L": 4, "DW_TILES": 8, "LOCAL_VEC": 1, "TILE_CI": 1,
-                 "PHASE_TILE_R": 1, "TILE_REGS": 0}
+                 "PHASE_TILE_R": 1, "TILE_REGS": 0, "TAPS_MAX": 0}
 
 # Built-in rows, one per device class (runtime.DEVICE_CLASSES): pass ("*" for all) -> parameters over the
 # default; "<pass>_deep" adds parameters for reductions deep enough to read the staged input. Rows are shared
@@ -66,8 +66,12 @@ _CPU = {
     "*": {"strategy": "register", "TILE_CO": 6, "TILE_L": 2, "VEC": 8, "WG_L": 1, "WG_CO": 1, "STAGE_MIN": 256,
           "DATA_AS_FORWARD": 1, "WORK_MIN": 1 << 20, "NT_STORE_MIN": 16 << 20, "TILE_REGS": 15},
     # 16 vector registers on AVX2: 3 x 3 accumulators, 3 dy vectors and the input stay unspilled
-    # (4 x 3 spills: tcn 67 -> 128 GF/s with 3 x 3).
-    "backward_weight": {"TILE_CO": 3, "TILE_K": 3, "RUN": 4096, "STAGE_FLOPS": 1 << 24},
+    # (4 x 3 spills: tcn 67 -> 128 GF/s with 3 x 3). Tiles picked per shape within 12 accumulators and 5 taps,
+    # so that the taps split evenly (side by side against 3 x 3: strided4 K8 3 x 4 75 -> 103, stride-2 K5
+    # 2 x 5 72 -> 83, multiplier K31 2 x 5 41 -> 47 GF/s; K3 layers keep 3 x 3, wav2vec and the K251
+    # filterbank ran as fast).
+    "backward_weight": {"TILE_CO": 3, "TILE_K": 3, "ACC_MAX": 12, "TAPS_MAX": 5, "RUN": 4096,
+                        "STAGE_FLOPS": 1 << 24},
     # Strided forwards read the staged input split into phases (vector loads, not gathers: stride-2 grouped
     # 25 -> 39 GF/s side by side), and a work-item passes 4 channel tiles over each input window, which a
     # stride of s makes s times longer per output than a stride-1 window (strided4 49 -> 63 GF/s).
