@@ -154,8 +154,10 @@ PROVENANCE = {
                   "dense forward 131 -> 172 GF/s (16-channel tiles), deep 132-143 -> 198; weight gradient with "
                   "channel lanes 105 -> 255; wav2vec input gradient 25 -> 56 GF/s",
     "cpu-avx2": "measured with PoCL on the same 2-core AVX-512 Xeon (the generic CPU row, timed before the AVX-512 row "
-                "was split off), never on an AVX2-only CPU: wav2vec weight gradient 18-25 -> 26-51, tcn 67 -> 128 GF/s "
-                "(3 x 3 tiles); input gradients as forwards dense 121 -> 143, tcn 88 -> 124, depthwise 21 -> 39 GF/s",
+                "was split off): wav2vec weight gradient 18-25 -> 26-51, tcn 67 -> 128 GF/s (3 x 3 tiles); input "
+                "gradients as forwards dense 121 -> 143, tcn 88 -> 124, depthwise 21 -> 39 GF/s; its strided, "
+                "few-channel and weight-gradient tiles with PoCL 3.0 (LLVM target znver3) on a 2-core AMD EPYC, side "
+                "by side: strided4 forward 96 -> 117, weight gradient 82 -> 105, stride-2 grouped forward 38 -> 60 GF/s",
     "cpu": "same as cpu-avx2, untuned: no CPU with vectors narrower than 8 floats has run it",
     "nvidia-gpu": "from NVIDIA's CUDA C++ best practices guide (warps of 32, 255 registers per thread, 48 KiB shared "
                   "memory per block), never timed on an NVIDIA GPU; Oclgrind instruction counts only",
