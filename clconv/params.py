@@ -21,7 +21,7 @@ STRATEGIES = ("register", "local")
 # gradient); CI_TILE is the channel chunk staged in __local memory; TILE_K, LB and RUN serve the weight
 # gradient (taps per work-item, positions per __local block, positions per partial-sum chunk); ACC_MAX,
 # when set, lets the register weight gradient pick its TILE_CO (at most the given) x TILE_K tile per shape
-# within that many accumulators; CI_LANES_MIN, when set, runs weight gradients with C_in/groups of at least
+# within that many accumulators, of at most TAPS_MAX taps where that is set; CI_LANES_MIN, when set, runs weight gradients with C_in/groups of at least
 # that many (in passes of STAGE_FLOPS or more) with their vector lanes along input channels, in tiles of
 # CI_LANES_ACC accumulators; input gradients with at most DATA_ROWS_CI input and at least DATA_ROWS_CO (> 0)
 # output channels per group accumulate runs of up to DATA_ROWS_SEG positions per phase in cache; forward
@@ -30,6 +30,10 @@ STRATEGIES = ("register", "local")
 # positions of ALIGNED_CO channels with their stores realigned to the flat output (conv1d_forward_aligned);
 # depthwise stride-1 passes of an even batch with DW_ROWS > 1 run DW_ROWS samples x DW_TILE_L vectors of one
 # channel per tile, DW_TILES tiles per work-item (conv1d_forward_depthwise);
+# strided forwards over the staged phases with at least 16 products per output give a work-item PHASE_TILE_R
+# channel tiles (TILE_R) over each input window;
+# TILE_REGS (> 0) caps a forward or input-gradient register tile of several channels to that many vector
+# registers: its accumulators, the input vectors its channels share and a broadcast weight;
 # BLOCK_KB is the input a register-strategy pass keeps in a core's cache while its channel tiles pass over it;
 # LOCAL_VEC is the positions per vector of the local-strategy forward's micro-tiles (TILE_L vectors of it);
 # the local-strategy weight gradient gives a work-item TILE_CO output x TILE_CI input channels x TILE_K taps,
@@ -41,7 +45,8 @@ _SAFE_DEFAULT = {"strategy": "register", "TILE_CO": 4, "TILE_L": 2, "VEC": 4, "W
                  "DATA_AS_FORWARD": 0, "WORK_MIN": 0, "ACC_MAX": 0,
                  "CI_LANES_MIN": 0, "CI_LANES_ACC": 16, "DATA_ROWS_CI": 0, "DATA_ROWS_CO": 0,
                  "DATA_ROWS_SEG": 1024, "NT_STORE_MIN": 0, "ALIGNED_TAPS": 0, "ALIGNED_CO": 8, "ALIGNED_RUN": 1024,
-                 "DW_ROWS": 0, "DW_TILE_L": 4, "DW_TILES": 8, "LOCAL_VEC": 1, "TILE_CI": 1}
+                 "DW_ROWS": 0, "DW_TILE_L": 4, "DW_TILES": 8, "LOCAL_VEC": 1, "TILE_CI": 1,
+                 "PHASE_TILE_R": 1, "TILE_REGS": 0, "TAPS_MAX": 0}
 
 # Built-in rows, one per device class (runtime.DEVICE_CLASSES): pass ("*" for all) -> parameters over the
 # default; "<pass>_deep" adds parameters for reductions deep enough to read the staged input. Rows are shared
@@ -56,11 +61,21 @@ _CPU = {
     # (wav2vec 18-25 -> 26-51 GF/s on a noisy 2-core Xeon; the forward, bound by its stores, gained nothing).
     # Stride-1 input gradients run as forward convolutions with flipped weights (DATA_AS_FORWARD,
     # flip_weights.cl): side by side, dense 121 -> 143, tcn 88 -> 124, depthwise 21 -> 39 GF/s.
+    # Tiles of a few channels keep within 15 of the 16 vector registers: depthwise multiplier 2 (K=31) ran
+    # 2 x 6 tiles spilling, 2 x 4 ran 1.4-1.6 times as fast, 2 x 5 1.2 times.
     "*": {"strategy": "register", "TILE_CO": 6, "TILE_L": 2, "VEC": 8, "WG_L": 1, "WG_CO": 1, "STAGE_MIN": 256,
-          "DATA_AS_FORWARD": 1, "WORK_MIN": 1 << 20, "NT_STORE_MIN": 16 << 20},
+          "DATA_AS_FORWARD": 1, "WORK_MIN": 1 << 20, "NT_STORE_MIN": 16 << 20, "TILE_REGS": 15},
     # 16 vector registers on AVX2: 3 x 3 accumulators, 3 dy vectors and the input stay unspilled
-    # (4 x 3 spills: tcn 67 -> 128 GF/s with 3 x 3).
-    "backward_weight": {"TILE_CO": 3, "TILE_K": 3, "RUN": 4096, "STAGE_FLOPS": 1 << 24},
+    # (4 x 3 spills: tcn 67 -> 128 GF/s with 3 x 3). Tiles picked per shape within 12 accumulators and 5 taps,
+    # so that the taps split evenly (side by side against 3 x 3: strided4 K8 3 x 4 75 -> 103, stride-2 K5
+    # 2 x 5 72 -> 83, multiplier K31 2 x 5 41 -> 47 GF/s; K3 layers keep 3 x 3, wav2vec and the K251
+    # filterbank ran as fast).
+    "backward_weight": {"TILE_CO": 3, "TILE_K": 3, "ACC_MAX": 12, "TAPS_MAX": 5, "RUN": 4096,
+                        "STAGE_FLOPS": 1 << 24},
+    # Strided forwards read the staged input split into phases (vector loads, not gathers: stride-2 grouped
+    # 25 -> 39 GF/s side by side), and a work-item passes 4 channel tiles over each input window, which a
+    # stride of s makes s times longer per output than a stride-1 window (strided4 49 -> 63 GF/s).
+    "forward_strided": {"STAGE_FLOPS": 1 << 24, "PHASE_TILE_R": 4},
 }
 # PoCL compiling for a CPU with AVX-512 (32 vector registers of 16 floats): twice the vector width and
 # 16-channel tiles (16 x 16 accumulators; dense forward 131 -> 172 GF/s over 12 channels).
@@ -139,8 +154,10 @@ PROVENANCE = {
                   "dense forward 131 -> 172 GF/s (16-channel tiles), deep 132-143 -> 198; weight gradient with "
                   "channel lanes 105 -> 255; wav2vec input gradient 25 -> 56 GF/s",
     "cpu-avx2": "measured with PoCL on the same 2-core AVX-512 Xeon (the generic CPU row, timed before the AVX-512 row "
-                "was split off), never on an AVX2-only CPU: wav2vec weight gradient 18-25 -> 26-51, tcn 67 -> 128 GF/s "
-                "(3 x 3 tiles); input gradients as forwards dense 121 -> 143, tcn 88 -> 124, depthwise 21 -> 39 GF/s",
+                "was split off): wav2vec weight gradient 18-25 -> 26-51, tcn 67 -> 128 GF/s (3 x 3 tiles); input "
+                "gradients as forwards dense 121 -> 143, tcn 88 -> 124, depthwise 21 -> 39 GF/s; its strided, "
+                "few-channel and weight-gradient tiles with PoCL 3.0 (LLVM target znver3) on a 2-core AMD EPYC, side "
+                "by side: strided4 forward 96 -> 117, weight gradient 82 -> 105, stride-2 grouped forward 38 -> 60 GF/s",
     "cpu": "same as cpu-avx2, untuned: no CPU with vectors narrower than 8 floats has run it",
     "nvidia-gpu": "from NVIDIA's CUDA C++ best practices guide (warps of 32, 255 registers per thread, 48 KiB shared "
                   "memory per block), never timed on an NVIDIA GPU; Oclgrind instruction counts only",
@@ -207,23 +224,28 @@ def provenance(cls: str) -> str:
     return PROVENANCE[cls]
 
 
-def builtin(device, pass_name: str, deep: bool = False) -> dict:
+def builtin(device, pass_name: str, deep: bool = False, strided: bool = False) -> dict:
     """The built-in entry of a pass for the device's class; deep: a reduction deep enough to read the staged
-    input (C_in_g x K >= STAGE_MIN), which adds the entry's "<pass>_deep" parameters."""
+    input (C_in_g x K >= STAGE_MIN), which adds the entry's "<pass>_deep" parameters; strided: a stride
+    above 1, which adds its "<pass>_strided" parameters (after the deep ones)."""
     entry = _BUILTIN.get(device.device_class, {})
-    return {**entry.get("*", {}), **entry.get(pass_name, {}), **(entry.get(pass_name + "_deep", {}) if deep else {})}
+    return {**entry.get("*", {}), **entry.get(pass_name, {}), **(entry.get(pass_name + "_deep", {}) if deep else {}),
+            **(entry.get(pass_name + "_strided", {}) if strided else {})}
 
 
-def lookup(device, pass_name: str, shape_key: tuple, depth: int = 0) -> dict:
+def lookup(device, pass_name: str, shape_key: tuple, depth: int = 0, stride: int = 1) -> dict:
     """Parameters for one pass on one device before fitting: the first layer that has an entry wins.
-    depth: C_in_g x K of the shape, which picks the built-in entry's deep parameters where they apply."""
+    depth: C_in_g x K of the shape, which picks the built-in entry's deep parameters where they apply;
+    stride: the shape's, which picks its strided parameters above 1."""
     params = dict(_SAFE_DEFAULT)
     tuned = _tuned(device, pass_name, shape_key)
     params.update(tuned if tuned else builtin(device, pass_name))
     params.update(getattr(_override_state, "params", {}))
-    if not tuned and 0 < params["STAGE_MIN"] <= depth:
-        params.update(builtin(device, pass_name, deep=True))
-        params.update(getattr(_override_state, "params", {}))
+    if not tuned:
+        deep = 0 < params["STAGE_MIN"] <= depth
+        if deep or stride > 1:
+            params.update(builtin(device, pass_name, deep=deep, strided=stride > 1))
+            params.update(getattr(_override_state, "params", {}))
     return params
 
 
@@ -272,6 +294,10 @@ def fit(device, params: dict, *, rows: int, length: int, local_bytes, max_group:
     # Few rows (depthwise, C_in = 1): keep as many independent accumulators along the positions, or the
     # loop waits on one FMA chain per accumulator.
     p["TILE_L"] = max(p["TILE_L"], min(_MAX_TILE_L, accumulators // p["TILE_CO"]))
+    # ... within the registers: the tile's channels share its TILE_L input vectors, which stay live beside the
+    # accumulators and a broadcast weight (one channel reads each input vector once, from memory).
+    if p["TILE_REGS"] > 0 and p["TILE_CO"] > 1:
+        p["TILE_L"] = max(1, min(p["TILE_L"], (p["TILE_REGS"] - 1) // (p["TILE_CO"] + 1)))
     if p["strategy"] == "local":
         p["VEC"] = p["LOCAL_VEC"] if local_vectors else 1
     group = p["WG_L"] * p["WG_CO"]

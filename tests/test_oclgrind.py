@@ -386,6 +386,14 @@ CASES = [
     ("staged-stride-1-lines", dict(cin=3, cout=4, k=3, padding=1), (2, 3, 37), "f32", dict(STAGE_MIN=1, VEC=4)),
     ("staged-stride-1-lines-f64", dict(cin=2, cout=3, k=3, padding=2, mode="reflect"), (1, 2, 21), "f64",
      dict(STAGE_MIN=1, VEC=4)),
+    # strided rows split into phases, lines inside the row copied as vectors (strides 2 and 4 by shuffles, 3
+    # lane by lane, float64 in lines of 8), read by several channel tiles per work-item, the last partial
+    ("staged-phase-lines-s2", dict(cin=2, cout=5, k=3, stride=2, padding=1), (1, 2, 70), "f32",
+     dict(STAGE_FLOPS=1, PHASE_TILE_R=2, TILE_CO=2, VEC=4)),
+    ("staged-phase-lines-s4", dict(cin=2, cout=3, k=8, stride=4, padding=2), (1, 2, 140), "f32",
+     dict(STAGE_FLOPS=1, PHASE_TILE_R=2, TILE_CO=2, VEC=4)),
+    ("staged-phase-lines-s3-f64", dict(cin=2, cout=3, k=8, stride=3, padding=1), (1, 2, 60), "f64",
+     dict(STAGE_FLOPS=1, VEC=4)),
     # channel blocks of 16 (one full, one partial) copied in transposed squares of 16 positions
     ("weight-channel-lanes-v16", dict(cin=17, cout=3, k=3, padding=1), (2, 17, 40), "f32",
      dict(CI_LANES_MIN=1, CI_LANES_ACC=6, VEC=16, STAGE_FLOPS=1)),

@@ -30,6 +30,8 @@ LAYOUTS = {
     # weight tiles (channels x taps) picked per shape: 3x3, 4x4, 2x3, 5x5, 4x2, 2x10 sliding over 7 channels,
     # 1x17 twice over 33 taps
     "weight-budget": dict(TILE_CO=6, ACC_MAX=32, VEC=16, STAGE_MIN=1, STAGE_FLOPS=1, DATA_AS_FORWARD=1),
+    # ... within 12 accumulators and at most 5 taps: K 10 in 2 x 5, K 33 in tiles of 5 sliding back over the last
+    "weight-taps-max": dict(TILE_CO=3, ACC_MAX=12, TAPS_MAX=5, VEC=4, STAGE_MIN=1, STAGE_FLOPS=1),
     # weight gradient lanes along blocks of 4 input channels, the last block partly empty where C_in_g % 4 != 0
     "weight-channel-lanes": dict(CI_LANES_MIN=1, CI_LANES_ACC=24, VEC=4, STAGE_FLOPS=1, BLOCK_KB=1),
     # input gradients accumulating runs of rows (conv1d_backward_data_rows) in several segments
@@ -148,3 +150,52 @@ def test_weight_channel_lanes_squares(case, vec, device, rng):
         dy = rng.uniform(-1.0, 1.0, size=y.shape).astype(dtype)
         m.backward(dy, input_grad=False)
     check_grads(m, x, dy, None, dtype, "channel lanes")
+
+
+# Strided forwards over the staged input split into phases (pad_rows.cl copies lines inside the row as
+# vectors: shuffles for strides 2 and 4, lane by lane otherwise), with several channel tiles per work-item
+# (PHASE_TILE_R), the last one partly past the group's channels, and several position tiles.
+PHASE_CASES = [
+    TileCase(6, 7, 3, 301, stride=2, padding=1),
+    TileCase(5, 9, 8, 403, stride=4, padding=2, mode="reflect"),
+    TileCase(8, 6, 5, 250, stride=3, padding=2, groups=2, dtype="float64"),
+    TileCase(4, 5, 4, 260, stride=2, padding=3, dilation=2, mode="replicate", dtype="float16"),
+]
+
+
+@pytest.mark.parametrize("case", PHASE_CASES, ids=[c.id for c in PHASE_CASES])
+def test_strided_phase_tiles(case, device, rng):
+    dtype = np.dtype(case.dtype)
+    if dtype == np.float64 and not device.has_fp64:
+        pytest.skip("device has no fp64")
+    with clconv.params.override(strategy="register", STAGE_FLOPS=1, PHASE_TILE_R=3, TILE_CO=2, TILE_L=1, VEC=4,
+                                WORK_MIN=1):
+        m = clconv.Conv1d(case.cin, case.cout, case.k, stride=case.stride, padding=case.padding,
+                          dilation=case.dilation, groups=case.groups, padding_mode=case.mode, device=device,
+                          dtype=dtype)
+        x = rng.uniform(-1.0, 1.0, size=(2, case.cin, case.length)).astype(dtype)
+        y = m(x)
+        dy = rng.uniform(-1.0, 1.0, size=y.shape).astype(dtype)
+        dx = m.backward(dy)
+    assert_close(y, reference_for(m, x, case), dtype, "strided phase tiles forward")
+    check_grads(m, x, dy, dx, dtype, "strided phase tiles")
+
+
+def test_strided_phase_tiles_plan(device):
+    """The strided forward's plan reads the phase copy with PHASE_TILE_R channel tiles per work-item."""
+    from clconv.api.checks import conv_geometry
+    from clconv.passes.forward import forward_plan
+
+    geo = conv_geometry((2, 6, 301), (7, 6, 3), (7,), 2, 1, 1, 1, 1)
+    with clconv.params.override(strategy="register", STAGE_FLOPS=1, PHASE_TILE_R=3, TILE_CO=2):
+        plan = forward_plan(device, geo, np.float32, True)
+    assert [s.kernel.function_name for s in plan.steps] == ["pad_rows", "conv1d_forward"]
+    assert plan.params["TILE_R"] == 3
+
+
+@pytest.mark.parametrize("taps, expected", [(8, (3, 4)), (5, (2, 5)), (3, (3, 3)), (31, (2, 5)), (251, (2, 5))])
+def test_weight_tiles_within_taps_max(taps, expected):
+    """Weight tiles within 12 accumulators and 5 taps split the taps evenly where they can."""
+    from clconv.passes.backward_weight import _weight_tiles
+
+    assert _weight_tiles(taps, 64, 3, 12, max_taps=5) == expected

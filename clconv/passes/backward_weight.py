@@ -74,7 +74,8 @@ def _build(device, geo: ConvGeometry, dtype, bias: bool, accumulate: bool, max_g
         p["TILE_CO"], p["TILE_K"] = _weight_tiles(geo.kernel_size, geo.out_per_group, p["CI_LANES_ACC"],
                                                   p["CI_LANES_ACC"], channel_lanes=p["VEC"])
     elif p["strategy"] == "register" and p["ACC_MAX"]:
-        p["TILE_CO"], p["TILE_K"] = _weight_tiles(geo.kernel_size, geo.out_per_group, p["TILE_CO"], p["ACC_MAX"])
+        p["TILE_CO"], p["TILE_K"] = _weight_tiles(geo.kernel_size, geo.out_per_group, p["TILE_CO"], p["ACC_MAX"],
+                                                  max_taps=p["TAPS_MAX"])
     tile_k = max(1, min(p["TILE_K"], geo.kernel_size))
     lanes = (ceil_div(geo.in_per_group, p["VEC"]) if blocked else geo.in_per_group) * ceil_div(geo.kernel_size, tile_k)
     wg_a = max(1, min(p["WG_L"], params.pow2_floor(lanes)))
@@ -199,18 +200,18 @@ def _local(device, geo: ConvGeometry, dtype, accumulate: bool, max_group: int | 
 
 
 def _weight_tiles(taps: int, channels: int, max_channels: int, max_accumulators: int,
-                  channel_lanes: int = 0) -> tuple[int, int]:
+                  channel_lanes: int = 0, max_taps: int = 0) -> tuple[int, int]:
     """(TILE_CO, TILE_K) of the register weight gradient within an accumulator budget.
 
     With lanes along positions a work-item streams TILE_CO dy rows and one input row per vector of
     positions; with lanes along channel_lanes input channels, one input line and TILE_CO / channel_lanes
     dy lines per position. The score is multiply-adds per streamed line, divided by the work that tiles
     sliding back over the last channels or taps repeat. Taps split into tiles of equal size (K = 31 in
-    two tiles of 16).
+    two tiles of 16), of at most max_taps where that is set.
     """
     best = (0.0, 1, 1)
     for tile_k in sorted({ceil_div(taps, tiles) for tiles in range(1, taps + 1)}):
-        if tile_k > max_accumulators:
+        if tile_k > max_accumulators or 0 < max_taps < tile_k:
             continue
         for tile_co in range(1, min(max_channels, channels, max_accumulators // tile_k) + 1):
             repeated = (ceil_div(taps, tile_k) * tile_k / taps) * (ceil_div(channels, tile_co) * tile_co / channels)

@@ -55,7 +55,10 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool, w_flipped: bool, ma
             and geo.batch % 2 == 0):
         return _depthwise(device, geo, rep, dtype, has_bias, p, nt_stores)
     # Outputs of under 16 multiply-adds each are bound by their stores, and longer runs per work-item
-    # lost there (wav2vec 59 -> 38 GF/s).
+    # lost there (wav2vec 59 -> 38 GF/s), as did more channel tiles per work-item.
+    if (p["strategy"] == "register" and geo.stride > 1 and geo.in_per_group * geo.kernel_size >= 16
+            and staging.stages_input(rep, p)):
+        p = {**p, "TILE_R": max(p["TILE_R"], min(p["PHASE_TILE_R"], ceil_div(geo.out_per_group, p["TILE_CO"])))}
     if (p["strategy"] == "register" and p["WORK_MIN"] > 0 and geo.in_per_group * geo.kernel_size >= 16
             and rep.flops() >= 16 * device.compute_units * p["WORK_MIN"]):
         p = {**p, "TILE_P": _position_tiles(device, rep, p)}

@@ -114,7 +114,7 @@ def pass_params(device, pass_name: Pass, geo, dtype, rows: int, length: int, loc
                 local_vectors: bool = False) -> dict:
     """Parameters of one pass from the lookup chain, fitted to the shape, the device and (max_group) the
     work-group limit of a kernel built before."""
-    p = params.lookup(device, pass_name, params_key(geo, dtype), geo.in_per_group * geo.kernel_size)
+    p = params.lookup(device, pass_name, params_key(geo, dtype), geo.in_per_group * geo.kernel_size, geo.stride)
     if np.dtype(dtype) == np.float64:
         p["VEC"] = max(1, p["VEC"] // 2)  # double vectors take twice the registers
     return params.fit(device, p, rows=rows, length=length, local_bytes=local_bytes, max_group=max_group,
