@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import clconv
 
 
 def _example(name):
@@ -26,7 +25,7 @@ def _example(name):
 
 
 _numpy_training = _example("numpy_training")
-make_waves, softmax_cross_entropy = _numpy_training.make_waves, _numpy_training.softmax_cross_entropy
+make_waves = _numpy_training.make_waves
 
 LENGTH = _numpy_training.LENGTH
 BATCH = 32
@@ -42,41 +41,7 @@ SEED = 0
 LOSS_CURVE_TOL = 1e-3
 
 
-class Net:
-    """The two clconv convolutions plus a numpy head."""
-
-    def __init__(self, seed=SEED, device=None):
-        clconv.manual_seed(seed)
-        self.conv1 = clconv.Conv1d(1, 8, 5, padding=2, device=device)
-        self.conv2 = clconv.Conv1d(8, 16, 5, stride=2, dilation=2, device=device)
-        rng = np.random.default_rng(seed)
-        self.W = (0.25 * rng.standard_normal((16, 3))).astype(np.float32)
-        self.b = np.zeros(3, np.float32)
-
-    def features(self, x):
-        h1 = np.maximum(self.conv1(x), 0)
-        h2 = np.maximum(self.conv2(h1), 0)
-        return h1, h2, h2.mean(axis=2)
-
-    def predict(self, x):
-        return (self.features(x)[2] @ self.W + self.b).argmax(axis=1)
-
-    def train_step(self, x, labels, lr):
-        """One SGD step on a batch; returns the batch loss before the step."""
-        h1 = np.maximum(self.conv1(x), 0)                     # convolutions on the OpenCL device,
-        h2 = np.maximum(self.conv2(h1), 0)                    # ReLU, mean and head in numpy
-        feat = h2.mean(axis=2)
-        loss, dz = softmax_cross_entropy(feat @ self.W + self.b, labels)
-        dfeat = dz @ self.W.T
-        self.W -= lr * (feat.T @ dz)
-        self.b -= lr * dz.sum(axis=0)
-        dh1 = self.conv2.backward(dfeat[:, :, None] / h2.shape[2] * (h2 > 0)) * (h1 > 0)
-        self.conv1.backward(dh1, input_grad=False)            # the data needs no gradient
-        for conv in (self.conv1, self.conv2):
-            for param in conv.parameters():
-                param.data -= lr * param.grad                 # pyopencl arrays: updated on the device
-            conv.zero_grad()
-        return loss
+Net = _numpy_training.Net  # the README's network: two clconv convolutions plus a numpy head
 
 
 def lr_at(step, steps=STEPS, lr=LR):
