@@ -15,9 +15,8 @@ import numpy as np
 import pytest
 
 
-
 def _example(name):
-    """A module of examples/ (the data and loss helpers this test shares with the README's example)."""
+    """A module of examples/ (the network and data this test shares with the README's example)."""
     spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent.parent / "examples" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
