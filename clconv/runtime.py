@@ -10,6 +10,7 @@ import hashlib
 import logging
 import math
 import os
+import re
 import threading
 import warnings
 from pathlib import Path
@@ -55,19 +56,47 @@ class DeviceProperties(NamedTuple):
     local_mem_size: int
     compute_units: int
     max_work_group_size: int
+    target_cpu: str = ""               # the CPU model a CPU device's compiler generates code for, where it says ("znver3")
+
+
+# LLVM's names of the x86 CPU models with AVX-512: code compiled for any other model uses vectors of at most
+# 8 floats, whatever the host's own vectors are.
+_AVX512_TARGETS = frozenset((
+    "knl", "knm", "skx", "skylake-avx512", "cascadelake", "cooperlake", "cannonlake", "icelake-client",
+    "icelake-server", "rocketlake", "tigerlake", "sapphirerapids", "emeraldrapids", "graniterapids",
+    "graniterapids-d", "diamondrapids", "znver4", "znver5", "x86-64-v4"))
+
+
+def target_cpu(device_version: str) -> str:
+    """The CPU model PoCL compiles for, from the host string of its device version ("OpenCL 3.0 PoCL HSTR:
+    pthread-x86_64-unknown-linux-gnu-znver3" gives "znver3"); "" where the version names none. PoCL reports
+    the host's vector width, but its LLVM may not know the host's CPU and compile for an older model: LLVM
+    14 compiles for znver3 (AVX2) on an AVX-512 Zen 4."""
+    match = re.search(r"HSTR: \S*-unknown-[a-z]+-[a-z0-9]+-(\S+)", device_version)
+    return match.group(1) if match else ""
+
+
+def vector_floats(props: DeviceProperties) -> int:
+    """Floats per vector register in the code the device's compiler generates: the wider of the native and
+    preferred widths, at most 8 where a CPU device compiles for a model without AVX-512 (target_cpu)."""
+    lanes = max(props.native_vector_width_float, props.preferred_vector_width_float)
+    if props.target_cpu and props.target_cpu not in _AVX512_TARGETS:
+        lanes = min(lanes, 8)
+    return lanes
 
 
 def classify(props: DeviceProperties) -> str:
     """The device class of a device with these properties: one of DEVICE_CLASSES.
 
     CPUs by their float vector width, the wider of native and preferred (16 floats: AVX-512, as PoCL on an
-    AVX-512 CPU and Intel's CPU runtime report; 8: AVX2; narrower: "cpu"); GPUs by vendor id; accelerators
+    AVX-512 CPU and Intel's CPU runtime report; 8: AVX2; narrower: "cpu"), at most 8 where the compiler
+    targets a CPU model without AVX-512 (target_cpu); GPUs by vendor id; accelerators
     by type. Classes name what their rows were measured on, not a vendor: a CPU of another vendor with
     16-float vectors gets the AVX-512 row. A device of none of these types (CL_DEVICE_TYPE_CUSTOM) is
     "other", which has no row (the safe default).
     """
     if props.type == "CPU":
-        lanes = max(props.native_vector_width_float, props.preferred_vector_width_float)
+        lanes = vector_floats(props)
         return "cpu-avx512" if lanes >= 16 else "cpu-avx2" if lanes >= 8 else "cpu"
     if props.type == "GPU":
         return _GPU_VENDOR_CLASSES.get(props.vendor_id, "gpu")
@@ -170,7 +199,9 @@ class Device:
             local_mem_size=self.local_mem_size,
             compute_units=self.compute_units,
             max_work_group_size=self.max_work_group_size,
+            target_cpu=target_cpu(cl_device.version) if self.type == "CPU" else "",
         )
+        self.vector_floats = vector_floats(self.properties)
         # The class this device's properties give; device_class is what the parameters use.
         self.detected_class = classify(self.properties)
 

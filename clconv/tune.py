@@ -13,6 +13,7 @@ import itertools
 import threading
 import time
 import warnings
+from dataclasses import asdict
 
 import numpy as np
 
@@ -26,41 +27,58 @@ from .runtime import Device, get_device
 
 PASSES = ("forward", "backward_data", "backward_weight")
 
-# Candidates are overrides on top of the device's built-in entry (params.lookup without a tuned entry), so
-# what a candidate leaves out (staging thresholds, cache blocks) stays as the library would run it.
-# Register tiles: channels x position vectors x vector width, in work-groups of one (PoCL runs multi-row
-# groups of these kernels slower) and of four along the positions.
-_GENERIC = {"DW_ROWS": 0, "ALIGNED_TAPS": 0}  # the general kernels, not the depthwise or realigned forward
-_REGISTER = [{"strategy": "register", "TILE_CO": co, "TILE_L": tl, "VEC": vec, "WG_L": wl, "WG_CO": 1, **_GENERIC}
-             for (co, tl, vec), wl in itertools.product(
-                 [(16, 1, 16), (12, 1, 16), (8, 2, 16), (6, 2, 8), (4, 2, 8), (8, 1, 8), (2, 4, 8), (1, 8, 8), (4, 4, 4)],
-                 [1, 4])]
+# Candidates are overrides on top of the device's built-in record (params.builtin), so what a candidate
+# leaves out (staging thresholds, cache blocks) stays as the library would run it. Each list is built for
+# the record that reads it: the forward's channel tiles are TILE_CO / WG_CO / CI_TILE, the input gradient's
+# TILE_CI / WG_CI / CO_TILE.
+
+
+def _register_tiles(tile: str, group: str, **fixed) -> list[dict]:
+    """Register tiles: channels x position vectors x vector width, in work-groups of one (PoCL runs multi-row
+    groups of these kernels slower) and of four along the positions."""
+    return [{"strategy": "register", tile: co, "TILE_L": tl, "VEC": vec, "WG_L": wl, group: 1, **fixed}
+            for (co, tl, vec), wl in itertools.product(
+                [(16, 1, 16), (12, 1, 16), (8, 2, 16), (6, 2, 8), (4, 2, 8), (8, 1, 8), (2, 4, 8), (1, 8, 8), (4, 4, 4)],
+                [1, 4])]
+
+
+def _local_tiles(tile: str, group: str, staged: str) -> list[dict]:
+    """Local (GPU) tiles: micro-tiles of channels x vectors of positions (LOCAL_VEC wide), work-groups of
+    64-256, channels per staged chunk."""
+    return [{"strategy": "local", tile: co, "TILE_L": tl, "LOCAL_VEC": vec, "WG_L": wl, group: wc, staged: ct}
+            for (co, tl, vec), (wl, wc), ct in itertools.product(
+                [(4, 4, 4), (4, 2, 4), (8, 2, 4), (2, 4, 4), (4, 4, 2), (4, 2, 1)], [(16, 16), (32, 8), (16, 8), (8, 8)],
+                [8, 16])]
+
+
+_GENERIC = {"DW_ROWS": None, "ALIGNED_TAPS": None}  # the general kernel, not the depthwise or realigned forward
+_REGISTER = _register_tiles("TILE_CO", "WG_CO", **_GENERIC)
+_REGISTER_DATA = _register_tiles("TILE_CI", "WG_CI")
 # The forward's reduction in cache chunks over several register tiles per work-item.
 _REGISTER_FORWARD = [{"strategy": "register", "TILE_CO": 16, "TILE_L": 1, "VEC": 16, "WG_L": 1, "WG_CO": 1,
                       "TILE_P": tp, "CI_CHUNK": chunk, **_GENERIC} for tp, chunk in [(4, 8), (2, 16), (4, 32)]]
 # Depthwise stride-1 forwards over blocks of samples (conv1d_forward_depthwise).
 _DEPTHWISE = [{"strategy": "register", "DW_ROWS": rows, "DW_TILE_L": tl, "DW_TILES": 8}
               for rows, tl in [(4, 4), (4, 2), (2, 4), (8, 2)]]
-# Shallow forwards in runs realigned to the flat output (conv1d_forward_aligned), bypassing the cache.
-_ALIGNED = [{"strategy": "register", "ALIGNED_TAPS": 1 << 30, "ALIGNED_CO": co, "ALIGNED_RUN": run, "NT_STORE_MIN": 1,
-             "DW_ROWS": 0} for co, run in [(8, 1024), (4, 1024), (8, 4096)]]
-# Weight tiles with lanes along positions: fixed (ACC_MAX 0), or picked per shape within an accumulator
+# Shallow forwards (offered up to 16 products per output) in runs realigned to the flat output
+# (conv1d_forward_aligned), bypassing the cache.
+_ALIGNED = [{"strategy": "register", "ALIGNED_TAPS": 16, "ALIGNED_CO": co, "ALIGNED_RUN": run, "NT_STORE_MIN": 1,
+             "DW_ROWS": None} for co, run in [(8, 1024), (4, 1024), (8, 4096)]]
+# Weight tiles with lanes along positions: fixed (ACC_MAX None), or picked per shape within an accumulator
 # budget; then lanes along channel blocks (CI_LANES_MIN; deep shapes only) within CI_LANES_ACC accumulators.
 _REGISTER_WEIGHT = [{"strategy": "register", "TILE_CO": co, "TILE_K": tk, "ACC_MAX": acc, "VEC": vec, "RUN": run,
-                     "WG_L": 1, "WG_CO": 1, "CI_LANES_MIN": 0}
+                     "WG_L": 1, "WG_CO": 1, "CI_LANES_MIN": None}
                     for (co, tk, acc, vec), run in itertools.product(
-                        [(6, 3, 0, 16), (6, 3, 0, 8), (4, 3, 0, 16), (3, 3, 0, 8), (4, 2, 0, 8), (2, 4, 0, 16),
-                         (1, 8, 0, 16), (4, 3, 0, 4), (6, 3, 32, 16), (4, 3, 16, 16), (3, 3, 12, 8)],
+                        [(6, 3, None, 16), (6, 3, None, 8), (4, 3, None, 16), (3, 3, None, 8), (4, 2, None, 8),
+                         (2, 4, None, 16), (1, 8, None, 16), (4, 3, None, 4), (6, 3, 32, 16), (4, 3, 16, 16),
+                         (3, 3, 12, 8)],
                         [1024, 4096])]
 _CHANNEL_LANES_WEIGHT = [{"strategy": "register", "CI_LANES_MIN": vec, "CI_LANES_ACC": acc, "VEC": vec, "RUN": run,
                           "WG_L": 1, "WG_CO": 1}
                          for (acc, vec), run in itertools.product([(24, 16), (16, 16), (12, 8), (8, 8)], [1024, 4096])]
-# Local (GPU) tiles: micro-tiles of channels x vectors of positions (LOCAL_VEC wide), work-groups of 64-256,
-# input channels per staged chunk; the stride-1 input gradient runs as a forward and shares them.
-_LOCAL = [{"strategy": "local", "TILE_CO": co, "TILE_L": tl, "LOCAL_VEC": vec, "WG_L": wl, "WG_CO": wc, "CI_TILE": ct}
-          for (co, tl, vec), (wl, wc), ct in itertools.product(
-              [(4, 4, 4), (4, 2, 4), (8, 2, 4), (2, 4, 4), (4, 4, 2), (4, 2, 1)], [(16, 16), (32, 8), (16, 8), (8, 8)],
-              [8, 16])]
+# The stride-1 input gradient runs as a forward and shares the forward's local tiles.
+_LOCAL = _local_tiles("TILE_CO", "WG_CO", "CI_TILE")
+_LOCAL_DATA = _local_tiles("TILE_CI", "WG_CI", "CO_TILE")
 # Local weight gradients: output x input channels x taps per work-item, lanes along input-channel tiles (WG_L)
 # x rows along output-channel tiles, positions per staged block, positions per chunk.
 _LOCAL_WEIGHT = [{"strategy": "local", "TILE_CO": co, "TILE_CI": ci, "TILE_K": tk, "WG_L": wl, "WG_CO": wc, "LB": lb,
@@ -73,11 +91,12 @@ _LOCAL_WEIGHT = [{"strategy": "local", "TILE_CO": co, "TILE_CI": ci, "TILE_K": t
 def candidates(pass_name: str, geo: ConvGeometry, device_type: str = "GPU") -> list[dict]:
     """The parameter sets tried for one pass and shape. CPUs try two local (GPU) tiles only: their
     work-item loops lose the barriers' race by far, and each candidate is a build."""
-    local_weight, local = (_LOCAL_WEIGHT, _LOCAL) if device_type != "CPU" else (_LOCAL_WEIGHT[:2], _LOCAL[:2])
+    few = device_type == "CPU"
     if pass_name == "backward_weight":
-        return _REGISTER_WEIGHT + _CHANNEL_LANES_WEIGHT + local_weight
-    if pass_name != "forward":
-        return _REGISTER + local
+        return _REGISTER_WEIGHT + _CHANNEL_LANES_WEIGHT + (_LOCAL_WEIGHT[:2] if few else _LOCAL_WEIGHT)
+    if pass_name == "backward_data":
+        return _REGISTER_DATA + (_LOCAL_DATA[:2] if few else _LOCAL_DATA)
+    local = _LOCAL[:2] if few else _LOCAL
     special = _REGISTER_FORWARD + (_ALIGNED if geo.in_per_group * geo.kernel_size <= 16 else [])
     if geo.in_per_group == geo.out_per_group == 1 and geo.stride == 1 and geo.batch % 2 == 0:
         special += _DEPTHWISE
@@ -160,21 +179,21 @@ def _tune_pass(device: Device, pass_name: str, geo: ConvGeometry, dtype: np.dtyp
     if pass_name == "backward_data":
         forward_geo = input_gradient_as_forward(device, geo, dtype)
         if forward_geo is not None:
-            # A stride-1 input gradient runs as a forward (DATA_AS_FORWARD) whose tiles are looked up for its
+            # A stride-1 input gradient runs as a forward (AS_FORWARD) whose tiles are looked up for its
             # own geometry: tune and store that forward, and an input-gradient entry that keeps the forward
             # form (so that the shape counts as tuned).
             if tune_pass(device, "forward", forward_geo, dtype, repeats, verbose, strict=strict) is None:
                 return None
-            entry = {**params.builtin(device, pass_name), "DATA_AS_FORWARD": 1}
+            entry = {**asdict(params.builtin(device, pass_name)), "AS_FORWARD": True}
             tuning_cache.store(device, pass_name, params_key(geo, dtype), entry)
             return entry
     tolerance = {"float16": 1e-2, "float32": 1e-4, "float64": 1e-10}[dtype.name]
     run = _runner(device, pass_name, geo, dtype)
-    with params.override(**params.safe_default()):
+    with params.override(**asdict(params.safe_default(pass_name))):
         reference = run().get().astype(np.float64)
     scale = 1.0 + np.abs(reference).max(initial=0.0)
     best, best_time, rejected = None, float("inf"), []
-    builtin = params.builtin(device, pass_name)
+    builtin = asdict(params.builtin(device, pass_name))
     for overrides in candidates(pass_name, geo, device.type):
         candidate = {**builtin, **overrides}
         with params.override(**candidate):

@@ -26,7 +26,7 @@ try:
 except ImportError:  # not POSIX (Windows): no lock between processes; the file is still replaced whole,
     fcntl = None     # but two processes storing at the same moment may drop one's entry
 
-FORMAT_VERSION = 2  # 2: keys hold the device class
+FORMAT_VERSION = 3  # 2: keys hold the device class; 3: entries are typed per-pass records
 _lock = threading.Lock()
 _loaded: tuple[Path, dict] | None = None  # the file read last, and what it held
 _generation = 0  # bumped by every store, so that memoised launch plans see new entries

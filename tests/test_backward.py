@@ -337,11 +337,11 @@ def test_bias_gradient_from_the_weight_pass(case, variant, device, rng):
     x = make_input(rng, case)
     # staged: the kernel reads pad_rows.cl's copy, and a row's last partial vector takes the masked tail path;
     # every tap in one tile (TILE_K) on every CPU class, as the AVX-512 row picks for these layers itself
-    with clconv.params.override(strategy="register", TILE_K=case.k, ACC_MAX=0,
+    with clconv.params.override(strategy="register", TILE_K=case.k, ACC_MAX=None,
                                 **({"STAGE_MIN": 1} if variant == "fused-staged" else {})):
         y = m(x)
         partial = weight_gradient_plan(m.device, m._saved[0], dtype, bias=True)
-        assert partial.params["bias_sum"], "the case should take the fused bias gradient"
+        assert partial.info["bias_sum"], "the case should take the fused bias gradient"
         dy = rng.uniform(-1, 1, size=y.shape).astype(dtype)
         m.backward(dy, input_grad=False)
         m.backward(dy, input_grad=False)
@@ -433,7 +433,7 @@ def test_weight_gradient_chunks(dtype, run, device, rng):
     x = make_input(rng, case)
     with clconv.params.override(strategy="register", RUN=run):
         y = m(x)
-        chunks = weight_gradient_plan(m.device, m._saved[0], np.dtype(dtype), bias=True).params["chunks"]
+        chunks = weight_gradient_plan(m.device, m._saved[0], np.dtype(dtype), bias=True).info["chunks"]
         if m.device.type == "CPU":  # (a GPU asks for more chunks to fill its compute units)
             assert (chunks == 1) == (run > 1000), chunks
         dy = rng.uniform(-1, 1, size=y.shape).astype(dtype)

@@ -1,5 +1,7 @@
 """Device classes: decided from device properties, forced with CLCONV_DEVICE_CLASS, and the built-in
 parameter rows they select; override() refuses names it does not know."""
+from dataclasses import asdict, replace
+
 import numpy as np
 import pytest
 
@@ -7,25 +9,31 @@ import clconv
 from clconv.api.checks import conv_geometry
 from clconv.passes.forward import forward_plan
 from clconv import params, tuning_cache
-from clconv.runtime import DEVICE_CLASS_ENV, DEVICE_CLASSES, DeviceProperties, classify
+from clconv.params import Pass
+from clconv.params.rows import BUILTIN
+from clconv.runtime import DEVICE_CLASS_ENV, DEVICE_CLASSES, DeviceProperties, classify, target_cpu
 from conftest import assert_close
 from reference import conv1d_ref
 
 
-def props(type, vendor_id, native, preferred, local_mem_type, local_mem_size=32768, compute_units=8, wg=1024):
+def props(type, vendor_id, native, preferred, local_mem_type, local_mem_size=32768, compute_units=8, wg=1024, cpu=""):
     return DeviceProperties(type=type, vendor_id=vendor_id, native_vector_width_float=native,
                             preferred_vector_width_float=preferred, local_mem_type=local_mem_type,
-                            local_mem_size=local_mem_size, compute_units=compute_units, max_work_group_size=wg)
+                            local_mem_size=local_mem_size, compute_units=compute_units, max_work_group_size=wg,
+                            target_cpu=cpu)
 
 
 # What the drivers report (PoCL and Intel's CPU runtime as on the test machines; the GPUs as their drivers
 # describe them).
 KNOWN = {
-    "pocl-avx512": (props("CPU", 0x8086, 16, 16, "global", 2 << 20, 2, 4096), "cpu-avx512"),
+    "pocl-avx512": (props("CPU", 0x8086, 16, 16, "global", 2 << 20, 2, 4096, "icelake-client"), "cpu-avx512"),
+    # PoCL 3.0 (LLVM 14) on an AVX-512 Zen 4: the host's 16 lanes reported, code compiled for znver3 (AVX2)
+    "pocl-zen4-as-znver3": (props("CPU", 0x1022, 16, 16, "global", 1 << 20, 2, 4096, "znver3"), "cpu-avx2"),
+    "pocl-zen4": (props("CPU", 0x1022, 16, 16, "global", 1 << 20, 2, 4096, "znver4"), "cpu-avx512"),
     "pocl-avx2": (props("CPU", 0x8086, 8, 8, "global", 2 << 20, 8, 4096), "cpu-avx2"),
-    "pocl-amd-avx2": (props("CPU", 0x1022, 8, 8, "global", 2 << 20, 16, 4096), "cpu-avx2"),
+    "pocl-amd-avx2": (props("CPU", 0x1022, 8, 8, "global", 2 << 20, 16, 4096, "znver2"), "cpu-avx2"),
     "pocl-sse": (props("CPU", 0x8086, 4, 4, "global", 2 << 20, 4, 4096), "cpu"),
-    "pocl-arm-neon": (props("CPU", 0x13B5, 4, 4, "global", 2 << 20, 4, 4096), "cpu"),
+    "pocl-arm-neon": (props("CPU", 0x13B5, 4, 4, "global", 2 << 20, 4, 4096, "neoverse-n1"), "cpu"),
     # Intel's OpenCL CPU runtime: native 16 floats, preferred 1 (it vectorises work-items itself)
     "intel-cpu-runtime": (props("CPU", 0x8086, 16, 1, "global", 256 << 10, 2, 8192), "cpu-avx512"),
     "nvidia-gpu": (props("GPU", 0x10DE, 1, 1, "local", 48 << 10, 108, 1024), "nvidia-gpu"),
@@ -38,6 +46,16 @@ KNOWN = {
 }
 
 
+@pytest.mark.parametrize("version, cpu", [
+    ("OpenCL 3.0 PoCL HSTR: pthread-x86_64-unknown-linux-gnu-znver3", "znver3"),
+    ("OpenCL 3.0 PoCL HSTR: pthread-x86_64-unknown-linux-gnu-icelake-client", "icelake-client"),
+    ("OpenCL 3.0 PoCL HSTR: cpu-aarch64-unknown-linux-gnu-neoverse-n1", "neoverse-n1"),
+    ("OpenCL 3.0 (Build 0)", ""),
+], ids=["pocl-znver3", "pocl-icelake", "pocl-arm", "intel-runtime"])
+def test_target_cpu_from_the_device_version(version, cpu):
+    assert target_cpu(version) == cpu
+
+
 @pytest.mark.parametrize("name", KNOWN)
 def test_classify_from_properties(name):
     record, expected = KNOWN[name]
@@ -45,7 +63,7 @@ def test_classify_from_properties(name):
 
 
 def test_every_class_has_a_row_and_a_provenance_line():
-    assert set(params._BUILTIN) == set(DEVICE_CLASSES) == set(params.PROVENANCE)
+    assert set(BUILTIN) == set(DEVICE_CLASSES) == set(params.PROVENANCE)
     assert len(set(DEVICE_CLASSES)) == len(DEVICE_CLASSES)
     for cls in DEVICE_CLASSES:
         line = params.provenance(cls)
@@ -58,8 +76,8 @@ def test_every_class_has_a_row_and_a_provenance_line():
 
 def test_rows_are_the_measured_ones():
     """The AVX-512 CPU row and the others, as measured: rows move between keys, their values stay."""
-    rows = params._BUILTIN
-    assert rows["cpu-avx512"]["*"]["VEC"] == 16 and rows["cpu-avx512"]["*"]["TILE_CO"] == 16
+    rows = BUILTIN
+    assert rows["cpu-avx512"]["*"]["VEC"] == 16 and rows["cpu-avx512"]["forward"]["TILE_CO"] == 16
     assert rows["cpu-avx512"]["forward_deep"] == {"TILE_CO": 8, "TILE_L": 3}
     assert rows["cpu-avx2"] is rows["cpu"] and rows["cpu-avx2"]["*"]["VEC"] == 8
     assert rows["cpu-avx2"]["backward_weight"]["TILE_CO"] == 3
@@ -74,9 +92,10 @@ def test_real_device_class(device, monkeypatch):
     assert device.detected_class == classify(device.properties)
     assert device.device_class == device.detected_class in DEVICE_CLASSES
     assert device.properties.type == device.type
-    if device.type == "CPU" and device.properties.native_vector_width_float >= 16:
-        assert device.device_class == "cpu-avx512"  # PoCL on an AVX-512 host, Intel's CPU runtime
-        assert params.builtin(device, "forward", deep=True)["TILE_CO"] == 8
+    if device.type == "CPU" and device.properties.native_vector_width_float >= 16 and (
+            device.properties.target_cpu in ("", "icelake-client", "rocketlake", "skylake-avx512", "znver4")):
+        assert device.device_class == "cpu-avx512"  # PoCL compiling for AVX-512, Intel's CPU runtime
+        assert params.builtin(device, Pass.FORWARD, deep=True).TILE_CO == 8
 
 
 @pytest.fixture
@@ -93,9 +112,9 @@ def test_forced_class_selects_its_row(device, empty_cache, monkeypatch, cls):
     monkeypatch.setenv(DEVICE_CLASS_ENV, cls)
     assert device.device_class == cls
     assert device.detected_class == classify(device.properties)
-    row = params._BUILTIN[cls]
-    for pass_name in ("forward", "backward_data", "backward_weight"):
-        expected = {**params.safe_default(), **row.get("*", {}), **row.get(pass_name, {})}
+    row = BUILTIN[cls]
+    for pass_name in Pass:
+        expected = replace(params.safe_default(pass_name), **{**row.get("*", {}), **row.get(str(pass_name), {})})
         assert params.lookup(device, pass_name, (1, 1, 1, 3, 1, 1, "zeros", "float32"), depth=3) == expected
 
 
@@ -111,7 +130,7 @@ def test_forced_class_runs_its_plan(device, empty_cache, monkeypatch, rng):
         y = clconv.conv1d(device.to_device(x), device.to_device(w), None, 1, 1)
         assert_close(y.get(), ref, np.float32, cls)
         plan = forward_plan(device, geo, np.float32, False)
-        assert plan.params["strategy"] == strategy, cls
+        assert plan.params.strategy == strategy, cls
 
 
 @pytest.mark.parametrize("value", ["tpu", "cpu-avx1024", "gpu,cpu"])
@@ -143,7 +162,21 @@ def test_override_rejects_unknown_names():
     assert not params.is_overridden()
 
 
-def test_override_accepts_every_parameter_of_the_safe_default():
-    with params.override(**params.safe_default()):
-        assert dict(params.override_key()) == params.safe_default()
+@pytest.mark.parametrize("pass_name", list(Pass), ids=str)
+def test_override_accepts_every_parameter_of_the_safe_default(monkeypatch, pass_name):
+    monkeypatch.delenv(DEVICE_CLASS_ENV, raising=False)
+    defaults = asdict(params.safe_default(pass_name))
+    with params.override(**defaults):
+        assert dict(params.override_key()) == defaults
+    assert not params.is_overridden()
+
+
+@pytest.mark.parametrize("values, error", [
+    (dict(STAGE_MIN=0), ValueError), (dict(TILE_CO=0), ValueError), (dict(TILE_CO="4"), TypeError),
+    (dict(AS_FORWARD=None), TypeError), (dict(strategy="locl"), ValueError), (dict(DW_ROWS=2.0), TypeError),
+], ids=["zero-threshold", "zero-tile", "string-tile", "none-flag", "bad-strategy", "float-rows"])
+def test_override_rejects_bad_values(values, error):
+    with pytest.raises(error, match=next(iter(values))):
+        with params.override(**values):
+            pass
     assert not params.is_overridden()

@@ -68,7 +68,7 @@ def test_gpu_row_matches_reference(device, forced_class, rng, case_id, kw, shape
     dx = m.backward(dy)
     m.backward(dy, input_grad=False)  # the weight and bias gradients accumulate
 
-    assert weight_gradient_plan(m.device, m._saved[0], dtype).params["strategy"] == "local"
+    assert weight_gradient_plan(m.device, m._saved[0], dtype).params.strategy == "local"
     assert_close(y, y_ref, dtype, "forward")
     assert_close(dx, conv1d_input_grad_ref(x.shape, w64, dy, s, p, d, g, mode), dtype, "input grad")
     assert_close(m.weight.grad.get(), 2 * conv1d_weight_grad_ref(x, w.shape, dy, s, p, d, g, mode), dtype, "weight grad")
@@ -86,7 +86,7 @@ def test_split_weight_gradient_is_deterministic(device, forced_class, rng, monke
     runs = [clconv.grad.conv1d_weight(device.to_device(x), (12, 8, 3), device.to_device(dy), padding=1).get()
             for _ in range(2)]
     geo = clconv.api.checks.conv_geometry(x.shape, (12, 8, 3), None, 1, 1, 1, 1, 1)
-    assert weight_gradient_plan(device, geo, np.float32).params["chunks"] > 1
+    assert weight_gradient_plan(device, geo, np.float32).info["chunks"] > 1
     assert_close(runs[0], conv1d_weight_grad_ref(x, (12, 8, 3), dy, 1, 1), np.float32, "split weight grad")
     assert np.array_equal(runs[0], runs[1])
 

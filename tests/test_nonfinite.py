@@ -36,8 +36,8 @@ except ImportError:  # the float64 numpy reference takes over
 
 # Parameters of the generic register paths: no staged copies, no special kernels; vectors of 4 lanes (builds
 # with 16 take several times as long; the variants that keep the device's own width cover those).
-PLAIN = dict(strategy="register", STAGE_MIN=0, STAGE_FLOPS=0, CI_LANES_MIN=0, DATA_AS_FORWARD=0, NT_STORE_MIN=0,
-             DW_ROWS=0, DATA_ROWS_CO=0, ALIGNED_TAPS=0, VEC=4)
+PLAIN = dict(strategy="register", STAGE_MIN=None, STAGE_FLOPS=None, CI_LANES_MIN=None, AS_FORWARD=False, NT_STORE_MIN=None,
+             DW_ROWS=None, ROWS_CI=None, ALIGNED_TAPS=None, VEC=4)
 
 
 @dataclass(frozen=True)
@@ -64,11 +64,11 @@ def v(name, cin, cout, k, length, params, kernels, **kw):
     return Variant(name, cin, cout, k, length, params=params, kernels=tuple(kernels), **kw)
 
 
-STAGED = dict(strategy="register", STAGE_MIN=1, CI_LANES_MIN=0, DATA_AS_FORWARD=1, NT_STORE_MIN=0, DW_ROWS=0)
-BLOCKED = dict(strategy="register", CI_LANES_MIN=16, STAGE_FLOPS=1, DATA_AS_FORWARD=1, NT_STORE_MIN=0)
-ALIGNED = dict(strategy="register", NT_STORE_MIN=1, ALIGNED_TAPS=15, ALIGNED_CO=8, ALIGNED_RUN=16, DW_ROWS=0,
-               CI_LANES_MIN=0)
-ROWS = dict(PLAIN, DATA_ROWS_CI=4, DATA_ROWS_CO=1, DATA_ROWS_SEG=16)
+STAGED = dict(strategy="register", STAGE_MIN=1, CI_LANES_MIN=None, AS_FORWARD=True, NT_STORE_MIN=None, DW_ROWS=None)
+BLOCKED = dict(strategy="register", CI_LANES_MIN=16, STAGE_FLOPS=1, AS_FORWARD=True, NT_STORE_MIN=None)
+ALIGNED = dict(strategy="register", NT_STORE_MIN=1, ALIGNED_TAPS=15, ALIGNED_CO=8, ALIGNED_RUN=16, DW_ROWS=None,
+               CI_LANES_MIN=None)
+ROWS = dict(PLAIN, ROWS_CI=4, ROWS_CO=1, ROWS_SEG=16)
 
 VARIANTS = [
     # generic register kernels (L_out 33)
@@ -105,20 +105,20 @@ VARIANTS = [
       groups=4, stride=2, padding=1, mode="circular", dtypes=("float16",)),
     # depthwise: the sample-block forward (even batch) and the generic one (odd batch); the weight gradient
     # sums the bias gradient too (one input channel per group, all taps in one tile)
-    v("depthwise-even", 4, 4, 3, 33, dict(PLAIN, DW_ROWS=4, TILE_K=3, ACC_MAX=0),
+    v("depthwise-even", 4, 4, 3, 33, dict(PLAIN, DW_ROWS=4, TILE_K=3, ACC_MAX=None),
       ["conv1d_forward_depthwise", "conv1d_backward_weight_partial"], n=4, groups=4, padding=1),
     v("depthwise-odd", 6, 6, 3, 33, dict(PLAIN, DW_ROWS=4), ["conv1d_forward"], n=3, groups=6, padding=1,
       mode="reflect"),
     # a single input channel (the C_in 1, K 10, stride 5): the realigned forward over staged phases
     # (non-temporal stores) with the bias gradient from the weight pass, unstaged; then both over staged phases
-    v("cin1-aligned", 1, 8, 10, 94, dict(ALIGNED, TILE_K=10, ACC_MAX=0),
+    v("cin1-aligned", 1, 8, 10, 94, dict(ALIGNED, TILE_K=10, ACC_MAX=None),
       ["conv1d_forward_aligned", "conv1d_backward_weight_partial"], stride=5, dtypes=("float32", "float64")),
-    v("cin1-staged", 1, 8, 10, 94, dict(PLAIN, TILE_K=10, ACC_MAX=0, STAGE_FLOPS=1),
+    v("cin1-staged", 1, 8, 10, 94, dict(PLAIN, TILE_K=10, ACC_MAX=None, STAGE_FLOPS=1),
       ["pad_rows", "conv1d_forward", "conv1d_backward_weight_partial"], stride=5),
     # __local tiles (the strategy of GPUs)
     # (the input gradient in stride phases through the forward kernel; with a phase no tap reaches, the
     # gather kernel)
-    v("local", 3, 6, 4, 33, dict(strategy="local", DATA_AS_FORWARD=0),
+    v("local", 3, 6, 4, 33, dict(strategy="local", AS_FORWARD=False),
       ["conv1d_forward", "conv1d_backward_weight_local", "bias_grad_tree"], stride=2, padding=2,
       mode="replicate"),
     v("local-phase-without-taps", 3, 5, 2, 31, dict(strategy="local"), ["conv1d_backward_data"], stride=3,
@@ -132,7 +132,7 @@ VARIANTS = [
     # weight gradient)
     v("transposed-s2", 4, 6, 4, 17, dict(strategy="register"), ["conv1d_backward_data"], transposed=True, stride=2,
       padding=1, output_padding=1),
-    v("transposed-s1", 4, 6, 3, 17, dict(PLAIN, DATA_AS_FORWARD=1), ["flip_weights"], transposed=True, padding=1),
+    v("transposed-s1", 4, 6, 3, 17, dict(PLAIN, AS_FORWARD=True), ["flip_weights"], transposed=True, padding=1),
 ]
 
 # (tensor, place): rows and positions a value is planted at

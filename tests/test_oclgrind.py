@@ -357,11 +357,11 @@ CASES = [
     ("staged-tiles-reflect", dict(cin=5, cout=7, k=3, stride=2, padding=2, mode="reflect"), (2, 5, 29), "f32",
      dict(STAGE_MIN=1, STAGE_FLOPS=1, TILE_R=2, TILE_P=2, CI_CHUNK=2, TILE_CO=2, TILE_L=1, VEC=4)),
     ("staged-float16-circular", dict(cin=3, cout=4, k=3, padding=2, mode="circular"), (2, 3, 17), "f16",
-     dict(STAGE_MIN=1, DATA_AS_FORWARD=1)),
+     dict(STAGE_MIN=1, AS_FORWARD=True)),
     ("cache-blocks-edges", dict(cin=3, cout=5, k=4, dilation=2, padding=3), (2, 3, 41), "f32",
-     dict(BLOCK_KB=1, TILE_CO=2, TILE_L=1, VEC=4, STAGE_MIN=0, DATA_AS_FORWARD=0)),
+     dict(BLOCK_KB=1, TILE_CO=2, TILE_L=1, VEC=4, STAGE_MIN=None, AS_FORWARD=False)),
     ("input-grad-forward-form-grouped", dict(cin=4, cout=6, k=3, groups=2, padding=1), (2, 4, 19), "f32",
-     dict(DATA_AS_FORWARD=1)),
+     dict(AS_FORWARD=True)),
     # weight gradient with lanes along channel blocks (pad_rows_blocked), the last block partly empty
     ("weight-channel-lanes-reflect", dict(cin=6, cout=5, k=3, stride=2, padding=2, mode="reflect", groups=1),
      (2, 6, 19), "f32", dict(CI_LANES_MIN=1, CI_LANES_ACC=6, VEC=4, STAGE_FLOPS=1, BLOCK_KB=1)),
@@ -369,10 +369,10 @@ CASES = [
      (2, 10, 15), "f16", dict(CI_LANES_MIN=1, CI_LANES_ACC=4, VEC=4, STAGE_FLOPS=1)),
     # input gradient accumulating whole rows: positions before the first and past the last dy, 3 segments
     ("data-rows-strided", dict(cin=2, cout=3, k=5, stride=3, dilation=2, padding=4), (2, 2, 40), "f32",
-     dict(DATA_ROWS_CI=2, DATA_ROWS_CO=1, DATA_ROWS_SEG=4, DATA_AS_FORWARD=0, VEC=2)),
+     dict(ROWS_CI=2, ROWS_CO=1, ROWS_SEG=4, AS_FORWARD=False, VEC=2)),
     # ... with its output channels in groups of 5 and a last group of 2, built for that many
     ("data-rows-last-group", dict(cin=2, cout=7, k=4, stride=2, padding=2), (2, 2, 30), "f32",
-     dict(DATA_ROWS_CI=2, DATA_ROWS_CO=1, DATA_ROWS_SEG=8, DATA_AS_FORWARD=0, VEC=4)),
+     dict(ROWS_CI=2, ROWS_CO=1, ROWS_SEG=8, AS_FORWARD=False, VEC=4)),
     ("nt-stores", dict(cin=3, cout=5, k=3, padding=1), (2, 3, 33), "f32", dict(NT_STORE_MIN=1, VEC=4)),
     ("aligned-runs", dict(cin=2, cout=5, k=3, stride=2, padding=1), (2, 2, 37), "f32",
      dict(NT_STORE_MIN=1, ALIGNED_TAPS=64, ALIGNED_CO=2, ALIGNED_RUN=8, VEC=4)),

@@ -96,6 +96,21 @@ def test_kernel_work_group_limit_shrinks_the_plan(device, rng, monkeypatch):
     assert launched and max(launched) <= 4, launched
 
 
+def test_vectors_stay_within_the_compiled_registers(device, rng, monkeypatch):
+    """A CPU whose compiler makes 8-float vectors (PoCL compiling AVX2 code on an AVX-512 host) runs forced
+    16-lane tiles as 8 lanes, which LLVM can compile, and still computes the convolution."""
+    if device.type != "CPU":
+        pytest.skip("the cap is for CPU compilers")
+    monkeypatch.setattr(device, "plans", {})
+    monkeypatch.setattr(device, "vector_floats", 8)
+    m = clconv.Conv1d(6, 8, 3, padding=1, device=device)
+    x = rng.uniform(-1, 1, (2, 6, 100)).astype(np.float32)
+    with clconv.params.override(strategy="register", VEC=16):
+        check_step(m, x, rng, padding=1, what="VEC=16 on 8-float registers")
+    vecs = {plan.params.VEC for plan in device.plans.values() if getattr(plan, "params", None) is not None}
+    assert vecs and max(vecs) <= 8, vecs
+
+
 @pytest.mark.parametrize("stride", [128, 1000], ids=lambda s: f"s{s}")
 def test_large_strides(stride, device, rng):
     """Strides far beyond the kernels' unrolled phases build in bounded time and compute."""

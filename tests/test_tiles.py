@@ -22,26 +22,26 @@ from test_backward import check_grads
 from test_forward import reference_for
 
 LAYOUTS = {
-    "staged": dict(STAGE_MIN=1, STAGE_FLOPS=1, DATA_AS_FORWARD=1),
-    "unstaged": dict(STAGE_MIN=0, STAGE_FLOPS=0, DATA_AS_FORWARD=0),
+    "staged": dict(STAGE_MIN=1, STAGE_FLOPS=1, AS_FORWARD=True),
+    "unstaged": dict(STAGE_MIN=None, STAGE_FLOPS=None, AS_FORWARD=False),
     "r2-p2-chunk3": dict(TILE_CO=2, TILE_L=1, VEC=4, TILE_R=2, TILE_P=2, CI_CHUNK=3, STAGE_MIN=1, STAGE_FLOPS=1,
-                         DATA_AS_FORWARD=1),
-    "cache-blocks": dict(TILE_CO=2, TILE_L=1, VEC=4, BLOCK_KB=1, STAGE_MIN=0, STAGE_FLOPS=0, DATA_AS_FORWARD=0),
+                         AS_FORWARD=True),
+    "cache-blocks": dict(TILE_CO=2, TILE_L=1, VEC=4, BLOCK_KB=1, STAGE_MIN=None, STAGE_FLOPS=None, AS_FORWARD=False),
     # weight tiles (channels x taps) picked per shape: 3x3, 4x4, 2x3, 5x5, 4x2, 2x10 sliding over 7 channels,
     # 1x17 twice over 33 taps
-    "weight-budget": dict(TILE_CO=6, ACC_MAX=32, VEC=16, STAGE_MIN=1, STAGE_FLOPS=1, DATA_AS_FORWARD=1),
+    "weight-budget": dict(TILE_CO=6, ACC_MAX=32, VEC=16, STAGE_MIN=1, STAGE_FLOPS=1, AS_FORWARD=True),
     # ... within 12 accumulators and at most 5 taps: K 10 in 2 x 5, K 33 in tiles of 5 sliding back over the last
     "weight-taps-max": dict(TILE_CO=3, ACC_MAX=12, TAPS_MAX=5, VEC=4, STAGE_MIN=1, STAGE_FLOPS=1),
     # weight gradient lanes along blocks of 4 input channels, the last block partly empty where C_in_g % 4 != 0
     "weight-channel-lanes": dict(CI_LANES_MIN=1, CI_LANES_ACC=24, VEC=4, STAGE_FLOPS=1, BLOCK_KB=1),
     # input gradients accumulating runs of rows (conv1d_backward_data_rows) in several segments
-    "data-rows": dict(DATA_ROWS_CI=8, DATA_ROWS_CO=1, DATA_ROWS_SEG=16, DATA_AS_FORWARD=0, VEC=4),
+    "data-rows": dict(ROWS_CI=8, ROWS_CO=1, ROWS_SEG=16, AS_FORWARD=False, VEC=4),
     # non-temporal stores of the forward's aligned vectors (row 0 starts aligned), plain ones elsewhere
-    "nt-stores": dict(NT_STORE_MIN=1, TILE_CO=2, TILE_L=1, VEC=4, DATA_AS_FORWARD=1),
+    "nt-stores": dict(NT_STORE_MIN=1, TILE_CO=2, TILE_L=1, VEC=4, AS_FORWARD=True),
     # forward runs of positions whose stores are realigned to the flat output (conv1d_forward_aligned):
     # tiles of 2 channels sliding back over odd counts, runs that split rows, 4 and 16 lanes (2 and 8 in float64)
-    "aligned-runs-v4": dict(NT_STORE_MIN=1, ALIGNED_TAPS=64, ALIGNED_CO=2, ALIGNED_RUN=12, VEC=4, DATA_AS_FORWARD=1),
-    "aligned-runs-v16": dict(NT_STORE_MIN=1, ALIGNED_TAPS=64, ALIGNED_CO=2, ALIGNED_RUN=32, VEC=16, DATA_AS_FORWARD=1),
+    "aligned-runs-v4": dict(NT_STORE_MIN=1, ALIGNED_TAPS=64, ALIGNED_CO=2, ALIGNED_RUN=12, VEC=4, AS_FORWARD=True),
+    "aligned-runs-v16": dict(NT_STORE_MIN=1, ALIGNED_TAPS=64, ALIGNED_CO=2, ALIGNED_RUN=32, VEC=16, AS_FORWARD=True),
 }
 
 
@@ -76,12 +76,18 @@ CASES = [
 ]
 
 
+def skip_wider_than_compiled(device, vec):
+    if device.type == "CPU" and vec > max(8, device.vector_floats):
+        pytest.skip(f"{device.name} compiles {device.vector_floats}-float vectors: VEC={vec} runs as 8 there")
+
+
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 @pytest.mark.parametrize("layout", LAYOUTS, ids=list(LAYOUTS))
 def test_register_layouts(case, layout, device, rng):
     dtype = np.dtype(case.dtype)
     if dtype == np.float64 and not device.has_fp64:
         pytest.skip("device has no fp64")
+    skip_wider_than_compiled(device, LAYOUTS[layout].get("VEC", 0))
     with clconv.params.override(strategy="register", **LAYOUTS[layout]):
         m = clconv.Conv1d(case.cin, case.cout, case.k, stride=case.stride, padding=case.padding,
                           dilation=case.dilation, groups=case.groups, padding_mode=case.mode,
@@ -112,8 +118,9 @@ def test_depthwise_rows(case, batch, vec, device, rng):
     dtype = np.dtype(case.dtype)
     if dtype == np.float64 and not device.has_fp64:
         pytest.skip("device has no fp64")
+    skip_wider_than_compiled(device, vec)
     with clconv.params.override(strategy="register", DW_ROWS=4, DW_TILE_L=2, DW_TILES=2, VEC=vec, UNROLL_K_MAX=32,
-                                DATA_AS_FORWARD=1):
+                                AS_FORWARD=True):
         m = clconv.Conv1d(case.cin, case.cout, case.k, padding=case.padding, dilation=case.dilation,
                           groups=case.groups, padding_mode=case.mode, device=device, dtype=dtype)
         x = rng.uniform(-1.0, 1.0, size=(batch, case.cin, case.length)).astype(dtype)
@@ -190,7 +197,7 @@ def test_strided_phase_tiles_plan(device):
     with clconv.params.override(strategy="register", STAGE_FLOPS=1, PHASE_TILE_R=3, TILE_CO=2):
         plan = forward_plan(device, geo, np.float32, True)
     assert [s.kernel.function_name for s in plan.steps] == ["pad_rows", "conv1d_forward"]
-    assert plan.params["TILE_R"] == 3
+    assert plan.params.TILE_R == 3
 
 
 @pytest.mark.parametrize("taps, expected", [(8, (3, 4)), (5, (2, 5)), (3, (3, 3)), (31, (2, 5)), (251, (2, 5))])

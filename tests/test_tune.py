@@ -5,6 +5,7 @@ Each test gets its own cache folder (CLCONV_CACHE_DIR) and a short candidate lis
 handful of kernels only.
 """
 import json
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from clconv.passes.backward_data import input_gradient_as_forward
 from clconv.passes.forward import forward_plan
 from clconv.passes.plan import params_key
 from clconv import params, tune, tuning_cache
+from clconv.params import Pass
 from conftest import assert_close
 from reference import conv1d_input_grad_ref, conv1d_ref
 
@@ -23,11 +25,18 @@ SHORT_LIST = [{"strategy": "register", "TILE_CO": 2, "TILE_L": 1, "VEC": 4, "WG_
               {"strategy": "register", "TILE_CO": 3, "TILE_L": 2, "VEC": 4, "WG_L": 1, "WG_CO": 1}]
 
 
+def short_list(pass_name):
+    """SHORT_LIST in the pass's own names: the input gradient tiles input channels (TILE_CI, WG_CI)."""
+    record = type(params.safe_default(pass_name))
+    names = {"TILE_CO": record.ROWS, "WG_CO": record.GROUP_ROWS}
+    return [{names.get(k, k): v for k, v in c.items()} for c in SHORT_LIST]
+
+
 @pytest.fixture
 def cache_dir(tmp_path, monkeypatch):
     """An empty tuned-parameter cache for this test, forgotten again afterwards."""
     monkeypatch.setenv("CLCONV_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(tune, "candidates", lambda pass_name, geo, device_type: SHORT_LIST)
+    monkeypatch.setattr(tune, "candidates", lambda pass_name, geo, device_type: short_list(pass_name))
     tuning_cache.reload()
     yield tmp_path
     monkeypatch.undo()
@@ -41,26 +50,27 @@ def geometry(n=2, c_in=5, length=40, c_out=6, k=3, stride=2, pad=1):
 def test_tuned_entry_is_stored_and_read_back(device, cache_dir, rng):
     geo = geometry()
     best = tune.tune_pass(device, "forward", geo, np.float32)
-    assert best in [{**params.builtin(device, "forward"), **c} for c in SHORT_LIST]
+    assert best in [{**asdict(params.builtin(device, Pass.FORWARD)), **c} for c in SHORT_LIST]
     data = json.loads((cache_dir / "tuned.json").read_text())
     assert data["format"] == tuning_cache.FORMAT_VERSION
     entries = data["devices"][tuning_cache.device_key(device)]
     assert entries[tuning_cache.shape_key_str("forward", params_key(geo, np.float32))] == best
-    assert params.lookup(device, "forward", params_key(geo, np.float32)) == {**params.safe_default(), **best}
+    assert params.lookup(device, Pass.FORWARD, params_key(geo, np.float32)) == replace(params.safe_default(Pass.FORWARD), **best)
     # the library now runs the tuned parameters, and still computes the convolution
     x = rng.uniform(-1, 1, (geo.batch, geo.in_channels, geo.length_in)).astype(np.float32)
     w = rng.uniform(-1, 1, (geo.out_channels, geo.in_channels, geo.kernel_size)).astype(np.float32)
     y = clconv.conv1d(device.to_device(x), device.to_device(w), None, stride=2, padding=1)
     assert_close(y.get(), conv1d_ref(x.astype(np.float64), w.astype(np.float64), None, 2, 1), np.float32)
     plan = forward_plan(device, geo, np.float32, False)
-    assert {k: plan.params[k] for k in ("TILE_CO", "VEC")} in [{"TILE_CO": c["TILE_CO"], "VEC": c["VEC"]} for c in SHORT_LIST]
+    assert (plan.params.TILE_CO, plan.params.VEC) in [(c["TILE_CO"], c["VEC"]) for c in SHORT_LIST]
 
 
 @pytest.mark.parametrize("pass_name", ["backward_data", "backward_weight"])
 def test_backward_passes_tune(device, cache_dir, pass_name):
     geo = geometry(stride=2)  # strided: the input gradient runs its own kernel
     best = tune.tune_pass(device, pass_name, geo, np.float32)
-    assert params.lookup(device, pass_name, params_key(geo, np.float32))["TILE_CO"] == best["TILE_CO"]
+    rows = type(params.safe_default(pass_name)).ROWS
+    assert getattr(params.lookup(device, pass_name, params_key(geo, np.float32)), rows) == best[rows]
 
 
 def test_input_gradient_run_as_a_forward_tunes_that_forward(device, cache_dir, rng):
@@ -70,9 +80,9 @@ def test_input_gradient_run_as_a_forward_tunes_that_forward(device, cache_dir, r
         pytest.skip(f"{device.name} runs stride-1 input gradients with their own kernel")
     tune.tune_pass(device, "backward_data", geo, np.float32)
     assert params.has_tuned(device, "backward_data", params_key(geo, np.float32))
-    tiles = [{k: c[k] for k in ("TILE_CO", "VEC")} for c in SHORT_LIST]
+    tiles = [(c["TILE_CO"], c["VEC"]) for c in SHORT_LIST]
     tuned = params.lookup(device, "forward", params_key(forward_geo, np.float32))
-    assert {k: tuned[k] for k in ("TILE_CO", "VEC")} in tiles
+    assert (tuned.TILE_CO, tuned.VEC) in tiles
     # the input gradient launches that tuned forward, and still computes its gradient
     w = rng.uniform(-1, 1, (geo.out_channels, geo.in_channels, geo.kernel_size)).astype(np.float32)
     dy = rng.uniform(-1, 1, (geo.batch, geo.out_channels, geo.length_out)).astype(np.float32)
@@ -81,7 +91,7 @@ def test_input_gradient_run_as_a_forward_tunes_that_forward(device, cache_dir, r
                                 dy.astype(np.float64), 1, 1)
     assert_close(dx.get(), ref, np.float32)
     plan = forward_plan(device, forward_geo, np.float32, False)
-    assert {k: plan.params[k] for k in ("TILE_CO", "VEC")} in tiles
+    assert (plan.params.TILE_CO, plan.params.VEC) in tiles
 
 
 def test_candidate_that_disagrees_is_refused(device, cache_dir, monkeypatch):
@@ -93,7 +103,7 @@ def test_candidate_that_disagrees_is_refused(device, cache_dir, monkeypatch):
 
         def wrong_for_wide_tiles():
             out = run()
-            if params.lookup(device, pass_name, params_key(geo, dtype))["TILE_CO"] == 4:
+            if params.lookup(device, pass_name, params_key(geo, dtype)).TILE_CO == 4:
                 out = out + 1  # a candidate whose kernel would compute something else
             return out
         return wrong_for_wide_tiles
@@ -136,22 +146,22 @@ def test_autotune_tunes_a_stride_1_input_gradient(device, cache_dir, monkeypatch
 def test_deep_entry_sits_between_builtin_and_override(device, cache_dir, monkeypatch):
     """A built-in "<pass>_deep" entry applies to reductions of STAGE_MIN or more, below overrides."""
     entry = {"*": {"STAGE_MIN": 10, "TILE_CO": 4}, "forward_deep": {"TILE_CO": 7}}
-    monkeypatch.setattr(params, "_BUILTIN", {device.device_class: entry})
+    monkeypatch.setattr(params, "BUILTIN", {device.device_class: entry})
     key = params_key(geometry(), np.float32)
-    assert params.lookup(device, "forward", key, depth=9)["TILE_CO"] == 4
-    assert params.lookup(device, "forward", key, depth=10)["TILE_CO"] == 7
-    assert params.lookup(device, "backward_weight", key, depth=10)["TILE_CO"] == 4
+    assert params.lookup(device, "forward", key, depth=9).TILE_CO == 4
+    assert params.lookup(device, "forward", key, depth=10).TILE_CO == 7
+    assert params.lookup(device, "backward_weight", key, depth=10).TILE_CO == 4
     with params.override(TILE_CO=3):
-        assert params.lookup(device, "forward", key, depth=10)["TILE_CO"] == 3
-    with params.override(STAGE_MIN=0):
-        assert params.lookup(device, "forward", key, depth=10)["TILE_CO"] == 4
+        assert params.lookup(device, "forward", key, depth=10).TILE_CO == 3
+    with params.override(STAGE_MIN=None):
+        assert params.lookup(device, "forward", key, depth=10).TILE_CO == 4
 
 
 def test_candidates_cover_the_special_kernels_where_they_apply():
     """Depthwise sample blocks only for depthwise stride-1 forwards of an even batch, realigned runs only for
     shallow forwards; every other register candidate times the general kernels."""
     def with_key(cands, key):
-        return [c for c in cands if c.get(key, 0) > 0]
+        return [c for c in cands if c.get(key) is not None]
 
     depthwise = conv_geometry((4, 8, 100), (8, 1, 31), None, 1, 15, 15, 1, 8)
     odd_batch = conv_geometry((3, 8, 100), (8, 1, 31), None, 1, 15, 15, 1, 8)
@@ -165,7 +175,7 @@ def test_candidates_cover_the_special_kernels_where_they_apply():
     assert not with_key(tune.candidates("backward_data", shallow), "ALIGNED_TAPS")
     assert not with_key(tune.candidates("forward", dense), "ALIGNED_TAPS")
     general = [c for c in tune.candidates("forward", dense) if c["strategy"] == "register"]
-    assert general and all(c["DW_ROWS"] == 0 and c["ALIGNED_TAPS"] == 0 for c in general)
+    assert general and all(c["DW_ROWS"] is None and c["ALIGNED_TAPS"] is None for c in general)
 
 
 def test_gpus_search_the_local_tile_space():
@@ -178,7 +188,7 @@ def test_gpus_search_the_local_tile_space():
         cpu = [c for c in tune.candidates(pass_name, dense, "CPU") if c["strategy"] == "local"]
         assert 0 < len(cpu) < len(gpu)
         assert all(len({c[k] for c in gpu}) > 1 for k in keys), pass_name
-        assert set(params.safe_default()) >= {k for c in gpu for k in c}  # override() takes every one
+        assert set(asdict(params.safe_default(pass_name))) >= {k for c in gpu for k in c}  # the pass's own names
 
 
 def runner_failing_for(pass_names, fail, calls=None):
@@ -193,7 +203,7 @@ def runner_failing_for(pass_names, fail, calls=None):
             if calls is not None:
                 calls.append(pass_name)
             out = run()
-            tile = params.lookup(device, pass_name, params_key(geo, dtype))["TILE_CO"]
+            tile = params.lookup(device, pass_name, params_key(geo, dtype)).TILE_CO
             return fail(out) if pass_name in pass_names and tile in (2, 3) else out
         return failing
     return runner
@@ -253,7 +263,7 @@ def test_autotune_failure_falls_back_to_builtins_and_warns_once(device, cache_di
     assert not (cache_dir / "tuned.json").exists()
     key = params_key(conv_geometry((2, 3, 53), (7, 3, 4), None, 1, 2, 2, 1, 1), np.float32)
     assert not params.has_tuned(device, "forward", key)
-    assert params.lookup(device, "forward", key) == {**params.safe_default(), **params.builtin(device, "forward")}
+    assert params.lookup(device, Pass.FORWARD, key) == params.builtin(device, Pass.FORWARD)
 
 
 def test_explicit_tuning_still_raises_under_autotune(device, cache_dir, monkeypatch):

@@ -1,6 +1,6 @@
 """The input gradient, dx = the gather of dy back through the taps (conv1d_backward_data.cl), which is also
 conv_transpose1d's forward. Stride-1 input gradients run as forward convolutions of dy with flipped
-weights (DATA_AS_FORWARD, flip_weights.cl); input gradients with few input and many output channels
+weights (AS_FORWARD, flip_weights.cl); input gradients with few input and many output channels
 accumulate whole rows in cache (conv1d_backward_data_rows). Padding modes other than zeros write padded
 rows that pad_fold.cl folds back. The plans read "dy", "w", "bias" and write "dx".
 """
@@ -15,6 +15,7 @@ from .. import params
 from ..params import ceil_div
 from ..api.checks import ConvGeometry
 from .forward import forward_plan, phase_forward
+from ..params import BackwardDataParams
 from .plan import (SHORT_ROWS, PAD_MODE_CODE, Pass, Plan, Step, acc_bytes, common_defines, compiled_class, dtype_defines,
                    exceeds_kernel, line_step, pass_params, planned, position_block)
 
@@ -46,9 +47,9 @@ def _written_span(geo: ConvGeometry) -> tuple[int, int]:
 
 
 def input_gradient_as_forward(device, geo: ConvGeometry, dtype) -> ConvGeometry | None:
-    """The forward convolution a stride-1 input gradient runs as (DATA_AS_FORWARD), None where it runs a
+    """The forward convolution a stride-1 input gradient runs as (AS_FORWARD), None where it runs a
     kernel of its own: its tile parameters are that forward's, looked up for this geometry."""
-    return backward_data_plan(device, geo, dtype, False, *_written_span(geo)).params.get("as_forward")
+    return backward_data_plan(device, geo, dtype, False, *_written_span(geo)).info.get("as_forward")
 
 
 def backward_data_plan(device, geo: ConvGeometry, dtype, has_bias: bool, length: int, pad_left: int) -> Plan:
@@ -64,40 +65,40 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool, length: int, pad_le
     halo = ceil_div((geo.kernel_size - 1) * geo.dilation, geo.stride)
 
     def local_bytes(p):
-        win = p["WG_L"] * p["TILE_L"] + halo
-        return acc_bytes(dtype) * p["CI_TILE"] * (win + geo.kernel_size * p["WG_CO"] * p["TILE_CO"])
+        win = p.WG_L * p.TILE_L + halo
+        return acc_bytes(dtype) * p.CO_TILE * (win + geo.kernel_size * p.WG_CI * p.TILE_CI)
 
     # Compiled choices come from the shape's class (rep), launch sizes and arguments from the shape itself.
     rep = compiled_class(geo)
     per_phase = ceil_div(length, geo.stride)
     rep_per_phase = per_phase if per_phase < SHORT_ROWS else params.pow2_floor(per_phase)
     p = pass_params(device, Pass.BACKWARD_DATA, geo, dtype, geo.in_per_group, rep_per_phase, local_bytes, max_group)
-    if p["DATA_AS_FORWARD"]:
+    if p.AS_FORWARD:
         as_forward = _forward_form(device, geo, dtype, has_bias, length, pad_left)
         if as_forward is not None:
             return as_forward
-    if p["strategy"] == "local" and 1 < geo.stride <= PHASES_MAX:
+    if p.strategy == "local" and 1 < geo.stride <= PHASES_MAX:
         phases = _phases(device, geo, dtype, has_bias, length, pad_left)
         if phases is not None:
             return phases
     # (strides up to 16: the kernel unrolls its loops over the phases)
-    if (p["strategy"] == "register" and geo.in_per_group <= p["DATA_ROWS_CI"]
-            and geo.out_per_group >= p["DATA_ROWS_CO"] > 0 and geo.stride <= 16):
+    if (p.strategy == "register" and p.ROWS_CI is not None and geo.in_per_group <= p.ROWS_CI
+            and geo.out_per_group >= p.ROWS_CO and geo.stride <= 16):
         return _rows(device, geo, dtype, p, has_bias, length, pad_left)
-    span_dy = p["WG_L"] * p["TILE_L"] * p["VEC"] + halo
-    defines = {**common_defines(geo, dtype, p), "TILE_CI": p["TILE_CO"],
-               "TILE_L": p["TILE_L"], "WG_L": p["WG_L"], "WG_CI": p["WG_CO"],
-               "CO_TILE": min(p["CI_TILE"], geo.out_per_group),
+    span_dy = p.WG_L * p.TILE_L * p.VEC + halo
+    defines = {**common_defines(geo, dtype, p), "TILE_CI": p.TILE_CI,
+               "TILE_L": p.TILE_L, "WG_L": p.WG_L, "WG_CI": p.WG_CI,
+               "CO_TILE": min(p.CO_TILE, geo.out_per_group),
                "POS_BLOCK": position_block(p, geo.out_channels * span_dy * dtype.itemsize,
                                            geo.out_channels * rep.length_out * dtype.itemsize)}
     kernel = device.kernel("conv1d_backward_data.cl", "conv1d_backward_data", defines)
-    limit = exceeds_kernel(device, kernel, p)
+    limit = exceeds_kernel(device, kernel, p.WG_L * p.WG_CI)
     if limit:
         return _build(device, geo, dtype, has_bias, length, pad_left, limit)
-    positions = ceil_div(per_phase, p["WG_L"] * p["TILE_L"] * p["VEC"]) * p["WG_L"]
-    rows = geo.groups * ceil_div(geo.in_per_group, p["WG_CO"] * p["TILE_CO"]) * p["WG_CO"]
-    batch = geo.batch * (geo.stride if p["strategy"] == "local" else 1)
-    return Plan((Step(kernel, (positions, rows, batch), (p["WG_L"], p["WG_CO"], 1), _arguments(geo, has_bias, length, pad_left)),),
+    positions = ceil_div(per_phase, p.WG_L * p.TILE_L * p.VEC) * p.WG_L
+    rows = geo.groups * ceil_div(geo.in_per_group, p.WG_CI * p.TILE_CI) * p.WG_CI
+    batch = geo.batch * (geo.stride if p.strategy == "local" else 1)
+    return Plan((Step(kernel, (positions, rows, batch), (p.WG_L, p.WG_CI, 1), _arguments(geo, has_bias, length, pad_left)),),
                 params=p)
 
 
@@ -116,7 +117,7 @@ def _forward_form(device, geo: ConvGeometry, dtype, has_bias: bool, length: int,
         return None
     dual = replace(geo.dual(), length_out=length, pad_left=pad_l, pad_right=pad_r)
     forward = forward_plan(device, dual, dtype, has_bias, w_flipped=True).renamed(x="dy", y="dx")
-    return Plan(forward.steps, forward.scratch, {**forward.params, "as_forward": dual})
+    return replace(forward, info={**forward.info, "as_forward": dual})
 
 
 PHASES_MAX = 8  # launches per input gradient in stride phases
@@ -152,13 +153,13 @@ def _phases(device, geo: ConvGeometry, dtype, has_bias: bool, length: int, pad_l
         if plan is None:
             return None
         steps += plan.steps
-    return Plan(tuple(steps), params={**plan.params, "phases": s}).renamed(x="dy", y="dx")
+    return Plan(tuple(steps), params=plan.params, info={"phases": s}).renamed(x="dy", y="dx")
 
 
-def _rows(device, geo: ConvGeometry, dtype, p: dict, has_bias: bool, length: int, pad_left: int) -> Plan:
+def _rows(device, geo: ConvGeometry, dtype, p: BackwardDataParams, has_bias: bool, length: int, pad_left: int) -> Plan:
     """conv1d_backward_data_rows: whole runs of positions per input row, accumulated in a core's cache."""
-    step = 2 * p["VEC"]  # M_TILE = 2 vectors
-    longest = max(step, min(p["DATA_ROWS_SEG"], (24 << 10) // (geo.stride * acc_bytes(dtype))))  # sums in 24 KiB
+    step = 2 * p.VEC  # M_TILE = 2 vectors
+    longest = max(step, min(p.ROWS_SEG, (24 << 10) // (geo.stride * acc_bytes(dtype))))  # sums in 24 KiB
     phase_positions = (length - 1 + pad_left) // geo.stride - pad_left // geo.stride + 1
     # Segments balanced over the positions' class (a power of two at or below them): lengths share programs.
     rep_positions = phase_positions if phase_positions < SHORT_ROWS else params.pow2_floor(phase_positions)

@@ -4,6 +4,8 @@ atomics). The plans read "x", "dy" and the flags "accumulate", "bias_accumulate"
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from .. import params
@@ -35,7 +37,7 @@ def _bias_build(device, dy_shape: tuple, dtype) -> Plan:
     batch, channels, length = dy_shape
     if channels == 0:
         return Plan()
-    if (params.lookup(device, Pass.BACKWARD_WEIGHT, ())["strategy"] == "local"
+    if (params.lookup(device, Pass.BACKWARD_WEIGHT, ()).strategy == "local"
             and device.local_mem_size >= 256 * acc_bytes(dtype)):
         # A work-group per channel and a tree in __local memory: the device's many cores share each channel,
         # at least 16 elements per work-item (a short channel keeps its tree small; four sizes at most).
@@ -58,35 +60,36 @@ def _build(device, geo: ConvGeometry, dtype, bias: bool, accumulate: bool, max_g
         return bias_alone
 
     def local_bytes(p):
-        return acc_bytes(dtype) * p["WG_CO"] * p["TILE_CO"] * p["LB"]
+        return acc_bytes(dtype) * p.WG_CO * p.TILE_CO * p.LB
 
     # Compiled choices come from the shape's class (rep), launch sizes and arguments from the shape itself.
     rep = compiled_class(geo)
     p = pass_params(device, Pass.BACKWARD_WEIGHT, geo, dtype, geo.out_per_group, rep.length_out, local_bytes, max_group)
-    if p["strategy"] == "local":
+    if p.strategy == "local":
         local = _local(device, geo, dtype, accumulate, max_group)
         if local is not None:
             return local.then(bias_alone)
-        p["strategy"] = "register"
+        p = replace(p, strategy="register")
     blocked = staging.channel_blocks(device, geo, dtype, p) if staging.blocks_channels(rep, p) else None
     if blocked:
-        p["WG_L"] = p["WG_CO"] = 1
-        p["TILE_CO"], p["TILE_K"] = _weight_tiles(geo.kernel_size, geo.out_per_group, p["CI_LANES_ACC"],
-                                                  p["CI_LANES_ACC"], channel_lanes=p["VEC"])
-    elif p["strategy"] == "register" and p["ACC_MAX"]:
-        p["TILE_CO"], p["TILE_K"] = _weight_tiles(geo.kernel_size, geo.out_per_group, p["TILE_CO"], p["ACC_MAX"],
-                                                  max_taps=p["TAPS_MAX"])
-    tile_k = max(1, min(p["TILE_K"], geo.kernel_size))
-    lanes = (ceil_div(geo.in_per_group, p["VEC"]) if blocked else geo.in_per_group) * ceil_div(geo.kernel_size, tile_k)
-    wg_a = max(1, min(p["WG_L"], params.pow2_floor(lanes)))
-    rows = geo.groups * ceil_div(geo.out_per_group, p["WG_CO"] * p["TILE_CO"]) * p["WG_CO"]
+        tile_co, tile_k = _weight_tiles(geo.kernel_size, geo.out_per_group, p.CI_LANES_ACC, p.CI_LANES_ACC,
+                                        channel_lanes=p.VEC)
+        p = replace(p, WG_L=1, WG_CO=1, TILE_CO=tile_co, TILE_K=tile_k)
+    elif p.strategy == "register" and p.ACC_MAX is not None:
+        tile_co, tile_k = _weight_tiles(geo.kernel_size, geo.out_per_group, p.TILE_CO, p.ACC_MAX,
+                                        max_taps=p.TAPS_MAX)
+        p = replace(p, TILE_CO=tile_co, TILE_K=tile_k)
+    tile_k = max(1, min(p.TILE_K, geo.kernel_size))
+    lanes = (ceil_div(geo.in_per_group, p.VEC) if blocked else geo.in_per_group) * ceil_div(geo.kernel_size, tile_k)
+    wg_a = max(1, min(p.WG_L, params.pow2_floor(lanes)))
+    rows = geo.groups * ceil_div(geo.out_per_group, p.WG_CO * p.TILE_CO) * p.WG_CO
     work_items = ceil_div(lanes, wg_a) * wg_a * rows
     positions = geo.batch * geo.length_out
-    vectors = positions if blocked else geo.batch * ceil_div(geo.length_out, p["VEC"])
+    vectors = positions if blocked else geo.batch * ceil_div(geo.length_out, p.VEC)
     w_size = geo.out_channels * geo.in_per_group * geo.kernel_size
     # One work-item row per channel tile (a single input channel, every tap): its dy loads give the bias
     # gradient too (C_in = 1 and depthwise passes are bound by reading dy).
-    bias_sum = bias and not blocked and p["strategy"] == "register" and lanes == 1
+    bias_sum = bias and not blocked and p.strategy == "register" and lanes == 1
     sums_per_chunk = w_size + (geo.out_channels if bias_sum else 0)
     # Chunks: enough to fill the device and short enough (RUN positions) that a chunk's rows stay in cache
     # while consecutive work-items reuse them; capped in memory. A function of the shape and the device
@@ -94,23 +97,23 @@ def _build(device, geo: ConvGeometry, dtype, bias: bool, accumulate: bool, max_g
     target = device.compute_units * (32 if device.type == "CPU" else 2048)
 
     def chunk_count(positions, vectors):
-        chunks = max(ceil_div(target, work_items), ceil_div(positions, p["RUN"]))
+        chunks = max(ceil_div(target, work_items), ceil_div(positions, p.RUN))
         return max(1, min(chunks, vectors // 4, PARTIAL_BYTES_CAP // max(1, sums_per_chunk * acc_bytes(dtype))))
 
     chunks = chunk_count(positions, vectors)
-    staged = blocked or (staging.phase_rows(device, geo, dtype, ceil_div(geo.length_out, p["VEC"]) * p["VEC"])
+    staged = blocked or (staging.phase_rows(device, geo, dtype, ceil_div(geo.length_out, p.VEC) * p.VEC)
                          if staging.stages_input(rep, p) else None)
     # Cache blocks of input rows: each chunk's run of positions of one input row (or channel block), over
     # the strides; taken from the shape's class.
     rep_positions = rep.batch * rep.length_out
-    rep_vectors = rep_positions if blocked else rep.batch * ceil_div(rep.length_out, p["VEC"])
+    rep_vectors = rep_positions if blocked else rep.batch * ceil_div(rep.length_out, p.VEC)
     row_bytes = ceil_div(rep_positions, chunk_count(rep_positions, rep_vectors)) * geo.stride * dtype.itemsize
     if blocked:
-        row_bytes *= p["VEC"] * acc_bytes(dtype) // dtype.itemsize
+        row_bytes *= p.VEC * acc_bytes(dtype) // dtype.itemsize
     phased = bool(staged) and not staged.channel_blocked
     defines = {**common_defines(geo, dtype, p), "PAD_MODE": 0 if staged else PAD_MODE_CODE[geo.padding_mode],
                "X_STAGED": phased, "X_PHASES": staged.phases if phased else 1,
-               "TILE_CO": p["TILE_CO"], "TILE_K": tile_k, "WG_A": wg_a, "WG_CO": p["WG_CO"], "LB": p["LB"],
+               "TILE_CO": p.TILE_CO, "TILE_K": tile_k, "WG_A": wg_a, "WG_CO": p.WG_CO, "LB": p.LB,
                "POS_BLOCK": position_block(p, row_bytes * wg_a, row_bytes * lanes * geo.groups),
                "BIAS_SUM": int(bias_sum), "X_BLOCKED": int(bool(blocked))}
     # One chunk's partial sums, laid out as dw, are the fresh gradient itself where they share its type: a
@@ -127,11 +130,11 @@ def _build(device, geo: ConvGeometry, dtype, bias: bool, accumulate: bool, max_g
                                                         np.int32(geo.length_out),
                                                         np.int32(0 if staged else geo.pad_left), np.int32(chunks))
     kernel = device.kernel("conv1d_backward_weight.cl", name, defines)
-    limit = exceeds_kernel(device, kernel, {**p, "WG_L": wg_a})
+    limit = exceeds_kernel(device, kernel, wg_a * p.WG_CO)
     if limit:
         return _build(device, geo, dtype, bias, accumulate, limit)
-    partial = Step(kernel, (ceil_div(lanes, wg_a) * wg_a, rows, chunks), (wg_a, p["WG_CO"], 1), args)
-    plan = Plan((partial,), params={**p, "chunks": chunks, "bias_sum": bias_sum})
+    partial = Step(kernel, (ceil_div(lanes, wg_a) * wg_a, rows, chunks), (wg_a, p.WG_CO, 1), args)
+    plan = Plan((partial,), params=replace(p, TILE_K=tile_k, WG_L=wg_a), info={"chunks": chunks, "bias_sum": bias_sum})
     if not direct:
         reduce = device.kernel("conv1d_backward_weight.cl", "conv1d_backward_weight_reduce", defines)
         bias_args = ("db", "bias_accumulate") if bias_sum else ()
@@ -149,20 +152,20 @@ def _local(device, geo: ConvGeometry, dtype, accumulate: bool, max_group: int | 
     where even a block of four positions does not fit the device's local memory."""
     p = params.lookup(device, Pass.BACKWARD_WEIGHT, params_key(geo, dtype), geo.in_per_group * geo.kernel_size)
     limit = min(device.max_work_group_size, max_group or device.max_work_group_size)
-    k_tiles = ceil_div(geo.kernel_size, max(1, p["TILE_K"]))
+    k_tiles = ceil_div(geo.kernel_size, max(1, p.TILE_K))
     k_tiles = min(k_tiles, limit)
     tile_k = ceil_div(geo.kernel_size, k_tiles)  # equal tiles: K = 5 in 3 + 2, never a tile of taps past K
     k_tiles = ceil_div(geo.kernel_size, tile_k)
-    tile_ci = min(p["TILE_CI"], params.pow2_ceil(geo.in_per_group))
-    tile_co = params.balanced_tile(geo.out_per_group, p["TILE_CO"])
-    wg_ci = max(1, min(p["WG_L"], params.pow2_floor(ceil_div(geo.in_per_group, tile_ci))))
-    wg_co = max(1, min(p["WG_CO"], params.pow2_floor(ceil_div(geo.out_per_group, tile_co))))
+    tile_ci = min(p.TILE_CI, params.pow2_ceil(geo.in_per_group))
+    tile_co = params.balanced_tile(geo.out_per_group, p.TILE_CO)
+    wg_ci = max(1, min(p.WG_L, params.pow2_floor(ceil_div(geo.in_per_group, tile_ci))))
+    wg_co = max(1, min(p.WG_CO, params.pow2_floor(ceil_div(geo.out_per_group, tile_co))))
     while wg_ci * k_tiles * wg_co > limit:
         if wg_co > 1:
             wg_co //= 2
         else:
             wg_ci //= 2
-    block = max(4, params.pow2_floor(max(1, p["LB"])))  # staged four positions at a time
+    block = max(4, params.pow2_floor(max(1, p.LB)))  # staged four positions at a time
 
     def local_bytes(block):
         window = (block - 1) * geo.stride + (geo.kernel_size - 1) * geo.dilation + 1
@@ -182,16 +185,15 @@ def _local(device, geo: ConvGeometry, dtype, accumulate: bool, max_group: int | 
     w_size = geo.out_channels * geo.in_per_group * geo.kernel_size
     # Split over the units until every compute unit has work-groups to switch between, in chunks of at least
     # RUN positions (a chunk's partial sums cost 2 x 4 bytes per weight, against its RUN reads per weight). A function of the shape and the device: the same bits every run.
-    chunks = max(1, min(units, ceil_div(4 * device.compute_units, tiles), ceil_div(geo.batch * geo.length_out, p["RUN"]),
+    chunks = max(1, min(units, ceil_div(4 * device.compute_units, tiles), ceil_div(geo.batch * geo.length_out, p.RUN),
                         PARTIAL_BYTES_CAP // max(1, w_size * acc_bytes(dtype))))
     direct = chunks == 1 and not accumulate and acc_bytes(dtype) == dtype.itemsize
     sums = "dw" if direct else "sums"
     step = Step(kernel, (chunks * wg_ci * k_tiles, tiles * wg_co), (wg_ci * k_tiles, wg_co),
                 ("x", "dy", sums, np.int32(geo.batch), np.int32(geo.length_in), np.int32(geo.length_out),
                  np.int32(geo.pad_left), np.int32(chunks)))
-    fitted = {**p, "TILE_CO": tile_co, "TILE_CI": tile_ci, "TILE_K": tile_k, "WG_L": wg_ci, "WG_CO": wg_co,
-              "LB": block, "chunks": chunks, "bias_sum": False}
-    plan = Plan((step,), params=fitted)
+    fitted = replace(p, TILE_CO=tile_co, TILE_CI=tile_ci, TILE_K=tile_k, WG_L=wg_ci, WG_CO=wg_co, LB=block)
+    plan = Plan((step,), params=fitted, info={"chunks": chunks, "bias_sum": False})
     if direct:
         return plan
     reduce = device.kernel("conv1d_backward_weight.cl", "conv1d_backward_weight_reduce", defines)
@@ -200,7 +202,7 @@ def _local(device, geo: ConvGeometry, dtype, accumulate: bool, max_group: int | 
 
 
 def _weight_tiles(taps: int, channels: int, max_channels: int, max_accumulators: int,
-                  channel_lanes: int = 0, max_taps: int = 0) -> tuple[int, int]:
+                  channel_lanes: int = 0, max_taps: int | None = None) -> tuple[int, int]:
     """(TILE_CO, TILE_K) of the register weight gradient within an accumulator budget.
 
     With lanes along positions a work-item streams TILE_CO dy rows and one input row per vector of
@@ -211,7 +213,7 @@ def _weight_tiles(taps: int, channels: int, max_channels: int, max_accumulators:
     """
     best = (0.0, 1, 1)
     for tile_k in sorted({ceil_div(taps, tiles) for tiles in range(1, taps + 1)}):
-        if tile_k > max_accumulators or 0 < max_taps < tile_k:
+        if tile_k > max_accumulators or (max_taps is not None and max_taps < tile_k):
             continue
         for tile_co in range(1, min(max_channels, channels, max_accumulators // tile_k) + 1):
             repeated = (ceil_div(taps, tile_k) * tile_k / taps) * (ceil_div(channels, tile_co) * tile_co / channels)

@@ -3,12 +3,15 @@ and its realigned kernel for shallow reductions. The plan reads "x", "w", "bias"
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from .. import params
 from ..params import ceil_div
 from ..api.checks import ConvGeometry
 from . import staging
+from ..params import ForwardParams
 from .plan import (PAD_MODE_CODE, Pass, Plan, Step, acc_bytes, common_defines, compiled_class, dtype_defines,
                    exceeds_kernel, line_step, pass_params, planned, position_block)
 
@@ -37,58 +40,60 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool, w_flipped: bool, ma
     rep = compiled_class(geo)
 
     def local_bytes(p):
-        vec = p["VEC"]
-        win = ceil_div((p["WG_L"] * p["TILE_L"] * vec - 1) * geo.stride + (geo.kernel_size - 1) * geo.dilation + 1, vec) * vec
+        vec = p.VEC
+        win = ceil_div((p.WG_L * p.TILE_L * vec - 1) * geo.stride + (geo.kernel_size - 1) * geo.dilation + 1, vec) * vec
         phase_len = ceil_div(ceil_div(win, geo.stride), vec) * vec
         staged_x = vec * geo.stride * phase_len  # shifted copies of every phase (conv1d_forward.cl)
-        return acc_bytes(dtype) * p["CI_TILE"] * (staged_x + geo.kernel_size * p["WG_CO"] * p["TILE_CO"])
+        return acc_bytes(dtype) * p.CI_TILE * (staged_x + geo.kernel_size * p.WG_CO * p.TILE_CO)
 
     p = pass_params(device, Pass.FORWARD, geo, dtype, geo.out_per_group, rep.length_out, local_bytes, max_group,
                     local_vectors=True)
-    nt_stores = 0 < p["NT_STORE_MIN"] <= rep.batch * rep.out_channels * rep.length_out * dtype.itemsize
+    output_bytes = rep.batch * rep.out_channels * rep.length_out * dtype.itemsize
+    nt_stores = p.NT_STORE_MIN is not None and p.NT_STORE_MIN <= output_bytes
     # (one sample per work-item shares no weights and ran no faster than the generic kernel: (1,256,4000) K31)
     # (its loop over input offsets unrolls fully, over the dilated kernel's reach)
-    if w_flipped and p["strategy"] == "register":
+    if w_flipped and p.strategy == "register":
         return _flipped(device, geo, dtype, _build(device, geo, dtype, has_bias, False, max_group))
-    if (p["strategy"] == "register" and p["DW_ROWS"] > 1 and geo.in_per_group == geo.out_per_group == 1
-            and geo.stride == 1 and (geo.kernel_size - 1) * geo.dilation + 1 <= p["UNROLL_K_MAX"]
+    if (p.strategy == "register" and p.DW_ROWS is not None and p.DW_ROWS > 1
+            and geo.in_per_group == geo.out_per_group == 1 and geo.stride == 1 and (geo.kernel_size - 1) * geo.dilation + 1 <= p.UNROLL_K_MAX
             and geo.batch % 2 == 0):
         return _depthwise(device, geo, rep, dtype, has_bias, p, nt_stores)
     # Outputs of under 16 multiply-adds each are bound by their stores, and longer runs per work-item
     # lost there (wav2vec 59 -> 38 GF/s), as did more channel tiles per work-item.
-    if (p["strategy"] == "register" and geo.stride > 1 and geo.in_per_group * geo.kernel_size >= 16
+    if (p.strategy == "register" and geo.stride > 1 and geo.in_per_group * geo.kernel_size >= 16
             and staging.stages_input(rep, p)):
-        p = {**p, "TILE_R": max(p["TILE_R"], min(p["PHASE_TILE_R"], ceil_div(geo.out_per_group, p["TILE_CO"])))}
-    if (p["strategy"] == "register" and p["WORK_MIN"] > 0 and geo.in_per_group * geo.kernel_size >= 16
-            and rep.flops() >= 16 * device.compute_units * p["WORK_MIN"]):
-        p = {**p, "TILE_P": _position_tiles(device, rep, p)}
-    if (p["strategy"] == "register" and nt_stores and 0 < geo.in_per_group * geo.kernel_size <= p["ALIGNED_TAPS"]
-            and geo.out_per_group >= p["ALIGNED_CO"] and dtype != np.float16):
+        p = replace(p, TILE_R=max(p.TILE_R, min(p.PHASE_TILE_R, ceil_div(geo.out_per_group, p.TILE_CO))))
+    if (p.strategy == "register" and p.WORK_MIN is not None and geo.in_per_group * geo.kernel_size >= 16
+            and rep.flops() >= 16 * device.compute_units * p.WORK_MIN):
+        p = replace(p, TILE_P=_position_tiles(device, rep, p))
+    if (p.strategy == "register" and nt_stores and p.ALIGNED_TAPS is not None
+            and 0 < geo.in_per_group * geo.kernel_size <= p.ALIGNED_TAPS
+            and geo.out_per_group >= p.ALIGNED_CO and dtype != np.float16):
         aligned = _aligned(device, geo, rep, dtype, has_bias, p)
         if aligned is not None:
             return aligned
-    span_co = p["WG_CO"] * p["TILE_R"] * p["TILE_CO"]
-    span_l = p["WG_L"] * p["TILE_P"] * p["TILE_L"] * p["VEC"]
+    span_co = p.WG_CO * p.TILE_R * p.TILE_CO
+    span_l = p.WG_L * p.TILE_P * p.TILE_L * p.VEC
     staged = staging.phase_rows(device, geo, dtype, ceil_div(geo.length_out, span_l) * span_l) \
         if staging.stages_input(rep, p) else None
     span_in = (span_l - 1) * geo.stride + (geo.kernel_size - 1) * geo.dilation + 1
     rep_row = rep.length_in if staged is None else ceil_div(rep.length_in, geo.stride) * geo.stride
     defines = {**common_defines(geo, dtype, p), "NT_STORES": nt_stores,
                "PAD_MODE": 0 if staged else PAD_MODE_CODE[geo.padding_mode],
-               "X_PHASES": staged.phases if staged else 1, "TILE_CO": p["TILE_CO"], "W_FLIPPED": int(w_flipped),
-               "TILE_L": p["TILE_L"], "WG_L": p["WG_L"], "WG_CO": p["WG_CO"],
-               "CI_TILE": min(p["CI_TILE"], geo.in_per_group),
-               "TILE_R": p["TILE_R"], "TILE_P": p["TILE_P"], "CI_CHUNK": p["CI_CHUNK"],
+               "X_PHASES": staged.phases if staged else 1, "TILE_CO": p.TILE_CO, "W_FLIPPED": int(w_flipped),
+               "TILE_L": p.TILE_L, "WG_L": p.WG_L, "WG_CO": p.WG_CO,
+               "CI_TILE": min(p.CI_TILE, geo.in_per_group),
+               "TILE_R": p.TILE_R, "TILE_P": p.TILE_P, "CI_CHUNK": p.CI_CHUNK,
                "POS_BLOCK": position_block(p, geo.in_channels * span_in * dtype.itemsize,
                                            geo.in_channels * rep_row * dtype.itemsize)}
     kernel = device.kernel("conv1d_forward.cl", "conv1d_forward", defines)
-    limit = exceeds_kernel(device, kernel, p)
+    limit = exceeds_kernel(device, kernel, p.WG_L * p.WG_CO)
     if limit:
         return _build(device, geo, dtype, has_bias, w_flipped, limit)
-    positions = ceil_div(geo.length_out, span_l) * p["WG_L"]
-    rows = geo.groups * ceil_div(geo.out_per_group, span_co) * p["WG_CO"]
+    positions = ceil_div(geo.length_out, span_l) * p.WG_L
+    rows = geo.groups * ceil_div(geo.out_per_group, span_co) * p.WG_CO
     row_length = geo.length_in if staged is None else staged.row_length
-    step = Step(kernel, (positions, rows, geo.batch), (p["WG_L"], p["WG_CO"], 1),
+    step = Step(kernel, (positions, rows, geo.batch), (p.WG_L, p.WG_CO, 1),
                 ("staged" if staged else "x", "w", "bias" if has_bias else "w", "y",
                  np.int32(row_length), np.int32(geo.length_out), np.int32(0 if staged else geo.pad_left), np.int32(has_bias),
                  np.int32(geo.length_out), np.int32(0), np.int32(geo.kernel_size - 1)))
@@ -105,54 +110,55 @@ def phase_forward(device, geo: ConvGeometry, dtype, has_bias: bool, *, w_row_tap
     rep = compiled_class(geo)
 
     def local_bytes(p):
-        vec = p["VEC"]
-        win = ceil_div((p["WG_L"] * p["TILE_L"] * vec - 1) + (geo.kernel_size - 1) * geo.dilation + 1, vec) * vec
-        return acc_bytes(dtype) * p["CI_TILE"] * (vec * win + geo.kernel_size * p["WG_CO"] * p["TILE_CO"])
+        vec = p.VEC
+        win = ceil_div((p.WG_L * p.TILE_L * vec - 1) + (geo.kernel_size - 1) * geo.dilation + 1, vec) * vec
+        return acc_bytes(dtype) * p.CI_TILE * (vec * win + geo.kernel_size * p.WG_CO * p.TILE_CO)
 
     p = pass_params(device, Pass.FORWARD, geo, dtype, geo.out_per_group, rep.length_out, local_bytes,
                     local_vectors=True)
-    if p["strategy"] != "local":
+    if p.strategy != "local":
         return None
     defines = {**common_defines(geo, dtype, p), "PAD_MODE": 0, "W_FLIPPED": 1, "W_ROW_TAPS": w_row_taps,
-               "W_TAP_STEP": w_tap_step, "Y_STEP": y_step, "TILE_CO": p["TILE_CO"], "TILE_L": p["TILE_L"],
-               "WG_L": p["WG_L"], "WG_CO": p["WG_CO"], "CI_TILE": min(p["CI_TILE"], geo.in_per_group)}
+               "W_TAP_STEP": w_tap_step, "Y_STEP": y_step, "TILE_CO": p.TILE_CO, "TILE_L": p.TILE_L,
+               "WG_L": p.WG_L, "WG_CO": p.WG_CO, "CI_TILE": min(p.CI_TILE, geo.in_per_group)}
     kernel = device.kernel("conv1d_forward.cl", "conv1d_forward", defines)
-    if exceeds_kernel(device, kernel, p):
+    if exceeds_kernel(device, kernel, p.WG_L * p.WG_CO):
         return None
-    span_l = p["WG_L"] * p["TILE_L"] * p["VEC"]
-    rows = geo.groups * ceil_div(geo.out_per_group, p["WG_CO"] * p["TILE_CO"]) * p["WG_CO"]
-    step = Step(kernel, (ceil_div(geo.length_out, span_l) * p["WG_L"], rows, geo.batch), (p["WG_L"], p["WG_CO"], 1),
+    span_l = p.WG_L * p.TILE_L * p.VEC
+    rows = geo.groups * ceil_div(geo.out_per_group, p.WG_CO * p.TILE_CO) * p.WG_CO
+    step = Step(kernel, (ceil_div(geo.length_out, span_l) * p.WG_L, rows, geo.batch), (p.WG_L, p.WG_CO, 1),
                 ("x", "w", "bias" if has_bias else "w", "y", np.int32(geo.length_in), np.int32(geo.length_out),
                  np.int32(geo.pad_left), np.int32(has_bias), np.int32(y_row), np.int32(y_offset), np.int32(w_tap_last)))
     return Plan((step,), params=p)
 
 
-def _position_tiles(device, geo: ConvGeometry, p: dict) -> int:
+def _position_tiles(device, geo: ConvGeometry, p: ForwardParams) -> int:
     """TILE_P for the forward: register tiles per work-item along the positions, enough that a work-item
     does WORK_MIN multiply-adds, while every compute unit keeps 8 work-groups or more. A work-group's start
     costs PoCL about as much as a short one's work, and a long run of positions per work-item keeps a
     reduction chunk's rows within a few pages. Passes with fewer than 8 WORK_MIN per compute unit keep one
     tile."""
-    tile_work = p["TILE_R"] * p["TILE_CO"] * p["TILE_L"] * p["VEC"] * geo.in_per_group * geo.kernel_size
-    tiles_along = ceil_div(geo.length_out, p["WG_L"] * p["TILE_L"] * p["VEC"])
-    other_groups = geo.batch * geo.groups * ceil_div(geo.out_per_group, p["WG_CO"] * p["TILE_R"] * p["TILE_CO"])
-    tiles = min(params.pow2_ceil(ceil_div(p["WORK_MIN"], tile_work)), params.pow2_floor(max(1, tiles_along)))
+    tile_work = p.TILE_R * p.TILE_CO * p.TILE_L * p.VEC * geo.in_per_group * geo.kernel_size
+    tiles_along = ceil_div(geo.length_out, p.WG_L * p.TILE_L * p.VEC)
+    other_groups = geo.batch * geo.groups * ceil_div(geo.out_per_group, p.WG_CO * p.TILE_R * p.TILE_CO)
+    tiles = min(params.pow2_ceil(ceil_div(p.WORK_MIN, tile_work)), params.pow2_floor(max(1, tiles_along)))
     while tiles > 1 and other_groups * ceil_div(tiles_along, tiles) < 8 * device.compute_units:
         tiles //= 2
-    return max(p["TILE_P"], tiles)
+    return max(p.TILE_P, tiles)
 
 
-def _depthwise(device, geo: ConvGeometry, rep: ConvGeometry, dtype, has_bias: bool, p: dict, nt_stores: bool) -> Plan:
+def _depthwise(device, geo: ConvGeometry, rep: ConvGeometry, dtype, has_bias: bool, p: ForwardParams,
+               nt_stores: bool) -> Plan:
     """conv1d_forward_depthwise: DW_ROWS samples of one channel per work-item, sharing its weights."""
-    rows = params.pow2_floor(p["DW_ROWS"])
+    rows = params.pow2_floor(p.DW_ROWS)
     while geo.batch % rows:  # sample blocks divide the batch: no partial block to guard
         rows //= 2
-    tile_l = min(p["DW_TILE_L"], params.pow2_ceil(ceil_div(rep.length_out, p["VEC"])))
-    rep_along = ceil_div(rep.length_out, tile_l * p["VEC"])
-    tiles = min(params.pow2_floor(p["DW_TILES"]), params.pow2_ceil(rep_along))
+    tile_l = min(p.DW_TILE_L, params.pow2_ceil(ceil_div(rep.length_out, p.VEC)))
+    rep_along = ceil_div(rep.length_out, tile_l * p.VEC)
+    tiles = min(params.pow2_floor(p.DW_TILES), params.pow2_ceil(rep_along))
     while tiles > 1 and geo.in_channels * max(1, rep.batch // rows) * ceil_div(rep_along, tiles) < 8 * device.compute_units:
         tiles //= 2
-    along = ceil_div(geo.length_out, tile_l * p["VEC"])
+    along = ceil_div(geo.length_out, tile_l * p.VEC)
     defines = {**common_defines(geo, dtype, p), "PAD_MODE": PAD_MODE_CODE[geo.padding_mode],
                "NT_STORES": nt_stores, "DW_ROWS": rows, "DW_TILE_L": tile_l, "DW_TILES": tiles}
     kernel = device.kernel("conv1d_forward.cl", "conv1d_forward_depthwise", defines)
@@ -162,14 +168,14 @@ def _depthwise(device, geo: ConvGeometry, rep: ConvGeometry, dtype, has_bias: bo
     return Plan((step,), params=p)
 
 
-def _aligned(device, geo: ConvGeometry, rep: ConvGeometry, dtype, has_bias: bool, p: dict) -> Plan | None:
+def _aligned(device, geo: ConvGeometry, rep: ConvGeometry, dtype, has_bias: bool, p: ForwardParams) -> Plan | None:
     """conv1d_forward_aligned over the staged input: runs of positions whose stores are realigned to the
     flat output and bypass the cache."""
-    staged = staging.phase_rows(device, geo, dtype, ceil_div(geo.length_out, p["VEC"]) * p["VEC"] + p["VEC"])
+    staged = staging.phase_rows(device, geo, dtype, ceil_div(geo.length_out, p.VEC) * p.VEC + p.VEC)
     if staged is None:
         return None
-    run = min(p["ALIGNED_RUN"], ceil_div(rep.length_out, p["VEC"]) * p["VEC"])
-    tile = params.balanced_tile(geo.out_per_group, p["ALIGNED_CO"])
+    run = min(p.ALIGNED_RUN, ceil_div(rep.length_out, p.VEC) * p.VEC)
+    tile = params.balanced_tile(geo.out_per_group, p.ALIGNED_CO)
     defines = {**common_defines(geo, dtype, p), "NT_STORES": 1, "X_PHASES": geo.stride,
                "TILE_CO": tile, "RUN_L": run}
     kernel = device.kernel("conv1d_forward.cl", "conv1d_forward_aligned", defines)

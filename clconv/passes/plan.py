@@ -6,26 +6,14 @@ runtime flags such as "accumulate"), or numpy scalars fixed at planning time (le
 """
 from __future__ import annotations
 
-import enum
 import threading
 from dataclasses import dataclass, field, replace
+from typing import Optional
 
 import numpy as np
 
 from .. import params, tuning_cache
-from ..params import ceil_div
-
-
-class Pass(str, enum.Enum):
-    """The three passes of a convolution: each has its planner, its parameter rows and tuned entries."""
-    FORWARD = "forward"
-    BACKWARD_DATA = "backward_data"
-    BACKWARD_WEIGHT = "backward_weight"
-
-    def __str__(self) -> str:  # its name in messages and cache keys
-        return self.value
-
-    __format__ = str.__format__
+from ..params import Pass, PassParams, ceil_div
 
 
 PAD_MODE_CODE = {"zeros": 0, "reflect": 1, "replicate": 2, "circular": 3}
@@ -43,7 +31,8 @@ class Step:
 class Plan:
     steps: tuple = ()
     scratch: tuple = ()  # (name, bytes) of the buffers the steps use beyond the caller's
-    params: dict = field(default_factory=dict)  # the fitted parameters and choices (for the tuner and tests)
+    params: Optional[PassParams] = None  # the pass's fitted record (for the tuner and tests)
+    info: dict = field(default_factory=dict)  # choices made beyond the record: "chunks", "bias_sum", "phases", ...
 
     def run(self, device, **bound) -> None:
         """Launch every step in order; `bound` names the caller's buffers and flags."""
@@ -60,8 +49,10 @@ class Plan:
         return replace(self, steps=steps, scratch=tuple((names.get(n, n), b) for n, b in self.scratch))
 
     def then(self, other: "Plan") -> "Plan":
-        """This plan's steps followed by `other`'s, with both plans' parameters (`other`'s win)."""
-        return Plan(self.steps + other.steps, self.scratch + other.scratch, {**self.params, **other.params})
+        """This plan's steps followed by `other`'s, with `other`'s record where it has one, and both plans'
+        choices (`other`'s win)."""
+        return Plan(self.steps + other.steps, self.scratch + other.scratch,
+                    other.params if other.params is not None else self.params, {**self.info, **other.info})
 
 
 def acc_bytes(dtype) -> int:
@@ -111,37 +102,42 @@ def params_key(geo, dtype) -> tuple:
 
 
 def pass_params(device, pass_name: Pass, geo, dtype, rows: int, length: int, local_bytes, max_group=None,
-                local_vectors: bool = False) -> dict:
+                local_vectors: bool = False) -> PassParams:
     """Parameters of one pass from the lookup chain, fitted to the shape, the device and (max_group) the
     work-group limit of a kernel built before."""
     p = params.lookup(device, pass_name, params_key(geo, dtype), geo.in_per_group * geo.kernel_size, geo.stride)
+    if device.type == "CPU" and p.VEC > max(8, device.vector_floats):
+        # Vectors twice as wide as the compiled registers crash LLVM's x86 back end (PoCL compiling AVX2 code
+        # on an AVX-512 host: "Cannot emit physreg copy instruction"), however the record was forced.
+        p = replace(p, VEC=max(8, device.vector_floats))
     if np.dtype(dtype) == np.float64:
-        p["VEC"] = max(1, p["VEC"] // 2)  # double vectors take twice the registers
+        p = replace(p, VEC=max(1, p.VEC // 2))  # double vectors take twice the registers
     return params.fit(device, p, rows=rows, length=length, local_bytes=local_bytes, max_group=max_group,
                       local_vectors=local_vectors)
 
 
-def exceeds_kernel(device, kernel, p: dict) -> int | None:
-    """The kernel's own work-group limit where the planned work-group (WG_L x WG_CO) exceeds it, else None:
-    the planner then fits its parameters again within it, as a kernel's registers and local memory allow."""
+def exceeds_kernel(device, kernel, group: int) -> int | None:
+    """The kernel's own work-group limit where the planned work-group (`group` work-items) exceeds it, else
+    None: the planner then fits its parameters again within it, as a kernel's registers and local memory
+    allow."""
     limit = device.group_limit(kernel)
-    return limit if p["WG_L"] * p["WG_CO"] > limit else None
+    return limit if group > limit else None
 
 
-def common_defines(geo, dtype, p: dict) -> dict:
+def common_defines(geo, dtype, p: PassParams) -> dict:
     """The defines every convolution kernel reads: the layer, the strategy, the vector width, the dtype."""
     return {"C_IN_G": geo.in_per_group, "C_OUT_G": geo.out_per_group, "GROUPS": geo.groups,
             "K": geo.kernel_size, "STRIDE": geo.stride, "DILATION": geo.dilation,
-            "STRATEGY": int(p["strategy"] == "local"), "VEC": p["VEC"], "UNROLL_K_MAX": p["UNROLL_K_MAX"],
+            "STRATEGY": int(p.strategy == "local"), "VEC": p.VEC, "UNROLL_K_MAX": p.UNROLL_K_MAX,
             **dtype_defines(dtype)}
 
 
-def position_block(p: dict, window_bytes: int, sample_bytes: int) -> int:
+def position_block(p: PassParams, window_bytes: int, sample_bytes: int) -> int:
     """POS_BLOCK (see tile_order in common.cl): work-groups along dim 0 per cache block, 0 for grid order.
     window_bytes: the input one dim-0 group reads; sample_bytes: what all of them read. Input that fits
     the budget (BLOCK_KB) keeps grid order; otherwise a block takes as many groups as fit, at least one."""
-    budget = p["BLOCK_KB"] << 10
-    if p["strategy"] != "register" or sample_bytes <= budget:
+    budget = p.BLOCK_KB << 10
+    if p.strategy != "register" or sample_bytes <= budget:
         return 0
     return max(1, budget // max(1, window_bytes))
 

@@ -9,7 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..api.checks import ConvGeometry
-from ..params import ceil_div
+from ..params import BackwardWeightParams, ForwardParams, ceil_div
 from .plan import PAD_MODE_CODE, Plan, acc_bytes, dtype_defines, line_step
 
 
@@ -21,13 +21,13 @@ class Staged(NamedTuple):
     channel_blocked: bool
 
 
-def stages_input(geo: ConvGeometry, p: dict) -> bool:
+def stages_input(geo: ConvGeometry, p: ForwardParams | BackwardWeightParams) -> bool:
     """A register-strategy pass reads a staged copy when its reduction is deep (C_in_g x K >= STAGE_MIN), or
     when it is strided and big enough (STAGE_FLOPS) to pay for the copy: no edge tiles, no cache-set
     conflicts, and strided rows split into their phases, so that vectors load instead of gathering."""
-    return (p["strategy"] == "register" and geo.length_in > 0
-            and (0 < p["STAGE_MIN"] <= geo.in_per_group * geo.kernel_size
-                 or (geo.stride > 1 and 0 < p["STAGE_FLOPS"] <= geo.flops())))
+    return (p.strategy == "register" and geo.length_in > 0
+            and ((p.STAGE_MIN is not None and p.STAGE_MIN <= geo.in_per_group * geo.kernel_size)
+                 or (geo.stride > 1 and p.STAGE_FLOPS is not None and p.STAGE_FLOPS <= geo.flops())))
 
 
 def phase_rows(device, geo: ConvGeometry, dtype, positions: int) -> Staged | None:
@@ -51,25 +51,26 @@ def phase_rows(device, geo: ConvGeometry, dtype, positions: int) -> Staged | Non
     return Staged(Plan((step,), (("staged", nbytes),)), row_length, geo.stride, False)
 
 
-def blocks_channels(geo: ConvGeometry, p: dict) -> bool:
+def blocks_channels(geo: ConvGeometry, p: BackwardWeightParams) -> bool:
     """A weight gradient runs with lanes along input channels over a channel-blocked copy where the
-    reduction is deep (C_in_g >= CI_LANES_MIN) and the pass big enough (STAGE_FLOPS) to pay for the copy."""
-    return (p["strategy"] == "register" and 0 < p["CI_LANES_MIN"] <= geo.in_per_group
-            and p["STAGE_FLOPS"] <= geo.flops() and geo.length_in > 0)
+    reduction is deep (C_in_g >= CI_LANES_MIN) and the pass big enough (STAGE_FLOPS, where set) to pay for
+    the copy."""
+    return (p.strategy == "register" and p.CI_LANES_MIN is not None and p.CI_LANES_MIN <= geo.in_per_group
+            and (p.STAGE_FLOPS is None or p.STAGE_FLOPS <= geo.flops()) and geo.length_in > 0)
 
 
-def channel_blocks(device, geo: ConvGeometry, dtype, p: dict) -> Staged | None:
+def channel_blocks(device, geo: ConvGeometry, dtype, p: BackwardWeightParams) -> Staged | None:
     """The channel-blocked copy (VEC input channels per position, in the accumulation type), None past
     the device's buffer limit."""
     length = geo.pad_left + geo.length_in + geo.pad_right
-    rows = geo.batch * geo.groups * ceil_div(geo.in_per_group, p["VEC"])
-    nbytes = rows * length * p["VEC"] * acc_bytes(dtype)
+    rows = geo.batch * geo.groups * ceil_div(geo.in_per_group, p.VEC)
+    nbytes = rows * length * p.VEC * acc_bytes(dtype)
     if nbytes > device.buffer_limit:
         return None
     kernel = device.kernel("pad_rows.cl", "pad_rows_blocked", {"PAD_MODE": PAD_MODE_CODE[geo.padding_mode],
-                                                                "C_IN_G": geo.in_per_group, "VEC": p["VEC"],
+                                                                "C_IN_G": geo.in_per_group, "VEC": p.VEC,
                                                                 **dtype_defines(dtype)})
-    squares = ceil_div(length, p["VEC"])  # a work-item copies VEC positions of VEC channels
+    squares = ceil_div(length, p.VEC)  # a work-item copies VEC positions of VEC channels
     step = line_step(device, kernel, squares, "x", "staged", np.int32(geo.length_in), np.int32(geo.pad_left),
                      np.int32(length), rows=rows)
     return Staged(Plan((step,), (("staged", nbytes),)), length, 1, True)

@@ -1,0 +1,132 @@
+"""The built-in parameter rows, one per device class (runtime.DEVICE_CLASSES), and where each comes from.
+
+A row maps a pass ("*" for what every pass shares) to fields of that pass's record (records.py) over its
+defaults; "<pass>_deep" adds fields for reductions deep enough to read the staged input (C_in_g x K >=
+STAGE_MIN), "<pass>_strided" for strides above 1. Rows are shared between classes until a class is measured
+on its own; PROVENANCE says, per class, what was measured where.
+CPUs (PoCL) want register tiles without barriers: its work-item loop vectoriser gives up on barriers.
+GPUs want work-group tiles staged in __local memory.
+"""
+from __future__ import annotations
+
+_CPU = {
+    # Work-groups of one row: PoCL runs multi-row groups of these kernels several times slower. Tiles of a
+    # few channels keep within 15 of the 16 vector registers: depthwise multiplier 2 (K=31) ran 2 x 6 tiles
+    # spilling, 2 x 4 ran 1.4-1.6 times as fast, 2 x 5 1.2 times.
+    "*": {"strategy": "register", "TILE_L": 2, "VEC": 8, "WG_L": 1, "TILE_REGS": 15},
+    # Deep reductions (C_in_g x K >= STAGE_MIN) read a staged copy of the input (pad_rows.cl): no edge
+    # tiles, no cache-set conflicts; shallower ones would spend more on the copy than they save.
+    "forward": {"TILE_CO": 6, "WG_CO": 1, "STAGE_MIN": 256, "WORK_MIN": 1 << 20, "NT_STORE_MIN": 16 << 20},
+    # Strided forwards read the staged input split into phases (vector loads, not gathers: stride-2 grouped
+    # 25 -> 39 GF/s side by side), and a work-item passes 4 channel tiles over each input window, which a
+    # stride of s makes s times longer per output than a stride-1 window (strided4 49 -> 63 GF/s).
+    "forward_strided": {"STAGE_FLOPS": 1 << 24, "PHASE_TILE_R": 4},
+    # Stride-1 input gradients run as forward convolutions with flipped weights (flip_weights.cl): side by
+    # side, dense 121 -> 143, tcn 88 -> 124, depthwise 21 -> 39 GF/s.
+    "backward_data": {"TILE_CI": 6, "WG_CI": 1, "AS_FORWARD": True},
+    # 16 vector registers on AVX2: 3 x 3 accumulators, 3 dy vectors and the input stay unspilled
+    # (4 x 3 spills: tcn 67 -> 128 GF/s with 3 x 3). Tiles picked per shape within 12 accumulators and 5 taps,
+    # so that the taps split evenly (side by side against 3 x 3: strided4 K8 3 x 4 75 -> 103, stride-2 K5
+    # 2 x 5 72 -> 83, multiplier K31 2 x 5 41 -> 47 GF/s; K3 layers keep 3 x 3, wav2vec and the K251
+    # filterbank ran as fast). Strided weight gradients of STAGE_FLOPS or more read the phase-split copy
+    # (wav2vec 18-25 -> 26-51 GF/s on a noisy 2-core Xeon).
+    "backward_weight": {"TILE_CO": 3, "WG_CO": 1, "TILE_K": 3, "ACC_MAX": 12, "TAPS_MAX": 5, "RUN": 4096,
+                        "STAGE_MIN": 256, "STAGE_FLOPS": 1 << 24},
+}
+# PoCL compiling for a CPU with AVX-512 (32 vector registers of 16 floats): twice the vector width and
+# 16-channel tiles (16 x 16 accumulators; dense forward 131 -> 172 GF/s over 12 channels).
+_CPU_AVX512 = {
+    # Tap loops unroll fully up to K = 32 (loads shared between taps; side by side: depthwise K=31
+    # forward 80 -> 92, its input gradient 57 -> 67, wav2vec K=10 forward 52 -> 63 GF/s).
+    "*": {"strategy": "register", "TILE_L": 1, "VEC": 16, "WG_L": 1, "UNROLL_K_MAX": 32},
+    # Forward outputs of 16 MiB or more bypass the cache (non-temporal stores where aligned), side by
+    # side: depthwise 70 -> 84, dense 184 -> 207 GF/s. Rows of unaligned length, of at most 15 products
+    # per output, go out realigned (ALIGNED_TAPS): wav2vec (L_out 3199) 53 -> 71 GF/s side by side.
+    # Depthwise stride-1 passes of even batches: 4 samples of a channel share its weights, input vectors
+    # load once for all their taps (side by side: depthwise K31 forward 100 -> 139, its input gradient
+    # 80 -> 120, K3 15.6 -> 30.6 GF/s).
+    "forward": {"TILE_CO": 16, "WG_CO": 1, "STAGE_MIN": 256, "WORK_MIN": 1 << 20, "NT_STORE_MIN": 16 << 20,
+                "ALIGNED_TAPS": 15, "DW_ROWS": 4},
+    # Deep reductions (staged input) in 8 x 3 tiles: 11 loads per 24 multiply-adds instead of 17 per 16;
+    # dense forward 132-143 -> 198 GF/s side by side (grouped and tcn, shallower, lost with it).
+    "forward_deep": {"TILE_CO": 8, "TILE_L": 3},
+    # Input gradients with <= 4 input and >= 64 output channels per group accumulate whole runs of
+    # positions in cache (conv1d_backward_data_rows): wav2vec 25 -> 56 GF/s side by side.
+    "backward_data": {"TILE_CI": 16, "WG_CI": 1, "AS_FORWARD": True, "ROWS_CI": 4, "ROWS_CO": 64},
+    # Up to 6 channels and 32 accumulators of 16 lanes, tiles picked per shape (ACC_MAX): dense 6 x 3,
+    # grouped K5 4 x 5, wav2vec K10 3 x 10, depthwise K31 1 x 31. Side by side against fixed 6 x 3:
+    # grouped 91 -> 107, wav2vec 64 -> 92, depthwise 56 -> 78 GF/s. Runs of 4096 positions (against
+    # 1024: depthwise 40 -> 53, tcn 94 -> 106, (1, 64, 10^6) 88 -> 126 GF/s, none slower).
+    # C_in_g >= 16: lanes along input channels over a channel-blocked copy, 24 accumulators (dense 8 x 3):
+    # the input streams one line per position and dy is broadcast (dense 105 -> 255 GF/s, prototype).
+    "backward_weight": {"TILE_CO": 6, "WG_CO": 1, "TILE_K": 3, "ACC_MAX": 32, "RUN": 4096, "STAGE_MIN": 256,
+                        "STAGE_FLOPS": 1 << 24, "CI_LANES_MIN": 16, "CI_LANES_ACC": 24},
+}
+# GPUs: work-group tiles staged in __local memory, register micro-tiles read with vector __local loads,
+# stride-1 input gradients as forwards reading the flipped weights in place, weight gradients split over
+# chunks of at least RUN positions. Sizes from the vendors' public optimisation guides, never timed on a
+# GPU; bench/gpu_model.py gives their traffic and instruction counts on Oclgrind.
+# NVIDIA: warps of 32, up to 255 registers per thread, 48 KiB of shared memory per block without opt-in:
+# 256 work-items (8 warps) of 4 channels x 4 vectors of 4 positions (64 accumulators); weight gradients in
+# 64 x 64 channel tiles, 4 x 4 channels x up to 5 taps per work-item (80 accumulators).
+_NVIDIA_GPU = {
+    "*": {"strategy": "local", "TILE_L": 2, "WG_L": 32},
+    "forward": {"TILE_CO": 4, "TILE_L": 4, "LOCAL_VEC": 4, "WG_L": 16, "WG_CO": 16, "CI_TILE": 8},
+    "backward_data": {"TILE_CI": 4, "WG_CI": 4, "CO_TILE": 4, "AS_FORWARD": True},
+    "backward_weight": {"TILE_CO": 4, "TILE_CI": 4, "TILE_K": 5, "WG_L": 16, "WG_CO": 16, "LB": 32, "RUN": 1024},
+}
+# AMD (GCN/CDNA wavefronts of 64, RDNA of 32): 256 work-items are four wave64 or eight wave32; 64 KiB of
+# LDS per work-group holds twice the input channels per staged chunk, halving the barriers.
+_AMD_GPU = {
+    **_NVIDIA_GPU,
+    "forward": {**_NVIDIA_GPU["forward"], "CI_TILE": 16},
+    "backward_weight": {**_NVIDIA_GPU["backward_weight"], "LB": 64},
+}
+# Intel (Gen9-Xe): EUs run SIMD8-32 sub-groups from a 4 KiB register file per hardware thread, so a
+# SIMD16 work-item has about 64 registers: 32 accumulators forward (4 channels x 2 vectors of 4), 48 in
+# the weight gradient (4 x 4 channels x 3 taps), in work-groups of 128.
+_INTEL_GPU = {
+    **_NVIDIA_GPU,
+    "forward": {**_NVIDIA_GPU["forward"], "TILE_L": 2, "WG_CO": 8},
+    "backward_weight": {**_NVIDIA_GPU["backward_weight"], "TILE_K": 3, "WG_CO": 8},
+}
+_ACCELERATOR = {
+    "*": {"strategy": "local", "TILE_L": 2, "WG_L": 16},
+    "forward": {"TILE_CO": 2, "WG_CO": 4, "CI_TILE": 4},
+    "backward_data": {"TILE_CI": 2, "WG_CI": 4, "CO_TILE": 4},
+    "backward_weight": {"TILE_CO": 2, "WG_CO": 4},
+}
+
+BUILTIN = {
+    "cpu-avx512": _CPU_AVX512,
+    "cpu-avx2": _CPU,
+    "cpu": _CPU,
+    "nvidia-gpu": _NVIDIA_GPU,
+    "amd-gpu": _AMD_GPU,
+    "intel-gpu": _INTEL_GPU,
+    "gpu": _NVIDIA_GPU,
+    "accelerator": _ACCELERATOR,
+    "other": {},
+}
+
+# One line per class: where its row comes from.
+PROVENANCE = {
+    "cpu-avx512": "measured with PoCL 3.0 (LLVM target icelake-client) on a 2-core AVX-512 Xeon, side by side: "
+                  "dense forward 131 -> 172 GF/s (16-channel tiles), deep 132-143 -> 198; weight gradient with "
+                  "channel lanes 105 -> 255; wav2vec input gradient 25 -> 56 GF/s",
+    "cpu-avx2": "measured with PoCL on the same 2-core AVX-512 Xeon (the generic CPU row, timed before the AVX-512 row "
+                "was split off): wav2vec weight gradient 18-25 -> 26-51, tcn 67 -> 128 GF/s (3 x 3 tiles); input "
+                "gradients as forwards dense 121 -> 143, tcn 88 -> 124, depthwise 21 -> 39 GF/s; its strided, "
+                "few-channel and weight-gradient tiles with PoCL 3.0 (LLVM target znver3) on a 2-core AMD EPYC, side "
+                "by side: strided4 forward 96 -> 117, weight gradient 82 -> 105, stride-2 grouped forward 38 -> 60 GF/s",
+    "cpu": "same as cpu-avx2, untuned: no CPU with vectors narrower than 8 floats has run it",
+    "nvidia-gpu": "from NVIDIA's CUDA C++ best practices guide (warps of 32, 255 registers per thread, 48 KiB shared "
+                  "memory per block), never timed on an NVIDIA GPU; Oclgrind instruction counts only",
+    "amd-gpu": "from AMD's GCN/RDNA optimisation guides (wavefronts of 64 or 32, 64 KiB LDS per work-group), never "
+               "timed on an AMD GPU; Oclgrind instruction counts only",
+    "intel-gpu": "from Intel's oneAPI GPU optimisation guide (SIMD8-32 sub-groups, 4 KiB registers per EU thread, "
+                 "64 KiB SLM), never timed on an Intel GPU; Oclgrind instruction counts only",
+    "gpu": "same as nvidia-gpu (warps of 32 suit every vendor's SIMD width); checked on Oclgrind only",
+    "accelerator": "untuned: local-strategy tiles never timed on an accelerator; checked for correctness only",
+    "other": "no row (the safe default): a device of no type clconv knows (CL_DEVICE_TYPE_CUSTOM)",
+}
