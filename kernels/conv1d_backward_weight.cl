@@ -301,7 +301,7 @@ void conv1d_backward_weight_blocked(__global const acc_t *restrict xb, __global 
 }
 #endif
 
-#if STRATEGY == 1
+#if STRATEGY == 1 && !defined(DW_TK)
 #define SPAN_CI ((WG_A / K_TILES) * TILE_CI)                      /* input channels per work-group */
 #define CI_SPANS ((C_IN_G + SPAN_CI - 1) / SPAN_CI)
 #define WIN_B ((LB - 1) * STRIDE + (K - 1) * DILATION + 1)        /* input window of a block */
@@ -314,6 +314,19 @@ void conv1d_backward_weight_blocked(__global const acc_t *restrict xb, __global 
 typedef CAT(ACC_NAME, TILE_CI) civ_t;
 #else
 typedef acc_t civ_t;
+#endif
+typedef CAT(ACC_NAME, 4) acc4_t;
+#if !defined(DTYPE_HALF)
+#define LOAD4(p) (((__global const unaligned_acc4 *)(p))->v)
+#else
+#define LOAD4(p) vload_half4(0, p)
+#endif
+/* Registers of input vectors a work-item slides over the positions: stride 1, every tile's taps below K
+ * and a window of at most 16 vectors; 0 where each tap loads its own vector. */
+#if STRIDE == 1 && K % TILE_K == 0 && (TILE_K - 1) * DILATION < 16
+#define X_SLIDE ((TILE_K - 1) * DILATION + 1)
+#else
+#define X_SLIDE 0
 #endif
 #if TILE_CO % 4 == 0 && SPAN_CO % 4 == 0
 #define DY_VEC 4
@@ -351,51 +364,94 @@ void conv1d_backward_weight_local(__global const store_t *restrict x, __global c
     }
     civ_t total[TILE_CO][TILE_K];
     ZERO_TILE(total, TILE_CO, TILE_K);
+    __local const acc_t *dy_mine = &dy_tile[0][row * TILE_CO];
     for (long u = u_begin; u < u_end; ++u) {
         const int n = (int)(u / blocks), l0 = (int)(u % blocks) * LB;
         const int count = L_out - l0 < LB ? L_out - l0 : LB;
-        /* Both tiles four positions per work-item per step, read as one vector where the row allows. */
+        /* Both tiles four positions per work-item per step, one vector load where all four lie inside the
+         * row (written out here: a helper call is not inlined by every compiler). */
         for (int idx = me; idx < SPAN_CO * (LB / 4); idx += WG_A * WG_CO) {
             const int o = idx / (LB / 4), j0 = idx % (LB / 4) * 4;
-            acc_t v[4] = {0, 0, 0, 0};
-            if (co_first + o < co_end)
-                load_run4(dy + ((long)n * C_OUT + co_first + o) * L_out + l0, j0, count, 0, v);
-            UNROLL
-            for (int e = 0; e < 4; ++e)
-                dy_tile[j0 + e][o] = v[e];
+            acc4_t v = 0;
+            if (co_first + o < co_end) {
+                __global const store_t *src = dy + ((long)n * C_OUT + co_first + o) * L_out + l0;
+                if (j0 + 4 <= count) {
+                    v = LOAD4(src + j0);
+                } else {
+                    UNROLL
+                    for (int e = 0; e < 4; ++e)
+                        ((acc_t *)&v)[e] = j0 + e < count ? LOAD(src, j0 + e) : (acc_t)0;
+                }
+            }
+            dy_tile[j0][o] = v.s0;
+            dy_tile[j0 + 1][o] = v.s1;
+            dy_tile[j0 + 2][o] = v.s2;
+            dy_tile[j0 + 3][o] = v.s3;
         }
         const int win0 = l0 * STRIDE - pad_l;
         for (int idx = me; idx < SPAN_CI * WIN_B_STEPS; idx += WG_A * WG_CO) {
             const int c = idx / WIN_B_STEPS, j0 = idx % WIN_B_STEPS * 4;
-            acc_t v[4] = {0, 0, 0, 0};
-            if (ci_first + c < C_IN_G)
-                load_run4(x + ((long)n * C_IN + g * C_IN_G + ci_first + c) * L_in, win0 + j0, L_in, 1, v);
+            acc4_t v = 0;
+            if (ci_first + c < C_IN_G) {
+                __global const store_t *src = x + ((long)n * C_IN + g * C_IN_G + ci_first + c) * L_in;
+                const int i = win0 + j0;
+                if (i >= 0 && i + 4 <= L_in) {
+                    v = LOAD4(src + i);
+                } else {
+                    UNROLL
+                    for (int e = 0; e < 4; ++e)
+                        ((acc_t *)&v)[e] = load_padded(src, i + e, L_in);
+                }
+            }
             UNROLL
             for (int e = 0; e < 4; ++e)
-                if (j0 + e < WIN_B)
-                    x_tile[(j0 + e) % STRIDE][(j0 + e) / STRIDE][c] = v[e];
+                if (WIN_B % 4 == 0 || j0 + e < WIN_B)
+                    x_tile[(j0 + e) % STRIDE][(j0 + e) / STRIDE][c] = ((acc_t *)&v)[e];
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         civ_t part[TILE_CO][TILE_K];
         ZERO_TILE(part, TILE_CO, TILE_K);
+        /* Pointers step one position per iteration: no index arithmetic inside the loop. */
+        __local const acc_t *dyp = dy_mine;
+#if X_SLIDE
+        /* Stride 1 with whole tap tiles: tap t of position j is window element j + t*DILATION, so the
+         * vectors slide through registers and each position loads one new input vector. */
+        __local const acc_t *xp = x_tap[0];
+        civ_t xw[X_SLIDE];
+        UNROLL
+        for (int w = 0; w < X_SLIDE - 1; ++w)
+            xw[w] = *(__local const civ_t *)(xp + w * SPAN_CI);
+        xp += (X_SLIDE - 1) * SPAN_CI;
+#endif
         _Pragma("unroll 4")
         for (int j = 0; j < count; ++j) {
-            acc_t dyv[TILE_CO];
+            civ_t dy_splat[TILE_CO]; /* broadcast once per position, not once per tap */
             UNROLL
             for (int cv = 0; cv < TILE_CO; cv += DY_VEC) {
 #if DY_VEC > 1
-                const CAT(ACC_NAME, DY_VEC) d = *(__local const CAT(ACC_NAME, DY_VEC) *)&dy_tile[j][row * TILE_CO + cv];
+                const CAT(ACC_NAME, DY_VEC) d = *(__local const CAT(ACC_NAME, DY_VEC) *)(dyp + cv);
                 UNROLL
-                for (int e = 0; e < DY_VEC; ++e)
-                    dyv[cv + e] = ((const acc_t *)&d)[e];
+                for (int e = 0; e < DY_VEC; ++e) {
+                    const acc_t de = ((const acc_t *)&d)[e];
+                    dy_splat[cv + e] = (civ_t)de;
+                }
 #else
-                dyv[cv] = dy_tile[j][row * TILE_CO + cv];
+                dy_splat[cv] = (civ_t)dyp[cv];
 #endif
             }
-            civ_t dy_splat[TILE_CO]; /* broadcast once per position, not once per tap */
+            dyp += SPAN_CO;
+#if X_SLIDE
+            xw[X_SLIDE - 1] = *(__local const civ_t *)xp;
+            xp += SPAN_CI;
             UNROLL
-            for (int c = 0; c < TILE_CO; ++c)
-                dy_splat[c] = (civ_t)dyv[c];
+            for (int t = 0; t < TILE_K; ++t)
+                UNROLL
+                for (int c = 0; c < TILE_CO; ++c)
+                    part[c][t] += dy_splat[c] * xw[t * DILATION];
+            UNROLL
+            for (int w = 0; w < X_SLIDE - 1; ++w)
+                xw[w] = xw[w + 1];
+#else
             UNROLL
             for (int t = 0; t < TILE_K; ++t) {
                 if (K % TILE_K == 0 || k_first + t < K) {
@@ -405,6 +461,7 @@ void conv1d_backward_weight_local(__global const store_t *restrict x, __global c
                         part[c][t] += dy_splat[c] * xv;
                 }
             }
+#endif
         }
         UNROLL
         for (int c = 0; c < TILE_CO; ++c)
@@ -432,6 +489,152 @@ void conv1d_backward_weight_local(__global const store_t *restrict x, __global c
                     out[(co * C_IN_G + ci) * K + k] = ((const acc_t *)&total[c][t])[e];
             }
         }
+    }
+}
+#endif
+
+#if STRATEGY == 1 && defined(DW_TK)
+/* conv1d_backward_weight_depthwise: one input channel per group, stride 1 (the host's choice). A
+ * work-group owns one channel (its C_OUT_G output channels) and one chunk of the (sample, block of LB
+ * positions) units, LB = DW_WP x DW_RUN x 4. Per unit it stages the channel's input window of the block
+ * in __local vectors of four positions (padding resolved, zeros past the window). Work-item (tap tile kt,
+ * position lane p) owns the DW_RUN vectors from position p x DW_RUN x 4 and the taps kt x DW_TK ...:
+ *
+ *     vector i:  dy[co][4i .. 4i+3] (one global vector per output channel)
+ *                x  window[4i + k*DILATION .. +3] (two staged vectors in registers, one lane shuffle)
+ *
+ * The window's vectors slide through registers, one __local load per vector of positions; taps are
+ * summed in registers (acc[m][t]: four position lanes each) and, after the chunk, over the position
+ * lanes in __local memory in a fixed order. Tap tiles past K compute on and are never stored; the host
+ * keeps DW_TK x DILATION a multiple of 4 where there are several, so every tile starts on a vector. */
+#define DW_WG (DW_WP * DW_KT)
+#define DW_NWIN (((DW_TK - 1) * DILATION + 3) / 4 + 1)       /* window vectors per work-item */
+#define DW_XV (LB / 4 + (DW_KT - 1) * DW_TK * DILATION / 4 + DW_NWIN - 1) /* staged vectors per unit */
+#define DW_WIN (LB + (K - 1) * DILATION)                      /* input elements a block reads */
+#if C_IN_G != 1 || STRIDE != 1 || LB != DW_WP * DW_RUN * 4 || (DW_KT > 1 && DW_TK * DILATION % 4 != 0)
+#error "the depthwise weight gradient needs one input channel per group, stride 1 and whole vector tiles"
+#endif
+typedef CAT(ACC_NAME, 4) acc4_t;
+#if !defined(DTYPE_HALF)
+#define LOAD4(p) (((__global const unaligned_acc4 *)(p))->v)
+#else
+#define LOAD4(p) vload_half4(0, p)
+#endif
+/* window elements o .. o+3 from the registers win[] (o a constant once the tap loop unrolls): one lane
+ * shuffle of two vectors where the compiler has the builtin, swizzles otherwise */
+#if HAS_SHUFFLEVECTOR
+#define WINDOW4(win, o)                                                                          \
+    ((o) % 4 == 0 ? win[(o) / 4]                                                                 \
+     : (o) % 4 == 1 ? __builtin_shufflevector(win[(o) / 4], win[(o) / 4 + 1], 1, 2, 3, 4)         \
+     : (o) % 4 == 2 ? __builtin_shufflevector(win[(o) / 4], win[(o) / 4 + 1], 2, 3, 4, 5)         \
+                    : __builtin_shufflevector(win[(o) / 4], win[(o) / 4 + 1], 3, 4, 5, 6))
+#else
+#define WINDOW4(win, o)                                                                          \
+    ((o) % 4 == 0 ? win[(o) / 4]                                                                 \
+     : (o) % 4 == 1 ? (acc4_t)(win[(o) / 4].s123, win[(o) / 4 + 1].s0)                            \
+     : (o) % 4 == 2 ? (acc4_t)(win[(o) / 4].s23, win[(o) / 4 + 1].s01)                            \
+                    : (acc4_t)(win[(o) / 4].s3, win[(o) / 4 + 1].s012))
+#endif
+
+__kernel __attribute__((reqd_work_group_size(DW_WG, 1, 1)))
+void conv1d_backward_weight_depthwise(__global const store_t *restrict x, __global const store_t *restrict dy,
+                                      __global acc_t *restrict partial, const int N, const int L_in,
+                                      const int L_out, const int pad_l, const int chunks)
+{
+    const int me = get_local_id(0);
+    const int kt = me / DW_WP, p = me % DW_WP;
+    const int g = get_group_id(1);
+    const int chunk = get_group_id(0);
+    const int blocks = (L_out + LB - 1) / LB;
+    const long units = (long)N * blocks;
+    const long u_begin = units * chunk / chunks, u_end = units * (chunk + 1) / chunks;
+    const int s = p * DW_RUN * 4;                           /* the run's first position in the block */
+
+    __local acc4_t x_win[DW_XV];
+    __local acc_t sums[C_OUT_G * DW_TK * DW_KT][DW_WP];
+    __local const acc4_t *x_mine = x_win + s / 4 + kt * DW_TK * DILATION / 4;
+    acc4_t acc[C_OUT_G][DW_TK];
+    ZERO_TILE(acc, C_OUT_G, DW_TK);
+    for (long u = u_begin; u < u_end; ++u) {
+        const int n = (int)(u / blocks), l0 = (int)(u % blocks) * LB;
+        const int count = L_out - l0 < LB ? L_out - l0 : LB;
+        __global const store_t *xr = x + ((long)n * GROUPS + g) * L_in;
+        const int win0 = l0 - pad_l;
+        for (int v = me; v < DW_XV; v += DW_WG) {
+            const int i = win0 + v * 4;
+            acc4_t q;
+            if (i >= 0 && i + 4 <= L_in && (DW_WIN % 4 == 0 || v * 4 + 4 <= DW_WIN)) {
+                q = LOAD4(xr + i);
+            } else {
+                UNROLL
+                for (int e = 0; e < 4; ++e)
+                    ((acc_t *)&q)[e] = v * 4 + e < DW_WIN ? load_padded(xr, i + e, L_in) : (acc_t)0;
+            }
+            x_win[v] = q;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        const int left = count - s;
+        const int full = left <= 0 ? 0 : (left >= DW_RUN * 4 ? DW_RUN : left / 4);
+        __global const store_t *dyr = dy + ((long)n * C_OUT + g * C_OUT_G) * L_out + l0 + s;
+        acc4_t win[DW_NWIN];
+        UNROLL
+        for (int w = 0; w < DW_NWIN - 1; ++w)
+            win[w] = x_mine[w];
+        for (int i = 0; i < full; ++i) {
+            win[DW_NWIN - 1] = x_mine[i + DW_NWIN - 1];
+            acc4_t d[C_OUT_G];
+            UNROLL
+            for (int m = 0; m < C_OUT_G; ++m)
+                d[m] = LOAD4(dyr + (long)m * L_out + i * 4);
+            UNROLL
+            for (int t = 0; t < DW_TK; ++t) {
+                const acc4_t xk = WINDOW4(win, t * DILATION);
+                UNROLL
+                for (int m = 0; m < C_OUT_G; ++m)
+                    acc[m][t] += d[m] * xk;
+            }
+            UNROLL
+            for (int w = 0; w < DW_NWIN - 1; ++w)
+                win[w] = win[w + 1];
+        }
+        if (full < DW_RUN && left > full * 4) {
+            /* A sample's last, partial vector: lanes past the row have dy 0 and x 0, both selected (dy 0
+             * alone would turn an Inf or NaN x there into a NaN product). */
+            const int i = full;
+            const CAT(LANE_INT, 4) keep = (CAT(LANE_INT, 4))(0, 1, 2, 3) < (CAT(LANE_INT, 4))(left - i * 4);
+            win[DW_NWIN - 1] = x_mine[i + DW_NWIN - 1];
+            acc4_t d[C_OUT_G];
+            UNROLL
+            for (int m = 0; m < C_OUT_G; ++m)
+                UNROLL
+                for (int e = 0; e < 4; ++e)
+                    ((acc_t *)&d[m])[e] = i * 4 + e < left ? LOAD(dyr, (long)m * L_out + i * 4 + e) : (acc_t)0;
+            UNROLL
+            for (int t = 0; t < DW_TK; ++t) {
+                const acc4_t xk = select((acc4_t)0, WINDOW4(win, t * DILATION), keep);
+                UNROLL
+                for (int m = 0; m < C_OUT_G; ++m)
+                    acc[m][t] += d[m] * xk;
+            }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+
+    UNROLL
+    for (int m = 0; m < C_OUT_G; ++m)
+        UNROLL
+        for (int t = 0; t < DW_TK; ++t)
+            sums[(m * DW_KT + kt) * DW_TK + t][p] = ((acc[m][t].s0 + acc[m][t].s1) + acc[m][t].s2) + acc[m][t].s3;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    __global acc_t *out = partial + (long)chunk * P_SIZE + (long)g * C_OUT_G * K;
+    for (int idx = me; idx < C_OUT_G * DW_KT * DW_TK; idx += DW_WG) {
+        const int m = idx / (DW_KT * DW_TK), k = idx % (DW_KT * DW_TK);
+        if (k >= K)
+            continue;
+        acc_t sum = 0;
+        for (int q = 0; q < DW_WP; ++q)
+            sum += sums[idx][q];
+        out[m * K + k] = sum;
     }
 }
 #endif

@@ -27,6 +27,10 @@ CASES = [
     ("odd-channels-f16", dict(cin=7, cout=5, k=3, padding=1), (2, 7, 33), "f16"),
     ("f64-same", dict(cin=3, cout=6, k=4, padding="same", dilation=2), (1, 3, 29), "f64"),
     ("unbatched-long-k", dict(cin=2, cout=3, k=31, padding=15, bias=False), (2, 90), "f32"),
+    # the depthwise weight-gradient kernel: dilated taps over a reflected edge; two output channels per
+    # input channel with taps in tiles (K = 19 over 4-tap vectors), a sample's last vector partial
+    ("depthwise-dilated", dict(cin=6, cout=6, k=5, dilation=3, padding=6, groups=6, mode="reflect"), (2, 6, 70), "f32"),
+    ("depthwise-x2-long-k", dict(cin=3, cout=6, k=19, padding=9, groups=3), (2, 3, 141), "f32"),
 ]
 
 
@@ -68,7 +72,10 @@ def test_gpu_row_matches_reference(device, forced_class, rng, case_id, kw, shape
     dx = m.backward(dy)
     m.backward(dy, input_grad=False)  # the weight and bias gradients accumulate
 
-    assert weight_gradient_plan(m.device, m._saved[0], dtype).params.strategy == "local"
+    plan = weight_gradient_plan(m.device, m._saved[0], dtype)
+    assert plan.params.strategy == "local"
+    if case_id.startswith("depthwise-"):
+        assert "conv1d_backward_weight_depthwise" in [step.kernel.function_name for step in plan.steps]
     assert_close(y, y_ref, dtype, "forward")
     assert_close(dx, conv1d_input_grad_ref(x.shape, w64, dy, s, p, d, g, mode), dtype, "input grad")
     assert_close(m.weight.grad.get(), 2 * conv1d_weight_grad_ref(x, w.shape, dy, s, p, d, g, mode), dtype, "weight grad")

@@ -121,6 +121,12 @@ VARIANTS = [
     v("local", 3, 6, 4, 33, dict(strategy="local", AS_FORWARD=False),
       ["conv1d_forward", "conv1d_backward_weight_local", "bias_grad_tree"], stride=2, padding=2,
       mode="replicate"),
+    # the depthwise weight gradient of the local strategy: a sample's last, partial vector of positions;
+    # two output channels per input channel, dilated; taps in two tiles, the second past K
+    v("local-depthwise", 4, 8, 5, 33, dict(strategy="local"), ["conv1d_backward_weight_depthwise"], groups=4,
+      padding=4, dilation=2, mode="reflect", dtypes=("float32", "float64", "float16")),
+    v("local-depthwise-tiles", 3, 6, 19, 33, dict(strategy="local"), ["conv1d_backward_weight_depthwise"],
+      groups=3, padding=9),
     v("local-phase-without-taps", 3, 5, 2, 31, dict(strategy="local"), ["conv1d_backward_data"], stride=3,
       padding=1),
     # input gradient with whole rows per work-item: 6 output channels in groups of 5 and a last one of 1 (K 4),

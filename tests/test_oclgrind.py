@@ -338,6 +338,10 @@ CASES = [
     ("lout-1-k1", dict(cin=3, cout=2, k=1), (2, 3, 1), "f32", {}),
     ("depthwise", dict(cin=4, cout=4, k=3, groups=4, padding=1), (2, 4, 10), "f32", {}),
     ("depthwise-x2", dict(cin=4, cout=8, k=3, groups=4, padding=1, mode="replicate"), (2, 4, 13), "f32", {}),
+    # the depthwise weight gradient (local strategy): taps in two tiles, the second past K, and chunks of
+    # partial sums reduced in order
+    ("depthwise-x2-tap-tiles", dict(cin=2, cout=4, k=19, dilation=2, padding=18, groups=2), (2, 2, 23), "f32",
+     dict(RUN=16)),
     ("stride-gt-kernel", dict(cin=3, cout=2, k=2, stride=3, padding=1), (2, 3, 17), "f32", {}),
     ("stride-gt-kernel-circular", dict(cin=2, cout=3, k=1, stride=4, padding=2, mode="circular"), (2, 2, 13), "f32", {}),
     ("zeros-grouped", dict(cin=4, cout=6, k=3, groups=2, padding=2, stride=2), (2, 4, 15), "f32", {}),

@@ -151,6 +151,10 @@ def _local(device, geo: ConvGeometry, dtype, accumulate: bool, max_group: int | 
     chunks of (sample, block of positions) units to fill the device, then reduced in chunk order. None
     where even a block of four positions does not fit the device's local memory."""
     p = params.lookup(device, Pass.BACKWARD_WEIGHT, params_key(geo, dtype), geo.in_per_group * geo.kernel_size)
+    if geo.in_per_group == 1 and geo.stride == 1:
+        depthwise = _depthwise(device, geo, dtype, accumulate, p)
+        if depthwise is not None:
+            return depthwise
     limit = min(device.max_work_group_size, max_group or device.max_work_group_size)
     k_tiles = ceil_div(geo.kernel_size, max(1, p.TILE_K))
     k_tiles = min(k_tiles, limit)
@@ -187,18 +191,62 @@ def _local(device, geo: ConvGeometry, dtype, accumulate: bool, max_group: int | 
     # RUN positions (a chunk's partial sums cost 2 x 4 bytes per weight, against its RUN reads per weight). A function of the shape and the device: the same bits every run.
     chunks = max(1, min(units, ceil_div(4 * device.compute_units, tiles), ceil_div(geo.batch * geo.length_out, p.RUN),
                         PARTIAL_BYTES_CAP // max(1, w_size * acc_bytes(dtype))))
+    fitted = replace(p, TILE_CO=tile_co, TILE_CI=tile_ci, TILE_K=tile_k, WG_L=wg_ci, WG_CO=wg_co, LB=block)
+    return _chunked(device, geo, dtype, accumulate, kernel, defines, (wg_ci * k_tiles, wg_co), tiles * wg_co,
+                    chunks, fitted)
+
+
+def _chunked(device, geo: ConvGeometry, dtype, accumulate: bool, kernel, defines: dict, group: tuple, rows: int,
+             chunks: int, fitted) -> Plan:
+    """A local-strategy partial kernel over `chunks` x `rows` work-groups of `group`, then the reduce in
+    chunk order (none where one chunk writes the fresh gradient itself)."""
+    w_size = geo.out_channels * geo.in_per_group * geo.kernel_size
     direct = chunks == 1 and not accumulate and acc_bytes(dtype) == dtype.itemsize
     sums = "dw" if direct else "sums"
-    step = Step(kernel, (chunks * wg_ci * k_tiles, tiles * wg_co), (wg_ci * k_tiles, wg_co),
+    step = Step(kernel, (chunks * group[0], rows), group,
                 ("x", "dy", sums, np.int32(geo.batch), np.int32(geo.length_in), np.int32(geo.length_out),
                  np.int32(geo.pad_left), np.int32(chunks)))
-    fitted = replace(p, TILE_CO=tile_co, TILE_CI=tile_ci, TILE_K=tile_k, WG_L=wg_ci, WG_CO=wg_co, LB=block)
     plan = Plan((step,), params=fitted, info={"chunks": chunks, "bias_sum": False})
     if direct:
         return plan
     reduce = device.kernel("conv1d_backward_weight.cl", "conv1d_backward_weight_reduce", defines)
     return plan.then(Plan((line_step(device, reduce, w_size, "sums", "dw", np.int32(chunks), np.int32(accumulate)),),
                           (("sums", chunks * w_size * acc_bytes(dtype)),)))
+
+
+DW_ACCUMULATORS = 32  # vectors of four positions per work-item: output channels x taps
+DW_RUN = 8            # vectors of positions per work-item and block
+
+
+def _depthwise(device, geo: ConvGeometry, dtype, accumulate: bool, p) -> Plan | None:
+    """conv1d_backward_weight_depthwise (one input channel per group, stride 1): a work-group per channel
+    and chunk, its work-items along runs of positions x tap tiles, every tap of a tile summed in registers.
+    None where the output channels of a group alone overflow the accumulators or local memory is short."""
+    mult, taps = geo.out_per_group, geo.kernel_size
+    if mult * 4 > DW_ACCUMULATORS:
+        return None
+    tile_k, k_tiles = taps, 1
+    if mult * taps > DW_ACCUMULATORS:
+        # tiles of a multiple of four taps (times the dilation, a whole number of vectors), equal in size
+        k_tiles = ceil_div(taps, 4 * (DW_ACCUMULATORS // (4 * mult)))
+        tile_k = 4 * ceil_div(ceil_div(taps, k_tiles), 4)
+    wg_p = max(1, min(params.pow2_ceil(ceil_div(geo.length_out, 4 * DW_RUN)),
+                      params.pow2_floor(max(1, device.max_work_group_size // k_tiles)), 64 // k_tiles))
+    block = wg_p * DW_RUN * 4
+    vectors = block // 4 + (k_tiles - 1) * tile_k * geo.dilation // 4 + ((tile_k - 1) * geo.dilation + 3) // 4
+    if acc_bytes(dtype) * (4 * vectors + mult * tile_k * k_tiles * wg_p) > device.local_mem_size:
+        return None
+    defines = {**common_defines(geo, dtype, p), "PAD_MODE": PAD_MODE_CODE[geo.padding_mode], "DW_TK": tile_k,
+               "DW_KT": k_tiles, "DW_WP": wg_p, "DW_RUN": DW_RUN, "LB": block}
+    kernel = device.kernel("conv1d_backward_weight.cl", "conv1d_backward_weight_depthwise", defines)
+    if wg_p * k_tiles > device.group_limit(kernel):
+        return None
+    units = geo.batch * ceil_div(geo.length_out, block)
+    w_size = geo.out_channels * taps
+    chunks = max(1, min(units, ceil_div(4 * device.compute_units, geo.groups), ceil_div(geo.batch * geo.length_out, p.RUN),
+                        PARTIAL_BYTES_CAP // max(1, w_size * acc_bytes(dtype))))
+    fitted = replace(p, TILE_CO=mult, TILE_CI=1, TILE_K=tile_k, WG_L=wg_p * k_tiles, WG_CO=1, LB=block)
+    return _chunked(device, geo, dtype, accumulate, kernel, defines, (wg_p * k_tiles, 1), geo.groups, chunks, fitted)
 
 
 def _weight_tiles(taps: int, channels: int, max_channels: int, max_accumulators: int,
