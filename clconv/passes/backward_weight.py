@@ -215,7 +215,7 @@ def _chunked(device, geo: ConvGeometry, dtype, accumulate: bool, kernel, defines
 
 
 DW_ACCUMULATORS = 32  # vectors of four positions per work-item: output channels x taps
-DW_RUN = 8            # vectors of positions per work-item and block
+DW_RUN = 16           # vectors of positions per work-item and block
 
 
 def _depthwise(device, geo: ConvGeometry, dtype, accumulate: bool, p) -> Plan | None:
