@@ -495,10 +495,11 @@ void conv1d_backward_weight_local(__global const store_t *restrict x, __global c
 
 #if STRATEGY == 1 && defined(DW_TK)
 /* conv1d_backward_weight_depthwise: one input channel per group, stride 1 (the host's choice). A
- * work-group owns one channel (its C_OUT_G output channels) and one chunk of the (sample, block of LB
- * positions) units, LB = DW_WP x DW_RUN x 4. Per unit it stages the channel's input window of the block
- * in __local vectors of four positions (padding resolved, zeros past the window). Work-item (tap tile kt,
- * position lane p) owns the DW_RUN vectors from position p x DW_RUN x 4 and the taps kt x DW_TK ...:
+ * work-group owns DW_CH channels (each with its C_OUT_G output channels; row c of the work-group is one)
+ * and one chunk of the (sample, block of LB positions) units, LB = DW_WP x DW_RUN x 4. Per unit it stages
+ * each channel's input window of the block in __local vectors of four positions (padding resolved, zeros
+ * past the window). Work-item (tap tile kt, position lane p) of row c owns the DW_RUN vectors from
+ * position p x DW_RUN x 4 and the taps kt x DW_TK ...:
  *
  *     vector i:  dy[co][4i .. 4i+3] (one global vector per output channel)
  *                x  window[4i + k*DILATION .. +3] (two staged vectors in registers, one lane shuffle)
@@ -507,7 +508,7 @@ void conv1d_backward_weight_local(__global const store_t *restrict x, __global c
  * summed in registers (acc[m][t]: four position lanes each) and, after the chunk, over the position
  * lanes in __local memory in a fixed order. Tap tiles past K compute on and are never stored; the host
  * keeps DW_TK x DILATION a multiple of 4 where there are several, so every tile starts on a vector. */
-#define DW_WG (DW_WP * DW_KT)
+#define DW_WG (DW_WP * DW_KT) /* work-items per channel */
 #define DW_NWIN (((DW_TK - 1) * DILATION + 3) / 4 + 1)       /* window vectors per work-item */
 #define DW_XV (LB / 4 + (DW_KT - 1) * DW_TK * DILATION / 4 + DW_NWIN - 1) /* staged vectors per unit */
 #define DW_WIN (LB + (K - 1) * DILATION)                      /* input elements a block reads */
@@ -536,46 +537,54 @@ typedef CAT(ACC_NAME, 4) acc4_t;
                     : (acc4_t)(win[(o) / 4].s3, win[(o) / 4 + 1].s012))
 #endif
 
-__kernel __attribute__((reqd_work_group_size(DW_WG, 1, 1)))
+__kernel __attribute__((reqd_work_group_size(DW_WG, DW_CH, 1)))
 void conv1d_backward_weight_depthwise(__global const store_t *restrict x, __global const store_t *restrict dy,
                                       __global acc_t *restrict partial, const int N, const int L_in,
                                       const int L_out, const int pad_l, const int chunks)
 {
-    const int me = get_local_id(0);
+    const int me = get_local_id(0), row = get_local_id(1);
     const int kt = me / DW_WP, p = me % DW_WP;
-    const int g = get_group_id(1);
+    const int g0 = get_group_id(1) * DW_CH;                 /* the work-group's first channel */
+    const int g = g0 + row;
     const int chunk = get_group_id(0);
     const int blocks = (L_out + LB - 1) / LB;
     const long units = (long)N * blocks;
     const long u_begin = units * chunk / chunks, u_end = units * (chunk + 1) / chunks;
     const int s = p * DW_RUN * 4;                           /* the run's first position in the block */
 
-    __local acc4_t x_win[DW_XV];
-    __local acc_t sums[C_OUT_G * DW_TK * DW_KT][DW_WP];
-    __local const acc4_t *x_mine = x_win + s / 4 + kt * DW_TK * DILATION / 4;
+    __local acc4_t x_win[DW_CH][DW_XV];
+    __local acc_t sums[DW_CH][C_OUT_G * DW_TK * DW_KT][DW_WP];
+    __local const acc4_t *x_mine = &x_win[row][s / 4 + kt * DW_TK * DILATION / 4];
     acc4_t acc[C_OUT_G][DW_TK];
     ZERO_TILE(acc, C_OUT_G, DW_TK);
     for (long u = u_begin; u < u_end; ++u) {
         const int n = (int)(u / blocks), l0 = (int)(u % blocks) * LB;
         const int count = L_out - l0 < LB ? L_out - l0 : LB;
-        __global const store_t *xr = x + ((long)n * GROUPS + g) * L_in;
         const int win0 = l0 - pad_l;
+        /* vectors [v_lo, v_hi) lie inside both the row and the window: one load each, one range test */
+        const int v_lo = win0 >= 0 ? 0 : (3 - win0) / 4;
+        const int row_end = L_in - win0 < 0 ? 0 : (L_in - win0) / 4;
+        const int v_hi = row_end < DW_WIN / 4 ? row_end : DW_WIN / 4;
+        const uint inner = v_hi > v_lo ? (uint)(v_hi - v_lo) : 0u;
+        /* each row stages its own channel (rows past the last channel the last one, unread) */
+        __global const store_t *xr = x + ((long)n * GROUPS + (g < GROUPS ? g : GROUPS - 1)) * L_in;
         for (int v = me; v < DW_XV; v += DW_WG) {
             const int i = win0 + v * 4;
             acc4_t q;
-            if (i >= 0 && i + 4 <= L_in && (DW_WIN % 4 == 0 || v * 4 + 4 <= DW_WIN)) {
+            if ((uint)(v - v_lo) < inner) {
                 q = LOAD4(xr + i);
             } else {
                 UNROLL
                 for (int e = 0; e < 4; ++e)
                     ((acc_t *)&q)[e] = v * 4 + e < DW_WIN ? load_padded(xr, i + e, L_in) : (acc_t)0;
             }
-            x_win[v] = q;
+            x_win[row][v] = q;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         const int left = count - s;
         const int full = left <= 0 ? 0 : (left >= DW_RUN * 4 ? DW_RUN : left / 4);
-        __global const store_t *dyr = dy + ((long)n * C_OUT + g * C_OUT_G) * L_out + l0 + s;
+        /* rows past the last channel run over the last one and store nothing */
+        __global const store_t *dyr = dy + ((long)n * C_OUT + (g < GROUPS ? g : GROUPS - 1) * C_OUT_G) * L_out + l0 + s;
         acc4_t win[DW_NWIN];
         UNROLL
         for (int w = 0; w < DW_NWIN - 1; ++w)
@@ -624,8 +633,10 @@ void conv1d_backward_weight_depthwise(__global const store_t *restrict x, __glob
     for (int m = 0; m < C_OUT_G; ++m)
         UNROLL
         for (int t = 0; t < DW_TK; ++t)
-            sums[(m * DW_KT + kt) * DW_TK + t][p] = ((acc[m][t].s0 + acc[m][t].s1) + acc[m][t].s2) + acc[m][t].s3;
+            sums[row][(m * DW_KT + kt) * DW_TK + t][p] = ((acc[m][t].s0 + acc[m][t].s1) + acc[m][t].s2) + acc[m][t].s3;
     barrier(CLK_LOCAL_MEM_FENCE);
+    if (g >= GROUPS)
+        return;
     __global acc_t *out = partial + (long)chunk * P_SIZE + (long)g * C_OUT_G * K;
     for (int idx = me; idx < C_OUT_G * DW_KT * DW_TK; idx += DW_WG) {
         const int m = idx / (DW_KT * DW_TK), k = idx % (DW_KT * DW_TK);
@@ -633,7 +644,7 @@ void conv1d_backward_weight_depthwise(__global const store_t *restrict x, __glob
             continue;
         acc_t sum = 0;
         for (int q = 0; q < DW_WP; ++q)
-            sum += sums[idx][q];
+            sum += sums[row][idx][q];
         out[m * K + k] = sum;
     }
 }

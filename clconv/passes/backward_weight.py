@@ -214,14 +214,17 @@ def _chunked(device, geo: ConvGeometry, dtype, accumulate: bool, kernel, defines
                           (("sums", chunks * w_size * acc_bytes(dtype)),)))
 
 
-DW_ACCUMULATORS = 32  # vectors of four positions per work-item: output channels x taps
-DW_RUN = 16           # vectors of positions per work-item and block
+DW_ACCUMULATORS = 32      # vectors of four positions per work-item: output channels x taps
+DW_RUN = 32               # vectors of positions per work-item and block
+DW_LOCAL_BYTES = 24 << 10  # of __local memory per work-group, at most
+DW_GROUP = 64             # work-items per work-group, at most
 
 
 def _depthwise(device, geo: ConvGeometry, dtype, accumulate: bool, p) -> Plan | None:
-    """conv1d_backward_weight_depthwise (one input channel per group, stride 1): a work-group per channel
-    and chunk, its work-items along runs of positions x tap tiles, every tap of a tile summed in registers.
-    None where the output channels of a group alone overflow the accumulators or local memory is short."""
+    """conv1d_backward_weight_depthwise (one input channel per group, stride 1): a work-group per block of
+    channels and chunk, each channel's work-items along runs of positions x tap tiles, every tap of a tile
+    summed in registers. None where a group's output channels alone overflow the accumulators, or where
+    local memory is short."""
     mult, taps = geo.out_per_group, geo.kernel_size
     if mult * 4 > DW_ACCUMULATORS:
         return None
@@ -230,23 +233,31 @@ def _depthwise(device, geo: ConvGeometry, dtype, accumulate: bool, p) -> Plan | 
         # tiles of a multiple of four taps (times the dilation, a whole number of vectors), equal in size
         k_tiles = ceil_div(taps, 4 * (DW_ACCUMULATORS // (4 * mult)))
         tile_k = 4 * ceil_div(ceil_div(taps, k_tiles), 4)
-    wg_p = max(1, min(params.pow2_ceil(ceil_div(geo.length_out, 4 * DW_RUN)),
-                      params.pow2_floor(max(1, device.max_work_group_size // k_tiles)), 64 // k_tiles))
+    group = min(DW_GROUP, device.max_work_group_size)
+    # Long runs per work-item (their sums leave registers once per chunk), blocks of at most 1024 positions.
+    wg_p = max(1, min(params.pow2_ceil(ceil_div(geo.length_out, 4 * DW_RUN)), 1024 // (4 * DW_RUN),
+                      params.pow2_floor(max(1, group // k_tiles))))
     block = wg_p * DW_RUN * 4
     vectors = block // 4 + (k_tiles - 1) * tile_k * geo.dilation // 4 + ((tile_k - 1) * geo.dilation + 3) // 4
-    if acc_bytes(dtype) * (4 * vectors + mult * tile_k * k_tiles * wg_p) > device.local_mem_size:
+    channel_bytes = acc_bytes(dtype) * (4 * vectors + mult * tile_k * k_tiles * wg_p)
+    budget = min(device.local_mem_size, DW_LOCAL_BYTES)
+    if channel_bytes > budget or wg_p * k_tiles > group:
         return None
+    channels = max(1, min(params.pow2_floor(group // (wg_p * k_tiles)), params.pow2_floor(budget // channel_bytes),
+                          params.pow2_ceil(geo.groups)))
     defines = {**common_defines(geo, dtype, p), "PAD_MODE": PAD_MODE_CODE[geo.padding_mode], "DW_TK": tile_k,
-               "DW_KT": k_tiles, "DW_WP": wg_p, "DW_RUN": DW_RUN, "LB": block}
+               "DW_KT": k_tiles, "DW_WP": wg_p, "DW_RUN": DW_RUN, "DW_CH": channels, "LB": block}
     kernel = device.kernel("conv1d_backward_weight.cl", "conv1d_backward_weight_depthwise", defines)
-    if wg_p * k_tiles > device.group_limit(kernel):
+    if wg_p * k_tiles * channels > device.group_limit(kernel):
         return None
     units = geo.batch * ceil_div(geo.length_out, block)
+    tiles = ceil_div(geo.groups, channels)
     w_size = geo.out_channels * taps
-    chunks = max(1, min(units, ceil_div(4 * device.compute_units, geo.groups), ceil_div(geo.batch * geo.length_out, p.RUN),
+    chunks = max(1, min(units, ceil_div(4 * device.compute_units, tiles), ceil_div(geo.batch * geo.length_out, p.RUN),
                         PARTIAL_BYTES_CAP // max(1, w_size * acc_bytes(dtype))))
-    fitted = replace(p, TILE_CO=mult, TILE_CI=1, TILE_K=tile_k, WG_L=wg_p * k_tiles, WG_CO=1, LB=block)
-    return _chunked(device, geo, dtype, accumulate, kernel, defines, (wg_p * k_tiles, 1), geo.groups, chunks, fitted)
+    fitted = replace(p, TILE_CO=mult, TILE_CI=1, TILE_K=tile_k, WG_L=wg_p * k_tiles, WG_CO=channels, LB=block)
+    return _chunked(device, geo, dtype, accumulate, kernel, defines, (wg_p * k_tiles, channels), tiles * channels,
+                    chunks, fitted)
 
 
 def _weight_tiles(taps: int, channels: int, max_channels: int, max_accumulators: int,
