@@ -24,7 +24,10 @@
  *                      (one vector, broadcast lane by lane)     (one vector of TILE_CI channels per tap)
  *
  *     Tap phases and offsets are computed once per work-item; the block's sums fold into the totals per
- *     unit (blocked summation), and taps past K are skipped, never computed.
+ *     unit (blocked summation), and taps past K are skipped, never computed. At stride 1 with whole tap
+ *     tiles (X_SLIDE) the input vectors slide through registers: one new vector per position.
+ *   conv1d_backward_weight_depthwise (STRATEGY 1 with DW_TK set): one input channel per group, stride 1;
+ *     dy streamed from global memory, every tap of a channel summed in registers (see the kernel).
  *   conv1d_backward_weight_blocked: the register tiles with their lanes along input channels instead of
  *     positions, for deep reductions (the host's choice). It reads pad_rows.cl's channel-blocked copy
  *       xb[((n * GROUPS + g) * CI_BLOCKS + b) * LDB + q][v] = xpad[n, g*C_IN_G + b*VEC + v, q - pad_l]
@@ -39,7 +42,8 @@
  *     positions stream TILE_CO + 1 rows per vector and load the same dy vector for every input channel.
  *
  * Macros read: C_IN_G, C_OUT_G, GROUPS, K, STRIDE, DILATION, PAD_MODE, BIAS_SUM, dtype (common.cl),
- * tunables. Runtime arguments: N, L_in, L_out, pad_l, chunks.
+ * tunables (the depthwise kernel's DW_TK, DW_KT, DW_WP, DW_RUN, DW_CH and LB come from the host, with no
+ * defaults). Runtime arguments: N, L_in, L_out, pad_l, chunks.
  * STRATEGY 1 work-groups are WG_A = WG_CI x K_TILES lanes by WG_CO rows (the host keeps WG_A a multiple
  * of K_TILES).
  */
