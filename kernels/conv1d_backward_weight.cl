@@ -319,6 +319,7 @@ typedef CAT(ACC_NAME, TILE_CI) civ_t;
 #else
 typedef acc_t civ_t;
 #endif
+typedef union { civ_t v; acc_t s[TILE_CI]; } civ_lanes;
 typedef CAT(ACC_NAME, 4) acc4_t;
 #if !defined(DTYPE_HALF)
 #define LOAD4(p) (((__global const unaligned_acc4 *)(p))->v)
@@ -486,11 +487,15 @@ void conv1d_backward_weight_local(__global const store_t *restrict x, __global c
             const int k = k_first + t;
             if (k >= K)
                 continue;
+            /* read through a copy: lanes read from the totals themselves would keep them as scalars,
+             * one extract per lane at every block's fold */
+            civ_lanes lanes;
+            lanes.v = total[c][t];
             UNROLL
             for (int e = 0; e < TILE_CI; ++e) {
                 const int ci = ci_first + ci_tile * TILE_CI + e;
                 if (ci < C_IN_G)
-                    out[(co * C_IN_G + ci) * K + k] = ((const acc_t *)&total[c][t])[e];
+                    out[(co * C_IN_G + ci) * K + k] = lanes.s[e];
             }
         }
     }
