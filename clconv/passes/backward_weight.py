@@ -218,13 +218,14 @@ DW_ACCUMULATORS = 32      # vectors of four positions per work-item: output chan
 DW_RUN = 32               # vectors of positions per work-item and block
 DW_LOCAL_BYTES = 24 << 10  # of __local memory per work-group, at most
 DW_GROUP = 64             # work-items per work-group, at most
+DW_WINDOW = 16            # vectors of input a work-item slides through registers, at most
 
 
 def _depthwise(device, geo: ConvGeometry, dtype, accumulate: bool, p) -> Plan | None:
     """conv1d_backward_weight_depthwise (one input channel per group, stride 1): a work-group per block of
     channels and chunk, each channel's work-items along runs of positions x tap tiles, every tap of a tile
-    summed in registers. None where a group's output channels alone overflow the accumulators, or where
-    local memory is short."""
+    summed in registers. None where a group's output channels alone overflow the accumulators, a tile's
+    dilated window the registers, or where local memory is short."""
     mult, taps = geo.out_per_group, geo.kernel_size
     if mult * 4 > DW_ACCUMULATORS:
         return None
@@ -233,6 +234,8 @@ def _depthwise(device, geo: ConvGeometry, dtype, accumulate: bool, p) -> Plan | 
         # tiles of a multiple of four taps (times the dilation, a whole number of vectors), equal in size
         k_tiles = ceil_div(taps, 4 * (DW_ACCUMULATORS // (4 * mult)))
         tile_k = 4 * ceil_div(ceil_div(taps, k_tiles), 4)
+    if ((tile_k - 1) * geo.dilation + 3) // 4 >= DW_WINDOW:
+        return None  # a tile's window would not fit in registers
     group = min(DW_GROUP, device.max_work_group_size)
     # Long runs per work-item (their sums leave registers once per chunk), blocks of at most 1024 positions.
     wg_p = max(1, min(params.pow2_ceil(ceil_div(geo.length_out, 4 * DW_RUN)), 1024 // (4 * DW_RUN),
