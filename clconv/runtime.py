@@ -21,6 +21,8 @@ import pyopencl as cl
 import pyopencl.array as cla
 import pyopencl.tools
 
+from .pool import HostPool
+
 _HERE = Path(__file__).resolve().parent
 # Installed wheels carry the kernels as the package `clconv.kernels`; a source checkout has them at top level.
 _KERNEL_DIRS = (_HERE / "kernels", _HERE.parent / "kernels")
@@ -231,15 +233,18 @@ class Device:
         return self._queue
 
     @property
-    def allocator(self) -> cl.tools.MemoryPool:
+    def allocator(self):
+        """The buffer pool: on CPU devices a pool of host memory that serves a request from a held block up
+        to two octaves larger (clconv.pool), elsewhere pyopencl's MemoryPool."""
         if self._allocator is None:
             with self.lock:
                 if self._allocator is None:
                     # Four size bins per octave (sizes rounded up by at most 25%), not sixteen: inputs of
                     # varying length then reuse held buffers instead of each new length allocating (and
                     # first touching) buffers of its own.
-                    self._allocator = cl.tools.MemoryPool(cl.tools.ImmediateAllocator(self.queue),
-                                                          leading_bits_in_bin_id=2)
+                    self._allocator = (HostPool(self.context) if self.type == "CPU" else
+                                       cl.tools.MemoryPool(cl.tools.ImmediateAllocator(self.queue),
+                                                           leading_bits_in_bin_id=2))
         return self._allocator
 
     def empty(self, shape, dtype) -> cla.Array:
