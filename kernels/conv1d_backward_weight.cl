@@ -5,7 +5,7 @@
  * Pass 1 (conv1d_backward_weight_partial): the N x L_out reduction is cut into CHUNKS contiguous runs of
  *   VEC-wide position vectors (vector v covers sample v / VPN, positions (v % VPN)*VEC ...). Work-item
  *   (ci, tap tile, channel tile, chunk) sums its run in a fixed order into partial[chunk][...].
- * Pass 2 (conv1d_backward_weight_reduce): out = beta*out + sum over chunks in chunk order; no atomics,
+ * Pass 2 (conv1d_backward_weight_reduce.cl): out = beta*out + sum over chunks in chunk order; no atomics,
  *   so the bits are the same on every run.
  * BIAS_SUM: the register partial kernel also sums dy per channel, db[co] = sum_{n, l} dy[n, co, l], from
  *   the dy vectors it loads anyway (partial[chunk][W_SIZE + co]); the host sets it only where one work-item
@@ -435,26 +435,3 @@ void conv1d_backward_weight_local(__global const store_t *restrict x, __global c
     }
 }
 #endif
-
-/* dw[j] = sum_chunk partial[chunk][j] (+ dw[j] when accumulating), chunks summed in order; with BIAS_SUM
- * the work-items past W_SIZE do the same for db. */
-__kernel void conv1d_backward_weight_reduce(__global const acc_t *restrict partial, __global store_t *restrict dw,
-#if BIAS_SUM
-                                            __global store_t *restrict db, const int accumulate_bias,
-#endif
-                                            const int chunks, const int accumulate)
-{
-    const int j = get_global_id(0);
-    if (j >= P_SIZE)
-        return;
-    acc_t sum = 0;
-    for (int p = 0; p < chunks; ++p)
-        sum += partial[(long)p * P_SIZE + j];
-#if BIAS_SUM
-    if (j >= W_SIZE) {
-        STORE(db, j - W_SIZE, accumulate_bias ? LOAD(db, j - W_SIZE) + sum : sum);
-        return;
-    }
-#endif
-    STORE(dw, j, accumulate ? LOAD(dw, j) + sum : sum);
-}

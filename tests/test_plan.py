@@ -117,3 +117,17 @@ def test_large_strides(stride, device, rng):
     m = clconv.Conv1d(2, 3, 3, stride=stride, device=device)
     x = rng.uniform(-1, 1, (2, 2, 3 * stride + 5)).astype(np.float32)
     check_step(m, x, rng, stride=stride, what=f"stride {stride}")
+
+
+def test_layers_share_the_weight_gradient_reduce(device, rng, monkeypatch):
+    """The reduce of the weight gradient's partial sums takes its sizes as arguments: one program per
+    dtype serves every layer."""
+    monkeypatch.setattr(device, "plans", {})
+    for args, kwargs, length in [((4, 6, 3), dict(padding=1), 3000), ((8, 8, 5), dict(groups=2), 2500),
+                                 ((16, 16, 15), dict(padding=7, groups=16), 2000)]:
+        m = clconv.Conv1d(*args, **kwargs, device=device)
+        check_step(m, rng.uniform(-1, 1, (4, args[0], length)).astype(np.float32), rng, padding=kwargs.get("padding", 0),
+                   groups=kwargs.get("groups", 1), what=f"{args}")
+    reduces = [step.kernel for plan in device.plans.values() for step in plan.steps
+               if step.kernel.function_name == "conv1d_backward_weight_reduce"]
+    assert len(reduces) >= 2 and len(set(reduces)) == 1, reduces
