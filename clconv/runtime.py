@@ -307,7 +307,9 @@ class Device:
         return out
 
     def kernel(self, filename: str, name: str, defines: dict) -> cl.Kernel:
-        """The kernel `name` of `filename` built with `-D` defines; one build per (source, options)."""
+        """The kernel `name` of `filename` built with `-D` defines; one build per (source, options). The
+        build defines KERNEL_<NAME> too: sources holding several kernels compile only the one so named."""
+        defines = {**defines, f"KERNEL_{name.upper()}": 1}
         options = tuple(sorted(defines.items()))
         kernel = self._kernels.get((filename, name, options))
         if kernel is None:

@@ -131,3 +131,24 @@ def test_layers_share_the_weight_gradient_reduce(device, rng, monkeypatch):
     reduces = [step.kernel for plan in device.plans.values() for step in plan.steps
                if step.kernel.function_name == "conv1d_backward_weight_reduce"]
     assert len(reduces) >= 2 and len(set(reduces)) == 1, reduces
+
+
+def test_each_program_holds_one_kernel(device, rng, monkeypatch):
+    """Sources with several kernels compile only the launched one (KERNEL_<name>): a build costs one
+    kernel's compile."""
+    import pyopencl as cl
+
+    monkeypatch.setattr(device, "plans", {})
+    monkeypatch.setattr(device, "_programs", {})
+    monkeypatch.setattr(device, "_kernels", {})
+    for args, kwargs, length in [((1, 8, 10), dict(stride=5), 2600), ((16, 16, 15), dict(padding=7, groups=16), 1100),
+                                 ((4, 32, 3), dict(stride=2, padding=1), 500), ((8, 8, 3), dict(padding=1), 300)]:
+        m = clconv.Conv1d(*args, **kwargs, device=device)
+        check_step(m, rng.uniform(-1, 1, (2, args[0], length)).astype(np.float32), rng, kwargs.get("stride", 1),
+                   kwargs.get("padding", 0), groups=kwargs.get("groups", 1), what=f"{args}")
+    files = {filename for filename, _ in device._programs}
+    assert {"conv1d_forward.cl", "conv1d_backward_data.cl", "bias_grad.cl"} <= files, files
+    for (filename, options), program in device._programs.items():
+        names = program.get_info(cl.program_info.KERNEL_NAMES).split(";")
+        assert len(names) == 1, f"{filename} {options}: {names}"
+
