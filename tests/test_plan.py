@@ -152,3 +152,16 @@ def test_each_program_holds_one_kernel(device, rng, monkeypatch):
         names = program.get_info(cl.program_info.KERNEL_NAMES).split(";")
         assert len(names) == 1, f"{filename} {options}: {names}"
 
+
+@pytest.mark.parametrize("taps, kernel", [(3, "conv1d_backward_data_rows"), (5, "conv1d_backward_data")])
+def test_rows_input_gradient_only_for_unrolled_taps(taps, kernel, device, rng, monkeypatch):
+    """The rows input gradient unrolls over the taps: layers of more taps than UNROLL_K_MAX take the
+    general kernel, and both compute the gradient."""
+    monkeypatch.setattr(device, "plans", {})
+    m = clconv.Conv1d(2, 8, taps, stride=2, padding=1, device=device)
+    x = rng.uniform(-1, 1, (2, 2, 300)).astype(np.float32)
+    with clconv.params.override(strategy="register", AS_FORWARD=False, ROWS_CI=4, ROWS_CO=4, UNROLL_K_MAX=4):
+        check_step(m, x, rng, stride=2, padding=1, what=f"K={taps}")
+    launched = {step.kernel.function_name for plan in device.plans.values() for step in plan.steps}
+    other, = {"conv1d_backward_data", "conv1d_backward_data_rows"} - {kernel}
+    assert kernel in launched and other not in launched, launched

@@ -81,9 +81,10 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool, length: int, pad_le
         phases = _phases(device, geo, dtype, has_bias, length, pad_left)
         if phases is not None:
             return phases
-    # (strides up to 16: the kernel unrolls its loops over the phases)
+    # (strides up to 16 and taps up to UNROLL_K_MAX: the kernel unrolls its loops over phases and taps, and
+    # unrolled over many taps it takes long to build)
     if (p.strategy == "register" and p.ROWS_CI is not None and geo.in_per_group <= p.ROWS_CI
-            and geo.out_per_group >= p.ROWS_CO and geo.stride <= 16):
+            and geo.out_per_group >= p.ROWS_CO and geo.stride <= 16 and geo.kernel_size <= p.UNROLL_K_MAX):
         return _rows(device, geo, dtype, p, has_bias, length, pad_left)
     span_dy = p.WG_L * p.TILE_L * p.VEC + halo
     defines = {**common_defines(geo, dtype, p), "TILE_CI": p.TILE_CI,
