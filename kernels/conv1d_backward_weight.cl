@@ -39,7 +39,8 @@
  *     positions stream TILE_CO + 1 rows per vector and load the same dy vector for every input channel.
  *
  * Macros read: C_IN_G, C_OUT_G, GROUPS, K, STRIDE, DILATION, PAD_MODE, BIAS_SUM, dtype (common.cl),
- * tunables. Runtime arguments: N, L_in, L_out, pad_l, chunks.
+ * tunables. Runtime arguments: N, L_in, L_out, pad_l, chunks; pos_block (tile_order() in common.cl) for the
+ * register kernels.
  * STRATEGY 1 work-groups are WG_A = WG_CI x K_TILES lanes by WG_CO rows (the host keeps WG_A a multiple
  * of K_TILES).
  */
@@ -94,11 +95,11 @@
 __kernel __attribute__((reqd_work_group_size(WG_A, WG_CO, 1)))
 void conv1d_backward_weight_partial(__global const store_t *restrict x, __global const store_t *restrict dy,
                                     __global acc_t *restrict partial, const int N, const int L_in,
-                                    const int L_out, const int pad_l, const int chunks)
+                                    const int L_out, const int pad_l, const int chunks, const int pos_block)
 {
-    /* tile_order() (common.cl) walks blocks of POS_BLOCK (ci, tap tile) groups through every channel
+    /* tile_order() (common.cl) walks blocks of pos_block (ci, tap tile) groups through every channel
      * tile, so a block's input rows stay in cache while the channel tiles pass over them. */
-    const int2 tile = tile_order();
+    const int2 tile = tile_order(pos_block);
     const int a = tile.x * WG_A + get_local_id(0);
     const bool active = a < C_IN_G * K_TILES; /* the last work-group along dim 0 may overhang */
     const int ci = active ? a / K_TILES : 0;
@@ -240,9 +241,9 @@ void conv1d_backward_weight_partial(__global const store_t *restrict x, __global
 __kernel __attribute__((reqd_work_group_size(1, 1, 1)))
 void conv1d_backward_weight_blocked(__global const acc_t *restrict xb, __global const store_t *restrict dy,
                                     __global acc_t *restrict partial, const int N, const int LDB, const int L_out,
-                                    const int chunks)
+                                    const int chunks, const int pos_block)
 {
-    const int2 tile = tile_order();
+    const int2 tile = tile_order(pos_block);
     const int b = tile.x / K_TILES;
     const int k0 = tile.x % K_TILES * TILE_K;
     const int g = tile.y / CO_SPANS;

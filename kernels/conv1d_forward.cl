@@ -27,7 +27,8 @@
  *
  * Macros read: C_IN_G, C_OUT_G, GROUPS, K, STRIDE, DILATION, PAD_MODE, dtype (common.cl) and
  * the tunables below. Runtime arguments: L_in, L_out, pad_l, has_bias; y_row, y_offset, w_tap_last for the
- * local strategy's input-gradient forms (W_FLIPPED, Y_STEP); other launches pass L_out, 0, K - 1.
+ * local strategy's input-gradient forms (W_FLIPPED, Y_STEP); other launches pass L_out, 0, K - 1;
+ * pos_block (tile_order() in common.cl).
  * Each kernel is compiled only under KERNEL_<its name> (Device.kernel defines it): a program holds the
  * kernel it launches, not its neighbours.
  */
@@ -124,11 +125,11 @@ __kernel __attribute__((reqd_work_group_size(WG_L, WG_CO, 1)))
 void conv1d_forward(__global const store_t *restrict x, __global const store_t *restrict w,
                     __global const store_t *restrict bias, __global store_t *restrict y,
                     const int L_in, const int L_out, const int pad_l, const int has_bias,
-                    const int y_row, const int y_offset, const int w_tap_last)
+                    const int y_row, const int y_offset, const int w_tap_last, const int pos_block)
 {
     const int lane = get_local_id(0);
     const int row = get_local_id(1);
-    const int2 tile = tile_order(); /* (position group, channel tile) */
+    const int2 tile = tile_order(pos_block); /* (position group, channel tile) */
     const int span = tile.y;
     const int g = span / CO_SPANS;
     const int co_first = g * C_OUT_G + (span % CO_SPANS) * SPAN_CO; /* first channel of the work-group */

@@ -111,11 +111,11 @@ def _build(device, geo: ConvGeometry, dtype, bias: bool, accumulate: bool, max_g
     row_bytes = ceil_div(rep_positions, chunk_count(rep_positions, rep_vectors)) * geo.stride * dtype.itemsize
     if blocked:
         row_bytes *= p.VEC * acc_bytes(dtype) // dtype.itemsize
+    pos_block = position_block(p, row_bytes * wg_a, row_bytes * lanes * geo.groups)
     phased = bool(staged) and not staged.channel_blocked
     defines = {**common_defines(geo, dtype, p), "PAD_MODE": 0 if staged else PAD_MODE_CODE[geo.padding_mode],
                "X_STAGED": phased, "X_PHASES": staged.phases if phased else 1,
                "TILE_CO": p.TILE_CO, "TILE_K": tile_k, "WG_A": wg_a, "WG_CO": p.WG_CO, "LB": p.LB,
-               "POS_BLOCK": position_block(p, row_bytes * wg_a, row_bytes * lanes * geo.groups),
                "BIAS_SUM": int(bias_sum), "X_BLOCKED": int(bool(blocked))}
     # One chunk's partial sums, laid out as dw, are the fresh gradient itself where they share its type: a
     # small pass then takes one launch (each costs tens of microseconds on a CPU device).
@@ -124,12 +124,13 @@ def _build(device, geo: ConvGeometry, dtype, bias: bool, accumulate: bool, max_g
     if blocked:
         name, args = "conv1d_backward_weight_blocked", ("staged", "dy", sums, np.int32(geo.batch),
                                                         np.int32(staged.row_length), np.int32(geo.length_out),
-                                                        np.int32(chunks))
+                                                        np.int32(chunks), np.int32(pos_block))
     else:
         name, args = "conv1d_backward_weight_partial", ("staged" if staged else "x", "dy", sums, np.int32(geo.batch),
                                                         np.int32(staged.row_length if staged else geo.length_in),
                                                         np.int32(geo.length_out),
-                                                        np.int32(0 if staged else geo.pad_left), np.int32(chunks))
+                                                        np.int32(0 if staged else geo.pad_left), np.int32(chunks),
+                                                        np.int32(pos_block))
     kernel = device.kernel("conv1d_backward_weight.cl", name, defines)
     limit = exceeds_kernel(device, kernel, wg_a * p.WG_CO)
     if limit:
