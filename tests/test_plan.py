@@ -165,3 +165,20 @@ def test_rows_input_gradient_only_for_unrolled_taps(taps, kernel, device, rng, m
     launched = {step.kernel.function_name for plan in device.plans.values() for step in plan.steps}
     other, = {"conv1d_backward_data", "conv1d_backward_data_rows"} - {kernel}
     assert kernel in launched and other not in launched, launched
+
+
+def test_cache_block_order_shares_programs(device, rng, monkeypatch):
+    """The order of cache blocks (pos_block, from BLOCK_KB) is a runtime argument: a layer in blocked and in
+    grid order runs the same programs."""
+    monkeypatch.setattr(device, "plans", {})
+    m = clconv.Conv1d(16, 16, 3, padding=1, device=device)
+    x = rng.uniform(-1, 1, (2, 16, 3000)).astype(np.float32)
+    with clconv.params.override(strategy="register", BLOCK_KB=1):
+        check_step(m, x, rng, padding=1, what="blocked order")
+    blocked = [step.args[-1] for plan in device.plans.values() for step in plan.steps
+               if step.kernel.function_name in ("conv1d_forward", "conv1d_backward_data")]
+    assert blocked and all(b > 0 for b in blocked), blocked
+    builds = Builds(device, monkeypatch)
+    with clconv.params.override(strategy="register", BLOCK_KB=1 << 20):
+        check_step(m, x, rng, padding=1, what="grid order")
+    assert builds.count == 0, f"the grid order built {builds.count} programs"
