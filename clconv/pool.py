@@ -3,7 +3,8 @@
 pyopencl's MemoryPool reuses a held block only for a request of the same size bin, so each new input
 length allocates blocks of its own; on a CPU device every new block is fresh host memory whose first
 touch costs page faults (hundreds of milliseconds for a large layer) and whose pages stay resident. This
-pool hands out a held block up to two octaves larger (REACH bins above the request's) before it allocates.
+pool hands out a held block up to two octaves larger (REACH bins above the request's) before it allocates;
+requests below SMALL bytes go to a MemoryPool.
 """
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ import pyopencl as cl
 
 PAGE = 4096  # block alignment and smallest block: zero-copy buffers over host memory want whole pages
 REACH = 8    # bins above a request's own that may serve it: four bins per octave, two octaves
+# Requests below SMALL take pyopencl's MemoryPool: a buffer made over a block costs some 3 us more than a
+# pooled one, more than first touching a small buffer does, and small buffers' bins hold little memory.
+SMALL = 64 << 10
 
 
 def block_size(nbytes: int) -> int:
@@ -41,18 +45,25 @@ class HostBuffer(cl.Buffer):
 
 
 class HostPool:
-    """Called with a byte count, gives a buffer, as pyopencl's MemoryPool (which GPUs keep); held_bytes,
-    managed_bytes and free_held as there."""
+    """Called with a byte count, gives a buffer, as pyopencl's MemoryPool (which GPUs keep), and managed_bytes
+    and free_held as there. host_bytes and held_bytes: the blocks' bytes, all and held."""
 
-    def __init__(self, context: cl.Context):
+    def __init__(self, context: cl.Context, small):
         self.context = context
+        self.small = small  # the MemoryPool of requests below SMALL
         self._held: dict[int, list] = {}  # block size: held blocks
         self._lock = threading.RLock()
         self.held_bytes = 0
-        self.managed_bytes = 0
+        self.host_bytes = 0
 
-    def __call__(self, nbytes: int) -> HostBuffer:
-        size = block_size(max(1, int(nbytes)))
+    @property
+    def managed_bytes(self) -> int:
+        return self.host_bytes + self.small.managed_bytes
+
+    def __call__(self, nbytes: int):
+        if nbytes < SMALL:
+            return self.small(nbytes)
+        size = block_size(int(nbytes))
         with self._lock:
             for _ in range(REACH + 1):
                 blocks = self._held.get(size)
@@ -61,7 +72,7 @@ class HostPool:
                     self.held_bytes -= block.nbytes
                     return HostBuffer(self, block)
                 size = block_size(size + 1)
-        return HostBuffer(self, self._new_block(block_size(max(1, int(nbytes)))))
+        return HostBuffer(self, self._new_block(block_size(int(nbytes))))
 
     allocate = __call__
 
@@ -73,7 +84,7 @@ class HostPool:
             raw = np.empty(size + PAGE, np.uint8)
         start = -raw.ctypes.data % PAGE
         with self._lock:
-            self.managed_bytes += size
+            self.host_bytes += size
         return raw[start:start + size]
 
     def _put(self, block: np.ndarray) -> None:
@@ -82,7 +93,8 @@ class HostPool:
             self.held_bytes += block.nbytes
 
     def free_held(self) -> None:
+        self.small.free_held()
         with self._lock:
-            self.managed_bytes -= self.held_bytes
+            self.host_bytes -= self.held_bytes
             self.held_bytes = 0
             self._held.clear()

@@ -234,17 +234,16 @@ class Device:
 
     @property
     def allocator(self):
-        """The buffer pool: on CPU devices a pool of host memory that serves a request from a held block up
-        to two octaves larger (clconv.pool), elsewhere pyopencl's MemoryPool."""
+        """The buffer pool: pyopencl's MemoryPool, under a pool of host memory on CPU devices that serves
+        requests of 64 KiB and more from a held block up to two octaves larger (clconv.pool)."""
         if self._allocator is None:
             with self.lock:
                 if self._allocator is None:
                     # Four size bins per octave (sizes rounded up by at most 25%), not sixteen: inputs of
                     # varying length then reuse held buffers instead of each new length allocating (and
                     # first touching) buffers of its own.
-                    self._allocator = (HostPool(self.context) if self.type == "CPU" else
-                                       cl.tools.MemoryPool(cl.tools.ImmediateAllocator(self.queue),
-                                                           leading_bits_in_bin_id=2))
+                    pool = cl.tools.MemoryPool(cl.tools.ImmediateAllocator(self.queue), leading_bits_in_bin_id=2)
+                    self._allocator = HostPool(self.context, pool) if self.type == "CPU" else pool
         return self._allocator
 
     def empty(self, shape, dtype) -> cla.Array:
