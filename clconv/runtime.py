@@ -21,6 +21,8 @@ import pyopencl as cl
 import pyopencl.array as cla
 import pyopencl.tools
 
+from .pool import HostPool
+
 _HERE = Path(__file__).resolve().parent
 # Installed wheels carry the kernels as the package `clconv.kernels`; a source checkout has them at top level.
 _KERNEL_DIRS = (_HERE / "kernels", _HERE.parent / "kernels")
@@ -231,15 +233,17 @@ class Device:
         return self._queue
 
     @property
-    def allocator(self) -> cl.tools.MemoryPool:
+    def allocator(self):
+        """The buffer pool: pyopencl's MemoryPool, under a pool of host memory on CPU devices that serves
+        requests of 64 KiB and more from a held block up to two octaves larger (clconv.pool)."""
         if self._allocator is None:
             with self.lock:
                 if self._allocator is None:
                     # Four size bins per octave (sizes rounded up by at most 25%), not sixteen: inputs of
                     # varying length then reuse held buffers instead of each new length allocating (and
                     # first touching) buffers of its own.
-                    self._allocator = cl.tools.MemoryPool(cl.tools.ImmediateAllocator(self.queue),
-                                                          leading_bits_in_bin_id=2)
+                    pool = cl.tools.MemoryPool(cl.tools.ImmediateAllocator(self.queue), leading_bits_in_bin_id=2)
+                    self._allocator = HostPool(self.context, pool) if self.type == "CPU" else pool
         return self._allocator
 
     def empty(self, shape, dtype) -> cla.Array:
@@ -302,7 +306,9 @@ class Device:
         return out
 
     def kernel(self, filename: str, name: str, defines: dict) -> cl.Kernel:
-        """The kernel `name` of `filename` built with `-D` defines; one build per (source, options)."""
+        """The kernel `name` of `filename` built with `-D` defines; one build per (source, options). The
+        build defines KERNEL_<NAME> too: sources holding several kernels compile only the one so named."""
+        defines = {**defines, f"KERNEL_{name.upper()}": 1}
         options = tuple(sorted(defines.items()))
         kernel = self._kernels.get((filename, name, options))
         if kernel is None:

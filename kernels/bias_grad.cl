@@ -12,10 +12,13 @@
  *   Grid: dim 0 = channel x WG_SUM.
  * Macros read: dtype, VEC, SUM_BLOCK, WG_SUM; the channel count C is a runtime argument, so that one
  * program serves every layer of a dtype.
+ * Each kernel is compiled only under KERNEL_<its name> (Device.kernel defines it): a program holds the
+ * kernel it launches, not its neighbours.
  */
 #ifndef WG_SUM
 #define WG_SUM 256 /* work-items per channel of bias_grad_tree (a power of two) */
 #endif
+#ifdef KERNEL_BIAS_GRAD
 __kernel void bias_grad(__global const store_t *restrict dy, __global store_t *restrict db,
                         const int N, const int C, const int L, const int accumulate)
 {
@@ -38,7 +41,9 @@ __kernel void bias_grad(__global const store_t *restrict dy, __global store_t *r
     const acc_t sum = sum_lanes(acc);
     STORE(db, c, accumulate ? LOAD(db, c) + sum : sum);
 }
+#endif
 
+#ifdef KERNEL_BIAS_GRAD_TREE
 __kernel __attribute__((reqd_work_group_size(WG_SUM, 1, 1)))
 void bias_grad_tree(__global const store_t *restrict dy, __global store_t *restrict db,
                     const int N, const int C, const int L, const int accumulate)
@@ -63,3 +68,4 @@ void bias_grad_tree(__global const store_t *restrict dy, __global store_t *restr
     if (i == 0)
         STORE(db, c, accumulate ? LOAD(db, c) + sums[0] : sums[0]);
 }
+#endif

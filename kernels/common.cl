@@ -289,21 +289,18 @@ static inline accv_t gather_private(const acc_t *p, int s)
 /* Order of the work-groups over (position block, channel tile), grid dims 0 and 1. PoCL runs work-groups
  * by linear id, dim 0 fastest: plain grid order sweeps a sample's whole row for each channel tile, so a
  * deep reduction (C_in_g x window beyond the core's cache) reloads its input from far memory every time.
- * POS_BLOCK > 0 renumbers them: blocks of POS_BLOCK position groups, every channel tile of a block before
- * the next block, so the block's input window stays in cache while the channel tiles pass over it. */
-#ifndef POS_BLOCK
-#define POS_BLOCK 0 /* position groups per cache block; 0: grid order */
-#endif
-static inline int2 tile_order(void)
+ * pos_block > 0 renumbers them: blocks of pos_block position groups, every channel tile of a block before
+ * the next block, so the block's input window stays in cache while the channel tiles pass over it.
+ * pos_block (position groups per cache block, 0: grid order) is a runtime argument: it follows the input
+ * length, which would otherwise cost a build per length class. */
+static inline int2 tile_order(const int pos_block)
 {
-#if POS_BLOCK > 0
+    if (pos_block <= 0)
+        return (int2)(get_group_id(0), get_group_id(1));
     const int positions = get_num_groups(0), rows = get_num_groups(1);
     const int linear = get_group_id(0) + positions * get_group_id(1);
-    const int block = linear / (POS_BLOCK * rows);
-    const int within = linear - block * (POS_BLOCK * rows);
-    const int width = positions - block * POS_BLOCK < POS_BLOCK ? positions - block * POS_BLOCK : POS_BLOCK;
-    return (int2)(block * POS_BLOCK + within % width, within / width);
-#else
-    return (int2)(get_group_id(0), get_group_id(1));
-#endif
+    const int block = linear / (pos_block * rows);
+    const int within = linear - block * (pos_block * rows);
+    const int width = positions - block * pos_block < pos_block ? positions - block * pos_block : pos_block;
+    return (int2)(block * pos_block + within % width, within / width);
 }

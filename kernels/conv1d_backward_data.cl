@@ -25,7 +25,10 @@
  *     SEG_M positions lets the hardware prefetch it.
  *
  * Macros read: C_IN_G, C_OUT_G, GROUPS, K, STRIDE, DILATION, dtype (common.cl), tunables below.
- * Runtime arguments: L_dst (length of dx), L_src (length of dy), pad_l.
+ * Runtime arguments: L_dst (length of dx), L_src (length of dy), pad_l, has_bias; pos_block (tile_order()
+ * in common.cl; conv1d_backward_data only).
+ * Each kernel is compiled only under KERNEL_<its name> (Device.kernel defines it): a program holds the
+ * kernel it launches, not its neighbours.
  */
 #ifndef STRATEGY
 #define STRATEGY 0 /* 0 register-blocked without barriers, 1 __local tiles */
@@ -68,16 +71,18 @@
 
 static inline int floor_div(int a, int b) { return a >= 0 ? a / b : -((b - 1 - a) / b); }
 
+#ifdef KERNEL_CONV1D_BACKWARD_DATA
 /* Positions in grid dim 0, channel tiles in dim 1; tile_order() in common.cl gives the order work-groups
  * visit them. */
 __kernel __attribute__((reqd_work_group_size(WG_L, WG_CI, 1)))
 void conv1d_backward_data(__global const store_t *restrict dy, __global const store_t *restrict w,
                           __global const store_t *restrict bias, __global store_t *restrict dx,
-                          const int L_dst, const int L_src, const int pad_l, const int has_bias)
+                          const int L_dst, const int L_src, const int pad_l, const int has_bias,
+                          const int pos_block)
 {
     const int lane = get_local_id(0);
     const int row = get_local_id(1);
-    const int2 tile = tile_order(); /* (position group, channel tile) */
+    const int2 tile = tile_order(pos_block); /* (position group, channel tile) */
     const int span = tile.y;
     const int g = span / CI_SPANS;
     const int ci_first = g * C_IN_G + (span % CI_SPANS) * SPAN_CI;
@@ -228,8 +233,9 @@ void conv1d_backward_data(__global const store_t *restrict dy, __global const st
     }
 #endif
 }
+#endif
 
-#if STRATEGY == 0 && defined(SEG_M)
+#if defined(KERNEL_CONV1D_BACKWARD_DATA_ROWS) && STRATEGY == 0
 #define O_MAX ((K - 1) * DILATION / STRIDE) /* furthest dy position behind m that a tap reads */
 
 /* Grid: dim 0 = segment of SEG_M positions m, dim 1 = input channel (over groups), dim 2 = n. */

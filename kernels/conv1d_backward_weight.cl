@@ -5,7 +5,7 @@
  * Pass 1 (conv1d_backward_weight_partial): the N x L_out reduction is cut into CHUNKS contiguous runs of
  *   VEC-wide position vectors (vector v covers sample v / VPN, positions (v % VPN)*VEC ...). Work-item
  *   (ci, tap tile, channel tile, chunk) sums its run in a fixed order into partial[chunk][...].
- * Pass 2 (conv1d_backward_weight_reduce): out = beta*out + sum over chunks in chunk order; no atomics,
+ * Pass 2 (conv1d_backward_weight_reduce.cl): out = beta*out + sum over chunks in chunk order; no atomics,
  *   so the bits are the same on every run.
  * BIAS_SUM: the register partial kernel also sums dy per channel, db[co] = sum_{n, l} dy[n, co, l], from
  *   the dy vectors it loads anyway (partial[chunk][W_SIZE + co]); the host sets it only where one work-item
@@ -43,7 +43,8 @@
  *
  * Macros read: C_IN_G, C_OUT_G, GROUPS, K, STRIDE, DILATION, PAD_MODE, BIAS_SUM, dtype (common.cl),
  * tunables (the depthwise kernel's DW_TK, DW_KT, DW_WP, DW_RUN, DW_CH and LB come from the host, with no
- * defaults). Runtime arguments: N, L_in, L_out, pad_l, chunks.
+ * defaults). Runtime arguments: N, L_in, L_out, pad_l, chunks; pos_block (tile_order() in common.cl) for the
+ * register kernels.
  * STRATEGY 1 work-groups are WG_A = WG_CI x K_TILES lanes by WG_CO rows (the host keeps WG_A a multiple
  * of K_TILES).
  */
@@ -98,11 +99,11 @@
 __kernel __attribute__((reqd_work_group_size(WG_A, WG_CO, 1)))
 void conv1d_backward_weight_partial(__global const store_t *restrict x, __global const store_t *restrict dy,
                                     __global acc_t *restrict partial, const int N, const int L_in,
-                                    const int L_out, const int pad_l, const int chunks)
+                                    const int L_out, const int pad_l, const int chunks, const int pos_block)
 {
-    /* tile_order() (common.cl) walks blocks of POS_BLOCK (ci, tap tile) groups through every channel
+    /* tile_order() (common.cl) walks blocks of pos_block (ci, tap tile) groups through every channel
      * tile, so a block's input rows stay in cache while the channel tiles pass over them. */
-    const int2 tile = tile_order();
+    const int2 tile = tile_order(pos_block);
     const int a = tile.x * WG_A + get_local_id(0);
     const bool active = a < C_IN_G * K_TILES; /* the last work-group along dim 0 may overhang */
     const int ci = active ? a / K_TILES : 0;
@@ -244,9 +245,9 @@ void conv1d_backward_weight_partial(__global const store_t *restrict x, __global
 __kernel __attribute__((reqd_work_group_size(1, 1, 1)))
 void conv1d_backward_weight_blocked(__global const acc_t *restrict xb, __global const store_t *restrict dy,
                                     __global acc_t *restrict partial, const int N, const int LDB, const int L_out,
-                                    const int chunks)
+                                    const int chunks, const int pos_block)
 {
-    const int2 tile = tile_order();
+    const int2 tile = tile_order(pos_block);
     const int b = tile.x / K_TILES;
     const int k0 = tile.x % K_TILES * TILE_K;
     const int g = tile.y / CO_SPANS;
@@ -658,26 +659,3 @@ void conv1d_backward_weight_depthwise(__global const store_t *restrict x, __glob
     }
 }
 #endif
-
-/* dw[j] = sum_chunk partial[chunk][j] (+ dw[j] when accumulating), chunks summed in order; with BIAS_SUM
- * the work-items past W_SIZE do the same for db. */
-__kernel void conv1d_backward_weight_reduce(__global const acc_t *restrict partial, __global store_t *restrict dw,
-#if BIAS_SUM
-                                            __global store_t *restrict db, const int accumulate_bias,
-#endif
-                                            const int chunks, const int accumulate)
-{
-    const int j = get_global_id(0);
-    if (j >= P_SIZE)
-        return;
-    acc_t sum = 0;
-    for (int p = 0; p < chunks; ++p)
-        sum += partial[(long)p * P_SIZE + j];
-#if BIAS_SUM
-    if (j >= W_SIZE) {
-        STORE(db, j - W_SIZE, accumulate_bias ? LOAD(db, j - W_SIZE) + sum : sum);
-        return;
-    }
-#endif
-    STORE(dw, j, accumulate ? LOAD(dw, j) + sum : sum);
-}

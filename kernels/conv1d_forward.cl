@@ -27,7 +27,10 @@
  *
  * Macros read: C_IN_G, C_OUT_G, GROUPS, K, STRIDE, DILATION, PAD_MODE, dtype (common.cl) and
  * the tunables below. Runtime arguments: L_in, L_out, pad_l, has_bias; y_row, y_offset, w_tap_last for the
- * local strategy's input-gradient forms (W_FLIPPED, Y_STEP); other launches pass L_out, 0, K - 1.
+ * local strategy's input-gradient forms (W_FLIPPED, Y_STEP); other launches pass L_out, 0, K - 1;
+ * pos_block (tile_order() in common.cl).
+ * Each kernel is compiled only under KERNEL_<its name> (Device.kernel defines it): a program holds the
+ * kernel it launches, not its neighbours.
  */
 #ifndef STRATEGY
 #define STRATEGY 0 /* 0 register-blocked without barriers, 1 __local tiles */
@@ -117,15 +120,16 @@
 #endif
 #endif
 
+#ifdef KERNEL_CONV1D_FORWARD
 __kernel __attribute__((reqd_work_group_size(WG_L, WG_CO, 1)))
 void conv1d_forward(__global const store_t *restrict x, __global const store_t *restrict w,
                     __global const store_t *restrict bias, __global store_t *restrict y,
                     const int L_in, const int L_out, const int pad_l, const int has_bias,
-                    const int y_row, const int y_offset, const int w_tap_last)
+                    const int y_row, const int y_offset, const int w_tap_last, const int pos_block)
 {
     const int lane = get_local_id(0);
     const int row = get_local_id(1);
-    const int2 tile = tile_order(); /* (position group, channel tile) */
+    const int2 tile = tile_order(pos_block); /* (position group, channel tile) */
     const int span = tile.y;
     const int g = span / CO_SPANS;
     const int co_first = g * C_OUT_G + (span % CO_SPANS) * SPAN_CO; /* first channel of the work-group */
@@ -360,6 +364,7 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
     }
 #endif
 }
+#endif
 
 /* conv1d_forward_aligned: the same y for passes whose outputs take few products each (C_IN_G x K small:
  * C_in = 1 audio front ends), which are bound by their stores. A work-item runs along RUN_L positions of
@@ -376,7 +381,7 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
  * Lanes of a block outside the work-item's run go out as plain element stores (the run's first and last
  * block). Grid: dim 0 = run, dim 1 = channel tile (per group, as conv1d_forward), dim 2 = n.
  */
-#ifdef RUN_L
+#ifdef KERNEL_CONV1D_FORWARD_ALIGNED
 /* The block that takes lanes s .. VEC - 1 of a and 0 .. s - 1 of b (0 < s <= VEC): lanes s .. s + VEC - 1
  * of the pair. With the shuffle written out for each s, a block is one instruction; switch (s) follows one
  * path per channel for the whole run, which the branch predictor learns. */
@@ -498,7 +503,7 @@ void conv1d_forward_aligned(__global const store_t *restrict x, __global const s
  * copies it into private memory first (load_padded, PAD_MODE). Grid: dim 0 = position group, dim 1 =
  * channel, dim 2 = sample block (N / DW_ROWS, which the host makes exact).
  */
-#ifdef DW_ROWS
+#ifdef KERNEL_CONV1D_FORWARD_DEPTHWISE
 #if STRIDE != 1 || C_IN_G != 1 || C_OUT_G != 1
 #error "conv1d_forward_depthwise computes depthwise convolutions of stride 1"
 #endif

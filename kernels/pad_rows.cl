@@ -23,6 +23,8 @@
  * rows it loads VEC row vectors and transposes them in registers (log2(VEC) rounds of lane interleaves),
  * so that it stores VEC whole vectors; squares on the padding, past LDB or with missing channels go
  * element by element. Grid: dim 0 = q0 / VEC, dim 1 = rb. Macros read: C_IN_G, VEC, PAD_MODE, dtype.
+ * Each kernel is compiled only under KERNEL_<its name> (Device.kernel defines it): a program holds the
+ * kernel it launches, not its neighbours.
  */
 #ifndef PHASES
 #define PHASES 1 /* stride phases per staged row */
@@ -30,6 +32,7 @@
 #ifndef LINE
 #define LINE 16 /* elements per work-item: one cache line, which divides LDP */
 #endif
+#ifdef KERNEL_PAD_ROWS
 __kernel void pad_rows(__global const store_t *restrict x, __global store_t *restrict xp,
                        const int L, const int pad_l, const int padded, const int LDP)
 {
@@ -84,8 +87,9 @@ __kernel void pad_rows(__global const store_t *restrict x, __global store_t *res
         STORE(out, v, q < padded ? load_padded(xr, q - pad_l, L) : (acc_t)0);
     }
 }
+#endif
 
-#ifdef C_IN_G
+#ifdef KERNEL_PAD_ROWS_BLOCKED
 #define CI_BLOCKS ((C_IN_G + VEC - 1) / VEC)
 #if defined(HAS_SHUFFLEVECTOR) && (VEC == 4 || VEC == 8 || VEC == 16)
 #define HAS_INTERLEAVE 1

@@ -117,3 +117,68 @@ def test_large_strides(stride, device, rng):
     m = clconv.Conv1d(2, 3, 3, stride=stride, device=device)
     x = rng.uniform(-1, 1, (2, 2, 3 * stride + 5)).astype(np.float32)
     check_step(m, x, rng, stride=stride, what=f"stride {stride}")
+
+
+def test_layers_share_the_weight_gradient_reduce(device, rng, monkeypatch):
+    """The reduce of the weight gradient's partial sums takes its sizes as arguments: one program per
+    dtype serves every layer."""
+    monkeypatch.setattr(device, "plans", {})
+    for args, kwargs, length in [((4, 6, 3), dict(padding=1), 3000), ((8, 8, 5), dict(groups=2), 2500),
+                                 ((16, 16, 15), dict(padding=7, groups=16), 2000)]:
+        m = clconv.Conv1d(*args, **kwargs, device=device)
+        check_step(m, rng.uniform(-1, 1, (4, args[0], length)).astype(np.float32), rng, padding=kwargs.get("padding", 0),
+                   groups=kwargs.get("groups", 1), what=f"{args}")
+    reduces = [step.kernel for plan in device.plans.values() for step in plan.steps
+               if step.kernel.function_name == "conv1d_backward_weight_reduce"]
+    assert len(reduces) >= 2 and len(set(reduces)) == 1, reduces
+
+
+def test_each_program_holds_one_kernel(device, rng, monkeypatch):
+    """Sources with several kernels compile only the launched one (KERNEL_<name>): a build costs one
+    kernel's compile."""
+    import pyopencl as cl
+
+    monkeypatch.setattr(device, "plans", {})
+    monkeypatch.setattr(device, "_programs", {})
+    monkeypatch.setattr(device, "_kernels", {})
+    for args, kwargs, length in [((1, 8, 10), dict(stride=5), 2600), ((16, 16, 15), dict(padding=7, groups=16), 1100),
+                                 ((4, 32, 3), dict(stride=2, padding=1), 500), ((8, 8, 3), dict(padding=1), 300)]:
+        m = clconv.Conv1d(*args, **kwargs, device=device)
+        check_step(m, rng.uniform(-1, 1, (2, args[0], length)).astype(np.float32), rng, kwargs.get("stride", 1),
+                   kwargs.get("padding", 0), groups=kwargs.get("groups", 1), what=f"{args}")
+    files = {filename for filename, _ in device._programs}
+    assert {"conv1d_forward.cl", "conv1d_backward_data.cl", "bias_grad.cl"} <= files, files
+    for (filename, options), program in device._programs.items():
+        names = program.get_info(cl.program_info.KERNEL_NAMES).split(";")
+        assert len(names) == 1, f"{filename} {options}: {names}"
+
+
+@pytest.mark.parametrize("taps, kernel", [(3, "conv1d_backward_data_rows"), (5, "conv1d_backward_data")])
+def test_rows_input_gradient_only_for_unrolled_taps(taps, kernel, device, rng, monkeypatch):
+    """The rows input gradient unrolls over the taps: layers of more taps than UNROLL_K_MAX take the
+    general kernel, and both compute the gradient."""
+    monkeypatch.setattr(device, "plans", {})
+    m = clconv.Conv1d(2, 8, taps, stride=2, padding=1, device=device)
+    x = rng.uniform(-1, 1, (2, 2, 300)).astype(np.float32)
+    with clconv.params.override(strategy="register", AS_FORWARD=False, ROWS_CI=4, ROWS_CO=4, UNROLL_K_MAX=4):
+        check_step(m, x, rng, stride=2, padding=1, what=f"K={taps}")
+    launched = {step.kernel.function_name for plan in device.plans.values() for step in plan.steps}
+    other, = {"conv1d_backward_data", "conv1d_backward_data_rows"} - {kernel}
+    assert kernel in launched and other not in launched, launched
+
+
+def test_cache_block_order_shares_programs(device, rng, monkeypatch):
+    """The order of cache blocks (pos_block, from BLOCK_KB) is a runtime argument: a layer in blocked and in
+    grid order runs the same programs."""
+    monkeypatch.setattr(device, "plans", {})
+    m = clconv.Conv1d(16, 16, 3, padding=1, device=device)
+    x = rng.uniform(-1, 1, (2, 16, 3000)).astype(np.float32)
+    with clconv.params.override(strategy="register", BLOCK_KB=1):
+        check_step(m, x, rng, padding=1, what="blocked order")
+    blocked = [step.args[-1] for plan in device.plans.values() for step in plan.steps
+               if step.kernel.function_name in ("conv1d_forward", "conv1d_backward_data")]
+    assert blocked and all(b > 0 for b in blocked), blocked
+    builds = Builds(device, monkeypatch)
+    with clconv.params.override(strategy="register", BLOCK_KB=1 << 20):
+        check_step(m, x, rng, padding=1, what="grid order")
+    assert builds.count == 0, f"the grid order built {builds.count} programs"

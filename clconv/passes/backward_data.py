@@ -81,16 +81,15 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool, length: int, pad_le
         phases = _phases(device, geo, dtype, has_bias, length, pad_left)
         if phases is not None:
             return phases
-    # (strides up to 16: the kernel unrolls its loops over the phases)
+    # (strides up to 16 and taps up to UNROLL_K_MAX: the kernel unrolls its loops over phases and taps, and
+    # unrolled over many taps it takes long to build)
     if (p.strategy == "register" and p.ROWS_CI is not None and geo.in_per_group <= p.ROWS_CI
-            and geo.out_per_group >= p.ROWS_CO and geo.stride <= 16):
+            and geo.out_per_group >= p.ROWS_CO and geo.stride <= 16 and geo.kernel_size <= p.UNROLL_K_MAX):
         return _rows(device, geo, dtype, p, has_bias, length, pad_left)
     span_dy = p.WG_L * p.TILE_L * p.VEC + halo
     defines = {**common_defines(geo, dtype, p), "TILE_CI": p.TILE_CI,
                "TILE_L": p.TILE_L, "WG_L": p.WG_L, "WG_CI": p.WG_CI,
-               "CO_TILE": min(p.CO_TILE, geo.out_per_group),
-               "POS_BLOCK": position_block(p, geo.out_channels * span_dy * dtype.itemsize,
-                                           geo.out_channels * rep.length_out * dtype.itemsize)}
+               "CO_TILE": min(p.CO_TILE, geo.out_per_group)}
     kernel = device.kernel("conv1d_backward_data.cl", "conv1d_backward_data", defines)
     limit = exceeds_kernel(device, kernel, p.WG_L * p.WG_CI)
     if limit:
@@ -98,8 +97,10 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool, length: int, pad_le
     positions = ceil_div(per_phase, p.WG_L * p.TILE_L * p.VEC) * p.WG_L
     rows = geo.groups * ceil_div(geo.in_per_group, p.WG_CI * p.TILE_CI) * p.WG_CI
     batch = geo.batch * (geo.stride if p.strategy == "local" else 1)
-    return Plan((Step(kernel, (positions, rows, batch), (p.WG_L, p.WG_CI, 1), _arguments(geo, has_bias, length, pad_left)),),
-                params=p)
+    pos_block = position_block(p, geo.out_channels * span_dy * dtype.itemsize,
+                               geo.out_channels * rep.length_out * dtype.itemsize)
+    return Plan((Step(kernel, (positions, rows, batch), (p.WG_L, p.WG_CI, 1),
+                      (*_arguments(geo, has_bias, length, pad_left), np.int32(pos_block))),), params=p)
 
 
 def _arguments(geo: ConvGeometry, has_bias: bool, length: int, pad_left: int) -> tuple:

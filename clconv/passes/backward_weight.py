@@ -1,6 +1,7 @@
-"""The weight and bias gradients (conv1d_backward_weight.cl, bias_grad.cl): partial sums over chunks of
-the batch x positions, then a reduce in a fixed order, so the bits never change between runs (no
-atomics). The plans read "x", "dy" and the flags "accumulate", "bias_accumulate"; they write "dw", "db".
+"""The weight and bias gradients (conv1d_backward_weight.cl, conv1d_backward_weight_reduce.cl,
+bias_grad.cl): partial sums over chunks of the batch x positions, then a reduce in a fixed order, so the
+bits never change between runs (no atomics). The plans read "x", "dy" and the flags "accumulate",
+"bias_accumulate"; they write "dw", "db".
 """
 from __future__ import annotations
 
@@ -110,11 +111,11 @@ def _build(device, geo: ConvGeometry, dtype, bias: bool, accumulate: bool, max_g
     row_bytes = ceil_div(rep_positions, chunk_count(rep_positions, rep_vectors)) * geo.stride * dtype.itemsize
     if blocked:
         row_bytes *= p.VEC * acc_bytes(dtype) // dtype.itemsize
+    pos_block = position_block(p, row_bytes * wg_a, row_bytes * lanes * geo.groups)
     phased = bool(staged) and not staged.channel_blocked
     defines = {**common_defines(geo, dtype, p), "PAD_MODE": 0 if staged else PAD_MODE_CODE[geo.padding_mode],
                "X_STAGED": phased, "X_PHASES": staged.phases if phased else 1,
                "TILE_CO": p.TILE_CO, "TILE_K": tile_k, "WG_A": wg_a, "WG_CO": p.WG_CO, "LB": p.LB,
-               "POS_BLOCK": position_block(p, row_bytes * wg_a, row_bytes * lanes * geo.groups),
                "BIAS_SUM": int(bias_sum), "X_BLOCKED": int(bool(blocked))}
     # One chunk's partial sums, laid out as dw, are the fresh gradient itself where they share its type: a
     # small pass then takes one launch (each costs tens of microseconds on a CPU device).
@@ -123,12 +124,13 @@ def _build(device, geo: ConvGeometry, dtype, bias: bool, accumulate: bool, max_g
     if blocked:
         name, args = "conv1d_backward_weight_blocked", ("staged", "dy", sums, np.int32(geo.batch),
                                                         np.int32(staged.row_length), np.int32(geo.length_out),
-                                                        np.int32(chunks))
+                                                        np.int32(chunks), np.int32(pos_block))
     else:
         name, args = "conv1d_backward_weight_partial", ("staged" if staged else "x", "dy", sums, np.int32(geo.batch),
                                                         np.int32(staged.row_length if staged else geo.length_in),
                                                         np.int32(geo.length_out),
-                                                        np.int32(0 if staged else geo.pad_left), np.int32(chunks))
+                                                        np.int32(0 if staged else geo.pad_left), np.int32(chunks),
+                                                        np.int32(pos_block))
     kernel = device.kernel("conv1d_backward_weight.cl", name, defines)
     limit = exceeds_kernel(device, kernel, wg_a * p.WG_CO)
     if limit:
@@ -136,11 +138,7 @@ def _build(device, geo: ConvGeometry, dtype, bias: bool, accumulate: bool, max_g
     partial = Step(kernel, (ceil_div(lanes, wg_a) * wg_a, rows, chunks), (wg_a, p.WG_CO, 1), args)
     plan = Plan((partial,), params=replace(p, TILE_K=tile_k, WG_L=wg_a), info={"chunks": chunks, "bias_sum": bias_sum})
     if not direct:
-        reduce = device.kernel("conv1d_backward_weight.cl", "conv1d_backward_weight_reduce", defines)
-        bias_args = ("db", "bias_accumulate") if bias_sum else ()
-        plan = plan.then(Plan((line_step(device, reduce, sums_per_chunk, "sums", "dw", *bias_args, np.int32(chunks),
-                                         np.int32(accumulate)),),
-                              (("sums", chunks * sums_per_chunk * acc_bytes(dtype)),)))
+        plan = plan.then(_reduce(device, dtype, w_size, sums_per_chunk, chunks, accumulate, bias_sum))
     if staged:
         plan = staged.plan.then(plan)
     return plan if bias_sum else plan.then(bias_alone)
@@ -209,9 +207,21 @@ def _chunked(device, geo: ConvGeometry, dtype, accumulate: bool, kernel, defines
     plan = Plan((step,), params=fitted, info={"chunks": chunks, "bias_sum": False})
     if direct:
         return plan
-    reduce = device.kernel("conv1d_backward_weight.cl", "conv1d_backward_weight_reduce", defines)
-    return plan.then(Plan((line_step(device, reduce, w_size, "sums", "dw", np.int32(chunks), np.int32(accumulate)),),
-                          (("sums", chunks * w_size * acc_bytes(dtype)),)))
+    return plan.then(_reduce(device, dtype, w_size, w_size, chunks, accumulate, False))
+
+
+def _reduce_kernel(device, dtype):
+    """conv1d_backward_weight_reduce: one program per dtype, the sizes are its arguments."""
+    return device.kernel("conv1d_backward_weight_reduce.cl", "conv1d_backward_weight_reduce", dtype_defines(dtype))
+
+
+def _reduce(device, dtype, w_size: int, p_size: int, chunks: int, accumulate: bool, bias_sum: bool) -> Plan:
+    """The sum of the chunks' partial sums ("sums", p_size per chunk: dw's w_size, then db's where
+    bias_sum) into "dw" (and "db")."""
+    return Plan((line_step(device, _reduce_kernel(device, dtype), p_size, "sums", "dw", "db" if bias_sum else "dw",
+                           np.int32(w_size), np.int32(p_size), np.int32(chunks), np.int32(accumulate),
+                           "bias_accumulate" if bias_sum else np.int32(0)),),
+                (("sums", chunks * p_size * acc_bytes(dtype)),))
 
 
 DW_ACCUMULATORS = 32      # vectors of four positions per work-item: output channels x taps

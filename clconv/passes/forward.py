@@ -83,9 +83,7 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool, w_flipped: bool, ma
                "X_PHASES": staged.phases if staged else 1, "TILE_CO": p.TILE_CO, "W_FLIPPED": int(w_flipped),
                "TILE_L": p.TILE_L, "WG_L": p.WG_L, "WG_CO": p.WG_CO,
                "CI_TILE": min(p.CI_TILE, geo.in_per_group),
-               "TILE_R": p.TILE_R, "TILE_P": p.TILE_P, "CI_CHUNK": p.CI_CHUNK,
-               "POS_BLOCK": position_block(p, geo.in_channels * span_in * dtype.itemsize,
-                                           geo.in_channels * rep_row * dtype.itemsize)}
+               "TILE_R": p.TILE_R, "TILE_P": p.TILE_P, "CI_CHUNK": p.CI_CHUNK}
     kernel = device.kernel("conv1d_forward.cl", "conv1d_forward", defines)
     limit = exceeds_kernel(device, kernel, p.WG_L * p.WG_CO)
     if limit:
@@ -96,7 +94,9 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool, w_flipped: bool, ma
     step = Step(kernel, (positions, rows, geo.batch), (p.WG_L, p.WG_CO, 1),
                 ("staged" if staged else "x", "w", "bias" if has_bias else "w", "y",
                  np.int32(row_length), np.int32(geo.length_out), np.int32(0 if staged else geo.pad_left), np.int32(has_bias),
-                 np.int32(geo.length_out), np.int32(0), np.int32(geo.kernel_size - 1)))
+                 np.int32(geo.length_out), np.int32(0), np.int32(geo.kernel_size - 1),
+                 np.int32(position_block(p, geo.in_channels * span_in * dtype.itemsize,
+                                         geo.in_channels * rep_row * dtype.itemsize))))
     plan = Plan((step,), params=p)
     return staged.plan.then(plan) if staged else plan
 
@@ -128,7 +128,8 @@ def phase_forward(device, geo: ConvGeometry, dtype, has_bias: bool, *, w_row_tap
     rows = geo.groups * ceil_div(geo.out_per_group, p.WG_CO * p.TILE_CO) * p.WG_CO
     step = Step(kernel, (ceil_div(geo.length_out, span_l) * p.WG_L, rows, geo.batch), (p.WG_L, p.WG_CO, 1),
                 ("x", "w", "bias" if has_bias else "w", "y", np.int32(geo.length_in), np.int32(geo.length_out),
-                 np.int32(geo.pad_left), np.int32(has_bias), np.int32(y_row), np.int32(y_offset), np.int32(w_tap_last)))
+                 np.int32(geo.pad_left), np.int32(has_bias), np.int32(y_row), np.int32(y_offset), np.int32(w_tap_last),
+                 np.int32(0)))
     return Plan((step,), params=p)
 
 

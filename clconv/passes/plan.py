@@ -133,7 +133,7 @@ def common_defines(geo, dtype, p: PassParams) -> dict:
 
 
 def position_block(p: PassParams, window_bytes: int, sample_bytes: int) -> int:
-    """POS_BLOCK (see tile_order in common.cl): work-groups along dim 0 per cache block, 0 for grid order.
+    """pos_block (see tile_order in common.cl): work-groups along dim 0 per cache block, 0 for grid order.
     window_bytes: the input one dim-0 group reads; sample_bytes: what all of them read. Input that fits
     the budget (BLOCK_KB) keeps grid order; otherwise a block takes as many groups as fit, at least one."""
     budget = p.BLOCK_KB << 10
