@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import clconv
-from clconv.pool import block_size
+from clconv.runtime.pool import block_size
 
 
 def step(m, x):
