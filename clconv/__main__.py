@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import sys
 
-from . import __version__, tuning_cache
+from . import tuning_cache
+from .version import __version__
 from .runtime import _NO_PLATFORM, DEVICE_CLASS_ENV, devices, get_device
 
 

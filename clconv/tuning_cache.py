@@ -19,7 +19,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from . import __version__
+from .version import __version__
 
 try:
     import fcntl

@@ -297,7 +297,7 @@ class Device:
         return os.environ.get("CLCONV_BINARY_CACHE", "1") != "0" and bool(has_src_build_cache(self.cl_device))
 
     def _binary_path(self, source: str, options: list) -> Path:
-        from .. import __version__
+        from ..version import __version__
 
         identity = "\0".join((self.platform_name, self.name, self.cl_device.version, self.driver_version,
                                __version__, " ".join(options), source))
