@@ -9,7 +9,9 @@ import pytest
 
 import clconv
 from clconv import tuning_cache
+from clconv.passes.backward_data import input_gradient_plan
 from clconv.passes.backward_weight import weight_gradient_plan
+from clconv.passes.forward import forward_plan
 from clconv.runtime import DEVICE_CLASS_ENV
 from conftest import assert_close
 from reference import conv1d_bias_grad_ref, conv1d_input_grad_ref, conv1d_ref, conv1d_weight_grad_ref
@@ -31,6 +33,15 @@ CASES = [
     # input channel with taps in tiles (K = 19 over 4-tap vectors), a sample's last vector partial
     ("depthwise-dilated", dict(cin=6, cout=6, k=5, dilation=3, padding=6, groups=6, mode="reflect"), (2, 6, 70), "f32"),
     ("depthwise-x2-long-k", dict(cin=3, cout=6, k=19, padding=9, groups=3), (2, 3, 141), "f32"),
+    # conv1d_forward_depthwise_local, forward and input gradient: spans past an odd row's end, combs of
+    # dilated taps over a reflected edge, groups that the work-group's group block does not divide, two
+    # tap windows per comb (K = 35), a multiplier of 8, half storage
+    ("depthwise-k15", dict(cin=10, cout=10, k=15, padding=7, groups=10), (2, 10, 301), "f32"),
+    ("depthwise-dilated-reflect", dict(cin=7, cout=7, k=9, dilation=3, padding=12, groups=7, mode="reflect"),
+     (1, 7, 83), "f32"),
+    ("depthwise-x2-k35", dict(cin=5, cout=10, k=35, padding=17, groups=5, bias=False), (2, 5, 99), "f32"),
+    ("depthwise-x8-odd", dict(cin=3, cout=24, k=5, padding=1, groups=3), (3, 3, 37), "f32"),
+    ("depthwise-k15-f16", dict(cin=6, cout=6, k=15, padding=7, groups=6), (1, 6, 67), "f16"),
 ]
 
 
@@ -76,6 +87,9 @@ def test_gpu_row_matches_reference(device, forced_class, rng, case_id, kw, shape
     assert plan.params.strategy == "local"
     if case_id.startswith("depthwise-"):
         assert "conv1d_backward_weight_depthwise" in [step.kernel.function_name for step in plan.steps]
+        geo = m._saved[0]
+        for pass_plan in (forward_plan(m.device, geo, dtype, m.bias is not None), input_gradient_plan(m.device, geo, dtype)):
+            assert "conv1d_forward_depthwise_local" in [step.kernel.function_name for step in pass_plan.steps]
     assert_close(y, y_ref, dtype, "forward")
     assert_close(dx, conv1d_input_grad_ref(x.shape, w64, dy, s, p, d, g, mode), dtype, "input grad")
     assert_close(m.weight.grad.get(), 2 * conv1d_weight_grad_ref(x, w.shape, dy, s, p, d, g, mode), dtype, "weight grad")
