@@ -596,9 +596,10 @@ void conv1d_forward_depthwise(__global const store_t *restrict x, __global const
  * Tap k of output j reads element j + k of the work-item's comb, a run of DWL_RUN + K - 1 window elements
  * DILATION apart: the comb goes into registers DWL_TAPS taps at a time and serves every tap and output
  * channel, so each staged element is read about (DWL_RUN + K - 1) / DWL_RUN times per work-item that needs
- * it. Every block of the staged window is followed by DWL_SKEW spare elements: with DILATION 1 a comb is
- * contiguous and starts VEC-aligned, read as aligned vectors whose lanes (blocks DWL_RUN + VEC apart) fall
- * in different banks; with DILATION > 1 neighbouring lanes read neighbouring elements. Weights sit in
+ * it. Every block of the staged window is followed by VEC spare elements, so that the window is staged in
+ * aligned vectors and, with DILATION 1, a comb is contiguous and starts VEC-aligned: read as aligned vectors
+ * whose lanes (blocks DWL_RUN + VEC apart) fall in different banks. With DILATION > 1 neighbouring lanes
+ * read neighbouring elements. Weights sit in
  * rows of whole vectors per (output, input) channel, read as vectors (broadcasts). Every __local address
  * in the inner loop is the work-item's base plus a constant. W_FLIPPED reads the layer's weights flipped
  * and transposed while staging them. Grid: dim 0 = span (x DWL_LANES), dim 1 = group block
@@ -622,7 +623,7 @@ void conv1d_forward_depthwise(__global const store_t *restrict x, __global const
 #endif
 #define DWL_ROUND(n) (((n) + VEC - 1) / VEC * VEC)
 #define DWL_BLOCK (DWL_RUN * DILATION)                     /* positions of DILATION work-items' combs */
-#define DWL_SKEW (DILATION == 1 ? VEC : 1)                  /* spare elements after each block */
+#define DWL_SKEW VEC                                       /* spare elements after each block */
 #define DWL_SPAN (DWL_LANES * DWL_RUN)                     /* positions per work-group */
 #define DWL_WIN DWL_ROUND(DWL_SPAN + (K - 1) * DILATION)   /* staged window of a group, whole vectors */
 #define DWL_SKEWED(i) ((i) + (i) / DWL_BLOCK * DWL_SKEW)
@@ -633,6 +634,54 @@ void conv1d_forward_depthwise(__global const store_t *restrict x, __global const
 #if DWL_BLOCK % VEC || DWL_TAPS % VEC && DWL_TAPS < K
 #error "conv1d_forward_depthwise_local stages and reads whole vectors"
 #endif
+
+/* acc[o][j] += the taps of one input channel: comb is the work-item's comb in that channel's staged
+ * window, wc its weights for output 0 (the next output's C_IN_G rows on). A function of its own: its loops
+ * unroll and its comb goes to registers before it joins the caller's loop over the input channels (inlined
+ * into that loop, the comb stayed in private memory for C_IN_G = 2). */
+static inline void dwl_comb_taps(acc_t acc[C_OUT_G][DWL_RUN], __local const acc_t *comb, __local const acc_t *wc)
+{
+    UNROLL
+    for (int k0 = 0; k0 < K; k0 += DWL_TAPS) {
+        /* comb elements k0 + m: element m of the comb sits at m * DILATION + m / DWL_RUN * DWL_SKEW */
+        acc_t xw[DWL_COMB];
+        UNROLL
+        for (int m = 0; m < DWL_COMB; m += VEC)
+            if (k0 + m < DWL_RUN + K - 1) {
+#if DILATION == 1
+                accv_lanes v;
+                v.v = *(__local const accv_t *)(comb + DWL_SKEWED(k0 + m));
+                UNROLL
+                for (int e = 0; e < VEC; ++e)
+                    xw[m + e] = v.s[e];
+#else
+                UNROLL
+                for (int e = 0; e < VEC; ++e)
+                    xw[m + e] = k0 + m + e < DWL_RUN + K - 1
+                              ? comb[(k0 + m + e) * DILATION + (k0 + m + e) / DWL_RUN * DWL_SKEW] : (acc_t)0;
+#endif
+            }
+        UNROLL
+        for (int o = 0; o < C_OUT_G; ++o) {
+            __local const acc_t *wr = wc + o * C_IN_G * DWL_KV + k0;
+            UNROLL
+            for (int kv = 0; kv < DWL_TAPS; kv += VEC) {
+                if (k0 + kv >= K)
+                    break;
+                accv_lanes wv;
+                wv.v = *(__local const accv_t *)(wr + kv);
+                UNROLL
+                for (int e = 0; e < VEC; ++e) {
+                    const int kk = kv + e;
+                    if (kk < DWL_TAPS && k0 + kk < K)
+                        UNROLL
+                        for (int j = 0; j < DWL_RUN; ++j)
+                            acc[o][j] += wv.s[e] * xw[j + kk];
+                }
+            }
+        }
+    }
+}
 
 __kernel __attribute__((reqd_work_group_size(DWL_LANES, DWL_GROUPS, 1)))
 void conv1d_forward_depthwise_local(__global const store_t *restrict x, __global const store_t *restrict w,
@@ -650,21 +699,25 @@ void conv1d_forward_depthwise_local(__global const store_t *restrict x, __global
     __local acc_t w_tile[DWL_GROUPS][DWL_W] __attribute__((aligned(sizeof(accv_t))));
     if (live) {
         __global const store_t *xg = x + ((long)n * C_IN + g * C_IN_G) * L_in;
-        /* A vector per step, one vector load where it lies inside the row; a block holds whole vectors. */
+        /* Whole vectors (a block holds whole vectors): those at offsets [lo, hi) of the window lie inside
+         * the row and go over as one vector load each, the others through load_padded. */
+        const int lo = win0 >= 0 ? 0 : min(DWL_WIN, (VEC - 1 - win0) / VEC * VEC);
+        const int last = L_in - VEC - win0; /* the last offset inside the row */
+        const int hi = last < lo ? lo : min(DWL_WIN, last / VEC * VEC + VEC);
         UNROLL
         for (int ci = 0; ci < C_IN_G; ++ci) {
             __global const store_t *xr = xg + (long)ci * L_in;
-            for (int i = lane * VEC; i < DWL_WIN; i += DWL_LANES * VEC) {
-                accv_lanes v;
-                if (win0 + i >= 0 && win0 + i + VEC <= L_in) {
-                    v.v = LOADV(xr + win0 + i);
-                } else {
+            __local acc_t *to = x_tile[row][ci];
+            for (int i = lo + lane * VEC; i < hi; i += DWL_LANES * VEC)
+                *(__local accv_t *)(to + DWL_SKEWED(i)) = LOADV(xr + win0 + i);
+            for (int edge = 0; edge < 2; ++edge) /* [0, lo) and [hi, DWL_WIN) */
+                for (int i = (edge ? hi : 0) + lane * VEC; i < (edge ? DWL_WIN : lo); i += DWL_LANES * VEC) {
+                    accv_lanes v;
                     UNROLL
                     for (int e = 0; e < VEC; ++e)
                         v.s[e] = load_padded(xr, win0 + i + e, L_in);
+                    *(__local accv_t *)(to + DWL_SKEWED(i)) = v.v;
                 }
-                *(__local accv_t *)&x_tile[row][ci][DWL_SKEWED(i)] = v.v;
-            }
         }
         /* Row (o, ci) holds tap k at k (W_FLIPPED: the layer's tap K - 1 - k of its channel ci's output o),
          * zeros up to the whole vector. */
@@ -689,49 +742,8 @@ void conv1d_forward_depthwise_local(__global const store_t *restrict x, __global
         for (int j = 0; j < DWL_RUN; ++j)
             acc[o][j] = 0;
     UNROLL
-    for (int ci = 0; ci < C_IN_G; ++ci) {
-        __local const acc_t *comb = &x_tile[row][ci][a * (DWL_BLOCK + DWL_SKEW) + r];
-        UNROLL
-        for (int k0 = 0; k0 < K; k0 += DWL_TAPS) {
-            /* comb elements k0 + m: element m of the comb sits at m * DILATION + m / DWL_RUN * DWL_SKEW */
-            acc_t xw[DWL_COMB];
-            UNROLL
-            for (int m = 0; m < DWL_COMB; m += VEC)
-                if (k0 + m < DWL_RUN + K - 1) {
-#if DILATION == 1
-                    accv_lanes v;
-                    v.v = *(__local const accv_t *)(comb + DWL_SKEWED(k0 + m));
-                    UNROLL
-                    for (int e = 0; e < VEC; ++e)
-                        xw[m + e] = v.s[e];
-#else
-                    UNROLL
-                    for (int e = 0; e < VEC; ++e)
-                        xw[m + e] = k0 + m + e < DWL_RUN + K - 1
-                                  ? comb[(k0 + m + e) * DILATION + (k0 + m + e) / DWL_RUN * DWL_SKEW] : (acc_t)0;
-#endif
-                }
-            UNROLL
-            for (int o = 0; o < C_OUT_G; ++o) {
-                __local const acc_t *wr = &w_tile[row][(o * C_IN_G + ci) * DWL_KV + k0];
-                UNROLL
-                for (int kv = 0; kv < DWL_TAPS; kv += VEC) {
-                    if (k0 + kv >= K)
-                        break;
-                    accv_lanes wv;
-                    wv.v = *(__local const accv_t *)(wr + kv);
-                    UNROLL
-                    for (int e = 0; e < VEC; ++e) {
-                        const int kk = kv + e;
-                        if (kk < DWL_TAPS && k0 + kk < K)
-                            UNROLL
-                            for (int j = 0; j < DWL_RUN; ++j)
-                                acc[o][j] += wv.s[e] * xw[j + kk];
-                    }
-                }
-            }
-        }
-    }
+    for (int ci = 0; ci < C_IN_G; ++ci)
+        dwl_comb_taps(acc, &x_tile[row][ci][a * (DWL_BLOCK + DWL_SKEW) + r], &w_tile[row][ci * DWL_KV]);
     const int l0 = l_first + a * DWL_BLOCK + r; /* the work-item's first position */
     const int stored = l0 + (DWL_RUN - 1) * DILATION < L_out ? DWL_RUN : (L_out - l0 + DILATION - 1) / DILATION;
     UNROLL
@@ -742,13 +754,8 @@ void conv1d_forward_depthwise_local(__global const store_t *restrict x, __global
         if (stored == DWL_RUN) {
 #if DILATION == 1 && defined(HAS_STOREV)
             UNROLL
-            for (int j = 0; j < DWL_RUN; j += VEC) {
-                accv_lanes v;
-                UNROLL
-                for (int e = 0; e < VEC; ++e)
-                    v.s[e] = acc[o][j + e] + b;
-                STOREV(yr + j, v.v);
-            }
+            for (int j = 0; j < DWL_RUN; j += VEC)
+                STOREV(yr + j, LOADV_PRIVATE(&acc[o][j]) + b);
 #else
             UNROLL
             for (int j = 0; j < DWL_RUN; ++j)

@@ -193,9 +193,9 @@ def _depthwise_local(device, geo: ConvGeometry, rep: ConvGeometry, dtype, has_bi
     blocks = max(1, min(64 // geo.dilation, ceil_div(rep.length_out, run * geo.dilation)))
     lanes = blocks * geo.dilation
     vec = 4
-    block, skew = run * geo.dilation, vec if geo.dilation == 1 else 1
+    block = run * geo.dilation
     window = _round(lanes * run + (geo.kernel_size - 1) * geo.dilation, vec)  # the kernel's DWL_ROW, DWL_W
-    staged_row = _round(window - 1 + (window - 1) // block * skew + 1, vec)
+    staged_row = _round(window - 1 + (window - 1) // block * vec + 1, vec)
     weights = geo.out_per_group * geo.in_per_group * _round(geo.kernel_size, vec)
     per_group = acc_bytes(dtype) * (geo.in_per_group * staged_row + weights)
     groups = min(geo.groups, max(1, 128 // lanes), device.local_mem_size // per_group)
