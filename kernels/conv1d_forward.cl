@@ -25,6 +25,11 @@
  *     Every tap reads its VEC positions as one aligned vector from the copy its offset selects, and
  *     TILE_CO weights as vectors of 4.
  *
+ * conv1d_forward_depthwise_local (end of file; KERNEL_CONV1D_FORWARD_DEPTHWISE_LOCAL) replaces STRATEGY 1 for
+ * stride-1 layers of one input channel and up to 8 outputs per group (and their input gradients as
+ * forwards, W_FLIPPED): a work-group stages a few groups' windows once, and a work-item slides its comb of
+ * positions through registers over every tap and output channel of its group.
+ *
  * Macros read: C_IN_G, C_OUT_G, GROUPS, K, STRIDE, DILATION, PAD_MODE, dtype (common.cl) and
  * the tunables below. Runtime arguments: L_in, L_out, pad_l, has_bias; y_row, y_offset, w_tap_last for the
  * local strategy's input-gradient forms (W_FLIPPED, Y_STEP); other launches pass L_out, 0, K - 1.

@@ -198,8 +198,8 @@ def _depthwise_local(device, geo: ConvGeometry, rep: ConvGeometry, dtype, has_bi
     staged_row = _round(window - 1 + (window - 1) // block * vec + 1, vec)
     weights = geo.out_per_group * geo.in_per_group * _round(geo.kernel_size, vec)
     per_group = acc_bytes(dtype) * (geo.in_per_group * staged_row + weights)
-    groups = min(geo.groups, max(1, 128 // lanes), device.local_mem_size // per_group)
-    if groups < 1 or lanes * groups > device.max_work_group_size:
+    groups = min(geo.groups, max(1, 128 // lanes), device.max_work_group_size // lanes, device.local_mem_size // per_group)
+    if groups < 1:
         return None
     defines = {**common_defines(geo, dtype, p), "KERNEL_CONV1D_FORWARD_DEPTHWISE_LOCAL": 1,
                "PAD_MODE": PAD_MODE_CODE[geo.padding_mode], "W_FLIPPED": int(w_flipped), "VEC": vec, "DWL_RUN": run,
