@@ -113,7 +113,7 @@ def test_split_weight_gradient_is_deterministic(device, forced_class, rng, monke
 
 
 # Devices the GPU rows must still run on: no __local memory, 16 KiB of it, work-groups of 32 (the register
-# strategy takes over where a local tile cannot fit).
+# strategy takes over where a local tile cannot fit; the depthwise layer's long row wants 64 x 2 work-items).
 ODD_DEVICES = {"no-local-memory": dict(local_mem_size=0), "local-16k": dict(local_mem_size=16 << 10),
                "work-groups-32": dict(max_work_group_size=32)}
 
@@ -127,20 +127,21 @@ def test_gpu_row_on_odd_devices(device, forced_class, monkeypatch, rng, limits):
     simulate(device, monkeypatch, **limits)
     record = Recorder(device, monkeypatch)
     for kw, shape in ((dict(cin=24, cout=40, k=3, padding=1), (2, 24, 150)),
-                      (dict(cin=6, cout=10, k=4, stride=3, dilation=2, padding=3), (2, 6, 61))):
+                      (dict(cin=6, cout=10, k=4, stride=3, dilation=2, padding=3), (2, 6, 61)),
+                      (dict(cin=4, cout=8, k=15, padding=7, groups=4), (2, 4, 1100))):
         m = clconv.Conv1d(kw["cin"], kw["cout"], kw["k"], stride=kw.get("stride", 1), padding=kw["padding"],
-                          dilation=kw.get("dilation", 1), device=device)
+                          dilation=kw.get("dilation", 1), groups=kw.get("groups", 1), device=device)
         w, b = rng.uniform(-1, 1, m.weight.shape).astype(np.float32), rng.uniform(-1, 1, m.bias.shape).astype(np.float32)
         m.load_state_dict({"weight": w, "bias": b})
         x = rng.uniform(-1, 1, shape).astype(np.float32)
-        s, d, p = m.stride[0], m.dilation[0], m.padding[0]
-        y_ref = conv1d_ref(x.astype(np.float64), w.astype(np.float64), b, s, p, d)
+        s, d, p, g = m.stride[0], m.dilation[0], m.padding[0], m.groups
+        y_ref = conv1d_ref(x.astype(np.float64), w.astype(np.float64), b, s, p, d, g)
         dy = rng.uniform(-1, 1, y_ref.shape).astype(np.float32)
         y = m(x)
         dx = m.backward(dy)
         assert_close(y, y_ref, np.float32, f"forward {limits}")
-        assert_close(dx, conv1d_input_grad_ref(x.shape, w, dy, s, p, d), np.float32, "input grad")
-        assert_close(m.weight.grad.get(), conv1d_weight_grad_ref(x, w.shape, dy, s, p, d), np.float32, "weight grad")
+        assert_close(dx, conv1d_input_grad_ref(x.shape, w, dy, s, p, d, g), np.float32, "input grad")
+        assert_close(m.weight.grad.get(), conv1d_weight_grad_ref(x, w.shape, dy, s, p, d, g), np.float32, "weight grad")
         assert_close(m.bias.grad.get(), conv1d_bias_grad_ref(dy), np.float32, "bias grad")
     max_group, local_bytes = device.max_work_group_size, device.local_mem_size
     assert all(local is None or int(np.prod(local)) <= max_group for _, _, local in record.launches)
