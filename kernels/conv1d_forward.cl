@@ -635,6 +635,7 @@ void conv1d_forward_depthwise(__global const store_t *restrict x, __global const
 #define DWL_ROW DWL_ROUND(DWL_SKEWED(DWL_WIN - 1) + 1)     /* __local elements per staged channel */
 #define DWL_KV DWL_ROUND(K)                                /* weights per (output, input) channel row */
 #define DWL_W (C_OUT_G * C_IN_G * DWL_KV)                  /* weights per group */
+#define DWL_W_ROW (DWL_W + DWL_ROUND(C_OUT_G))             /* ... and its biases, rows of whole vectors */
 #define DWL_COMB DWL_ROUND(DWL_RUN + DWL_TAPS - 1)         /* comb elements in registers at a time */
 #if DWL_BLOCK % VEC || DWL_TAPS % VEC && DWL_TAPS < K
 #error "conv1d_forward_depthwise_local stages and reads whole vectors"
@@ -701,7 +702,7 @@ void conv1d_forward_depthwise_local(__global const store_t *restrict x, __global
     const int l_first = get_group_id(0) * DWL_SPAN;
     const int win0 = l_first - pad_l;
     __local acc_t x_tile[DWL_GROUPS][C_IN_G][DWL_ROW] __attribute__((aligned(sizeof(accv_t))));
-    __local acc_t w_tile[DWL_GROUPS][DWL_W] __attribute__((aligned(sizeof(accv_t))));
+    __local acc_t w_tile[DWL_GROUPS][DWL_W_ROW] __attribute__((aligned(sizeof(accv_t))));
     if (live) {
         __global const store_t *xg = x + ((long)n * C_IN + g * C_IN_G) * L_in;
         /* Whole vectors (a block holds whole vectors): those at offsets [lo, hi) of the window lie inside
@@ -725,7 +726,7 @@ void conv1d_forward_depthwise_local(__global const store_t *restrict x, __global
                 }
         }
         /* Row (o, ci) holds tap k at k (W_FLIPPED: the layer's tap K - 1 - k of its channel ci's output o),
-         * zeros up to the whole vector. */
+         * zeros up to the whole vector; the group's biases follow. */
         for (int e = lane; e < DWL_W; e += DWL_LANES) {
             const int oc = e / DWL_KV, k = e % DWL_KV;
 #if W_FLIPPED
@@ -735,6 +736,8 @@ void conv1d_forward_depthwise_local(__global const store_t *restrict x, __global
 #endif
             w_tile[row][e] = k < K ? LOAD(w, w_index) : (acc_t)0;
         }
+        for (int o = lane; o < C_OUT_G; o += DWL_LANES)
+            w_tile[row][DWL_W + o] = BIAS(g * C_OUT_G + o);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     if (!live)
@@ -754,7 +757,7 @@ void conv1d_forward_depthwise_local(__global const store_t *restrict x, __global
     UNROLL
     for (int o = 0; o < C_OUT_G; ++o) {
         const int co = g * C_OUT_G + o;
-        const acc_t b = BIAS(co);
+        const acc_t b = w_tile[row][DWL_W + o];
         __global store_t *yr = y + ((long)n * C_OUT + co) * L_out + l0;
         if (stored == DWL_RUN) {
 #if DILATION == 1 && defined(HAS_STOREV)

@@ -194,9 +194,9 @@ def _depthwise_local(device, geo: ConvGeometry, rep: ConvGeometry, dtype, has_bi
     lanes = blocks * geo.dilation
     vec = 4
     block = run * geo.dilation
-    window = _round(lanes * run + (geo.kernel_size - 1) * geo.dilation, vec)  # the kernel's DWL_ROW, DWL_W
+    window = _round(lanes * run + (geo.kernel_size - 1) * geo.dilation, vec)  # the kernel's DWL_ROW, DWL_W_ROW
     staged_row = _round(window - 1 + (window - 1) // block * vec + 1, vec)
-    weights = geo.out_per_group * geo.in_per_group * _round(geo.kernel_size, vec)
+    weights = geo.out_per_group * geo.in_per_group * _round(geo.kernel_size, vec) + _round(geo.out_per_group, vec)
     per_group = acc_bytes(dtype) * (geo.in_per_group * staged_row + weights)
     groups = min(geo.groups, max(1, 128 // lanes), device.max_work_group_size // lanes, device.local_mem_size // per_group)
     if groups < 1:
