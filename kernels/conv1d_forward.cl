@@ -25,6 +25,11 @@
  *     Every tap reads its VEC positions as one aligned vector from the copy its offset selects, and
  *     TILE_CO weights as vectors of 4.
  *
+ * conv1d_forward_depthwise_local (end of file; KERNEL_CONV1D_FORWARD_DEPTHWISE_LOCAL) replaces STRATEGY 1 for
+ * stride-1 layers of one input channel and up to 8 outputs per group (and their input gradients as
+ * forwards, W_FLIPPED): a work-group stages a few groups' windows once, and a work-item slides its comb of
+ * positions through registers over every tap and output channel of its group.
+ *
  * Macros read: C_IN_G, C_OUT_G, GROUPS, K, STRIDE, DILATION, PAD_MODE, dtype (common.cl) and
  * the tunables below. Runtime arguments: L_in, L_out, pad_l, has_bias; y_row, y_offset, w_tap_last for the
  * local strategy's input-gradient forms (W_FLIPPED, Y_STEP); other launches pass L_out, 0, K - 1;
@@ -582,6 +587,198 @@ void conv1d_forward_depthwise(__global const store_t *restrict x, __global const
                     if (lt + v < L_out)
                         STORE(yr, lt + v, lanes.s[v]);
             }
+        }
+    }
+}
+#endif
+
+/* conv1d_forward_depthwise_local: the same y for stride-1 layers of small groups on GPUs (the local
+ * strategy's rows): one input channel per group and a channel multiplier C_OUT_G of up to 8, or (the
+ * input gradient of such a layer as a forward, W_FLIPPED) up to 8 input channels per group and one output.
+ * A DWL_LANES x DWL_GROUPS work-group owns DWL_GROUPS groups x DWL_SPAN positions. Each group's input
+ * window (DWL_SPAN + (K - 1) * DILATION elements, padding resolved by load_padded while staging) and
+ * weights go to __local memory once. Work-item (lane = a * DILATION + r, row) computes all C_OUT_G outputs
+ * of its group at DWL_RUN positions DILATION apart:
+ *
+ *   positions of the span:  | block a=0: DWL_RUN * DILATION | block a=1 | ...     (DWL_LANES / DILATION blocks)
+ *   work-item (a, r):        a * DWL_BLOCK + r + j * DILATION,  j < DWL_RUN
+ *
+ * Tap k of output j reads element j + k of the work-item's comb, a run of DWL_RUN + K - 1 window elements
+ * DILATION apart: the comb goes into registers DWL_TAPS taps at a time and serves every tap and output
+ * channel, so each staged element is read about (DWL_RUN + K - 1) / DWL_RUN times per work-item that needs
+ * it. Every block of the staged window is followed by VEC spare elements, so that the window is staged in
+ * aligned vectors and, with DILATION 1, a comb is contiguous and starts VEC-aligned: read as aligned vectors
+ * whose lanes (blocks DWL_RUN + VEC apart) fall in different banks. With DILATION > 1 neighbouring lanes
+ * read neighbouring elements. Weights sit in
+ * rows of whole vectors per (output, input) channel, read as vectors (broadcasts). Every __local address
+ * in the inner loop is the work-item's base plus a constant. W_FLIPPED reads the layer's weights flipped
+ * and transposed while staging them. Grid: dim 0 = span (x DWL_LANES), dim 1 = group block
+ * (x DWL_GROUPS), dim 2 = n.
+ */
+#ifdef KERNEL_CONV1D_FORWARD_DEPTHWISE_LOCAL
+#if STRIDE != 1
+#error "conv1d_forward_depthwise_local computes convolutions of stride 1"
+#endif
+#ifndef DWL_RUN
+#define DWL_RUN 16 /* outputs per work-item and output channel, DILATION apart (a multiple of VEC) */
+#endif
+#ifndef DWL_TAPS
+#define DWL_TAPS 16 /* taps per register window (a multiple of VEC, or K) */
+#endif
+#ifndef DWL_LANES
+#define DWL_LANES 16 /* work-items along the positions: a multiple of DILATION */
+#endif
+#ifndef DWL_GROUPS
+#define DWL_GROUPS 4 /* groups per work-group */
+#endif
+#define DWL_ROUND(n) (((n) + VEC - 1) / VEC * VEC)
+#define DWL_BLOCK (DWL_RUN * DILATION)                     /* positions of DILATION work-items' combs */
+#define DWL_SKEW VEC                                       /* spare elements after each block */
+#define DWL_SPAN (DWL_LANES * DWL_RUN)                     /* positions per work-group */
+#define DWL_WIN DWL_ROUND(DWL_SPAN + (K - 1) * DILATION)   /* staged window of a group, whole vectors */
+#define DWL_SKEWED(i) ((i) + (i) / DWL_BLOCK * DWL_SKEW)
+#define DWL_ROW DWL_ROUND(DWL_SKEWED(DWL_WIN - 1) + 1)     /* __local elements per staged channel */
+#define DWL_KV DWL_ROUND(K)                                /* weights per (output, input) channel row */
+#define DWL_W (C_OUT_G * C_IN_G * DWL_KV)                  /* weights per group */
+#define DWL_W_ROW (DWL_W + DWL_ROUND(C_OUT_G))             /* ... and its biases, rows of whole vectors */
+#define DWL_COMB DWL_ROUND(DWL_RUN + DWL_TAPS - 1)         /* comb elements in registers at a time */
+#if DWL_BLOCK % VEC || DWL_TAPS % VEC && DWL_TAPS < K
+#error "conv1d_forward_depthwise_local stages and reads whole vectors"
+#endif
+
+/* acc[o][j] += the taps of one input channel: comb is the work-item's comb in that channel's staged
+ * window, wc its weights for output 0 (the next output's C_IN_G rows on). A function of its own: its loops
+ * unroll and its comb goes to registers before it joins the caller's loop over the input channels (inlined
+ * into that loop, the comb stayed in private memory for C_IN_G = 2). */
+static inline void dwl_comb_taps(acc_t acc[C_OUT_G][DWL_RUN], __local const acc_t *comb, __local const acc_t *wc)
+{
+    UNROLL
+    for (int k0 = 0; k0 < K; k0 += DWL_TAPS) {
+        /* comb elements k0 + m: element m of the comb sits at m * DILATION + m / DWL_RUN * DWL_SKEW */
+        acc_t xw[DWL_COMB];
+        UNROLL
+        for (int m = 0; m < DWL_COMB; m += VEC)
+            if (k0 + m < DWL_RUN + K - 1) {
+#if DILATION == 1
+                accv_lanes v;
+                v.v = *(__local const accv_t *)(comb + DWL_SKEWED(k0 + m));
+                UNROLL
+                for (int e = 0; e < VEC; ++e)
+                    xw[m + e] = v.s[e];
+#else
+                UNROLL
+                for (int e = 0; e < VEC; ++e)
+                    xw[m + e] = k0 + m + e < DWL_RUN + K - 1
+                              ? comb[(k0 + m + e) * DILATION + (k0 + m + e) / DWL_RUN * DWL_SKEW] : (acc_t)0;
+#endif
+            }
+        UNROLL
+        for (int o = 0; o < C_OUT_G; ++o) {
+            __local const acc_t *wr = wc + o * C_IN_G * DWL_KV + k0;
+            UNROLL
+            for (int kv = 0; kv < DWL_TAPS; kv += VEC) {
+                if (k0 + kv >= K)
+                    break;
+                accv_lanes wv;
+                wv.v = *(__local const accv_t *)(wr + kv);
+                UNROLL
+                for (int e = 0; e < VEC; ++e) {
+                    const int kk = kv + e;
+                    if (kk < DWL_TAPS && k0 + kk < K)
+                        UNROLL
+                        for (int j = 0; j < DWL_RUN; ++j)
+                            acc[o][j] += wv.s[e] * xw[j + kk];
+                }
+            }
+        }
+    }
+}
+
+__kernel __attribute__((reqd_work_group_size(DWL_LANES, DWL_GROUPS, 1)))
+void conv1d_forward_depthwise_local(__global const store_t *restrict x, __global const store_t *restrict w,
+                                    __global const store_t *restrict bias, __global store_t *restrict y,
+                                    const int L_in, const int L_out, const int pad_l, const int has_bias)
+{
+    const int lane = get_local_id(0);
+    const int row = get_local_id(1);
+    const int g = get_group_id(1) * DWL_GROUPS + row;
+    const bool live = g < GROUPS; /* the last group block may run past the groups */
+    const int n = get_group_id(2);
+    const int l_first = get_group_id(0) * DWL_SPAN;
+    const int win0 = l_first - pad_l;
+    __local acc_t x_tile[DWL_GROUPS][C_IN_G][DWL_ROW] __attribute__((aligned(sizeof(accv_t))));
+    __local acc_t w_tile[DWL_GROUPS][DWL_W_ROW] __attribute__((aligned(sizeof(accv_t))));
+    if (live) {
+        __global const store_t *xg = x + ((long)n * C_IN + g * C_IN_G) * L_in;
+        /* Whole vectors (a block holds whole vectors): those at offsets [lo, hi) of the window lie inside
+         * the row and go over as one vector load each, the others through load_padded. */
+        const int lo = win0 >= 0 ? 0 : min(DWL_WIN, (VEC - 1 - win0) / VEC * VEC);
+        const int last = L_in - VEC - win0; /* the last offset inside the row */
+        const int hi = last < lo ? lo : min(DWL_WIN, last / VEC * VEC + VEC);
+        UNROLL
+        for (int ci = 0; ci < C_IN_G; ++ci) {
+            __global const store_t *xr = xg + (long)ci * L_in;
+            __local acc_t *to = x_tile[row][ci];
+            for (int i = lo + lane * VEC; i < hi; i += DWL_LANES * VEC)
+                *(__local accv_t *)(to + DWL_SKEWED(i)) = LOADV(xr + win0 + i);
+            for (int edge = 0; edge < 2; ++edge) /* [0, lo) and [hi, DWL_WIN) */
+                for (int i = (edge ? hi : 0) + lane * VEC; i < (edge ? DWL_WIN : lo); i += DWL_LANES * VEC) {
+                    accv_lanes v;
+                    UNROLL
+                    for (int e = 0; e < VEC; ++e)
+                        v.s[e] = load_padded(xr, win0 + i + e, L_in);
+                    *(__local accv_t *)(to + DWL_SKEWED(i)) = v.v;
+                }
+        }
+        /* Row (o, ci) holds tap k at k (W_FLIPPED: the layer's tap K - 1 - k of its channel ci's output o),
+         * zeros up to the whole vector; the group's biases follow. */
+        for (int e = lane; e < DWL_W; e += DWL_LANES) {
+            const int oc = e / DWL_KV, k = e % DWL_KV;
+#if W_FLIPPED
+            const int w_index = ((g * C_IN_G + oc % C_IN_G) * C_OUT_G + oc / C_IN_G) * K + K - 1 - k;
+#else
+            const int w_index = (g * C_OUT_G * C_IN_G + oc) * K + k;
+#endif
+            w_tile[row][e] = k < K ? LOAD(w, w_index) : (acc_t)0;
+        }
+        for (int o = lane; o < C_OUT_G; o += DWL_LANES)
+            w_tile[row][DWL_W + o] = BIAS(g * C_OUT_G + o);
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (!live)
+        return;
+    const int a = lane / DILATION, r = lane - a * DILATION;
+    acc_t acc[C_OUT_G][DWL_RUN];
+    UNROLL
+    for (int o = 0; o < C_OUT_G; ++o)
+        UNROLL
+        for (int j = 0; j < DWL_RUN; ++j)
+            acc[o][j] = 0;
+    UNROLL
+    for (int ci = 0; ci < C_IN_G; ++ci)
+        dwl_comb_taps(acc, &x_tile[row][ci][a * (DWL_BLOCK + DWL_SKEW) + r], &w_tile[row][ci * DWL_KV]);
+    const int l0 = l_first + a * DWL_BLOCK + r; /* the work-item's first position */
+    const int stored = l0 + (DWL_RUN - 1) * DILATION < L_out ? DWL_RUN : (L_out - l0 + DILATION - 1) / DILATION;
+    UNROLL
+    for (int o = 0; o < C_OUT_G; ++o) {
+        const int co = g * C_OUT_G + o;
+        const acc_t b = w_tile[row][DWL_W + o];
+        __global store_t *yr = y + ((long)n * C_OUT + co) * L_out + l0;
+        if (stored == DWL_RUN) {
+#if DILATION == 1 && defined(HAS_STOREV)
+            UNROLL
+            for (int j = 0; j < DWL_RUN; j += VEC)
+                STOREV(yr + j, LOADV_PRIVATE(&acc[o][j]) + b);
+#else
+            UNROLL
+            for (int j = 0; j < DWL_RUN; ++j)
+                STORE(yr, j * DILATION, acc[o][j] + b);
+#endif
+        } else {
+            UNROLL
+            for (int j = 0; j < DWL_RUN; ++j)
+                if (j < stored)
+                    STORE(yr, j * DILATION, acc[o][j] + b);
         }
     }
 }

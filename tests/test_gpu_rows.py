@@ -9,7 +9,9 @@ import pytest
 
 import clconv
 from clconv import tuning_cache
+from clconv.passes.backward_data import input_gradient_plan
 from clconv.passes.backward_weight import weight_gradient_plan
+from clconv.passes.forward import forward_plan
 from clconv.runtime import DEVICE_CLASS_ENV
 from conftest import assert_close
 from reference import conv1d_bias_grad_ref, conv1d_input_grad_ref, conv1d_ref, conv1d_weight_grad_ref
@@ -31,6 +33,15 @@ CASES = [
     # input channel with taps in tiles (K = 19 over 4-tap vectors), a sample's last vector partial
     ("depthwise-dilated", dict(cin=6, cout=6, k=5, dilation=3, padding=6, groups=6, mode="reflect"), (2, 6, 70), "f32"),
     ("depthwise-x2-long-k", dict(cin=3, cout=6, k=19, padding=9, groups=3), (2, 3, 141), "f32"),
+    # conv1d_forward_depthwise_local, forward and input gradient: spans past an odd row's end, combs of
+    # dilated taps over a reflected edge, groups that the work-group's group block does not divide, two
+    # tap windows per comb (K = 35), a multiplier of 8, half storage
+    ("depthwise-k15", dict(cin=10, cout=10, k=15, padding=7, groups=10), (2, 10, 301), "f32"),
+    ("depthwise-dilated-reflect", dict(cin=7, cout=7, k=9, dilation=3, padding=12, groups=7, mode="reflect"),
+     (1, 7, 83), "f32"),
+    ("depthwise-x2-k35", dict(cin=5, cout=10, k=35, padding=17, groups=5, bias=False), (2, 5, 99), "f32"),
+    ("depthwise-x8-odd", dict(cin=3, cout=24, k=5, padding=1, groups=3), (3, 3, 37), "f32"),
+    ("depthwise-k15-f16", dict(cin=6, cout=6, k=15, padding=7, groups=6), (1, 6, 67), "f16"),
 ]
 
 
@@ -76,6 +87,9 @@ def test_gpu_row_matches_reference(device, forced_class, rng, case_id, kw, shape
     assert plan.params.strategy == "local"
     if case_id.startswith("depthwise-"):
         assert "conv1d_backward_weight_depthwise" in [step.kernel.function_name for step in plan.steps]
+        geo = m._saved[0]
+        for pass_plan in (forward_plan(m.device, geo, dtype, m.bias is not None), input_gradient_plan(m.device, geo, dtype)):
+            assert "conv1d_forward_depthwise_local" in [step.kernel.function_name for step in pass_plan.steps]
     assert_close(y, y_ref, dtype, "forward")
     assert_close(dx, conv1d_input_grad_ref(x.shape, w64, dy, s, p, d, g, mode), dtype, "input grad")
     assert_close(m.weight.grad.get(), 2 * conv1d_weight_grad_ref(x, w.shape, dy, s, p, d, g, mode), dtype, "weight grad")
@@ -99,7 +113,7 @@ def test_split_weight_gradient_is_deterministic(device, forced_class, rng, monke
 
 
 # Devices the GPU rows must still run on: no __local memory, 16 KiB of it, work-groups of 32 (the register
-# strategy takes over where a local tile cannot fit).
+# strategy takes over where a local tile cannot fit; the depthwise layer's long row wants 64 x 2 work-items).
 ODD_DEVICES = {"no-local-memory": dict(local_mem_size=0), "local-16k": dict(local_mem_size=16 << 10),
                "work-groups-32": dict(max_work_group_size=32)}
 
@@ -113,20 +127,21 @@ def test_gpu_row_on_odd_devices(device, forced_class, monkeypatch, rng, limits):
     simulate(device, monkeypatch, **limits)
     record = Recorder(device, monkeypatch)
     for kw, shape in ((dict(cin=24, cout=40, k=3, padding=1), (2, 24, 150)),
-                      (dict(cin=6, cout=10, k=4, stride=3, dilation=2, padding=3), (2, 6, 61))):
+                      (dict(cin=6, cout=10, k=4, stride=3, dilation=2, padding=3), (2, 6, 61)),
+                      (dict(cin=4, cout=8, k=15, padding=7, groups=4), (2, 4, 1100))):
         m = clconv.Conv1d(kw["cin"], kw["cout"], kw["k"], stride=kw.get("stride", 1), padding=kw["padding"],
-                          dilation=kw.get("dilation", 1), device=device)
+                          dilation=kw.get("dilation", 1), groups=kw.get("groups", 1), device=device)
         w, b = rng.uniform(-1, 1, m.weight.shape).astype(np.float32), rng.uniform(-1, 1, m.bias.shape).astype(np.float32)
         m.load_state_dict({"weight": w, "bias": b})
         x = rng.uniform(-1, 1, shape).astype(np.float32)
-        s, d, p = m.stride[0], m.dilation[0], m.padding[0]
-        y_ref = conv1d_ref(x.astype(np.float64), w.astype(np.float64), b, s, p, d)
+        s, d, p, g = m.stride[0], m.dilation[0], m.padding[0], m.groups
+        y_ref = conv1d_ref(x.astype(np.float64), w.astype(np.float64), b, s, p, d, g)
         dy = rng.uniform(-1, 1, y_ref.shape).astype(np.float32)
         y = m(x)
         dx = m.backward(dy)
         assert_close(y, y_ref, np.float32, f"forward {limits}")
-        assert_close(dx, conv1d_input_grad_ref(x.shape, w, dy, s, p, d), np.float32, "input grad")
-        assert_close(m.weight.grad.get(), conv1d_weight_grad_ref(x, w.shape, dy, s, p, d), np.float32, "weight grad")
+        assert_close(dx, conv1d_input_grad_ref(x.shape, w, dy, s, p, d, g), np.float32, "input grad")
+        assert_close(m.weight.grad.get(), conv1d_weight_grad_ref(x, w.shape, dy, s, p, d, g), np.float32, "weight grad")
         assert_close(m.bias.grad.get(), conv1d_bias_grad_ref(dy), np.float32, "bias grad")
     max_group, local_bytes = device.max_work_group_size, device.local_mem_size
     assert all(local is None or int(np.prod(local)) <= max_group for _, _, local in record.launches)

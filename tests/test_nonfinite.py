@@ -127,6 +127,12 @@ VARIANTS = [
       padding=4, dilation=2, mode="reflect", dtypes=("float32", "float64", "float16")),
     v("local-depthwise-tiles", 3, 6, 19, 33, dict(strategy="local"), ["conv1d_backward_weight_depthwise"],
       groups=3, padding=9),
+    # conv1d_forward_depthwise_local, forward and stride-1 input gradient (two input channels per group,
+    # flipped weights): a span past the row's end; combs read as vectors (K = 15), dilated over reflected edges
+    v("local-depthwise-forward", 4, 8, 15, 33, dict(strategy="local", AS_FORWARD=True),
+      ["conv1d_forward_depthwise_local"], groups=4, padding=7, dtypes=("float32", "float16")),
+    v("local-depthwise-forward-dilated", 5, 5, 4, 33, dict(strategy="local", AS_FORWARD=True),
+      ["conv1d_forward_depthwise_local"], groups=5, padding=3, dilation=2, mode="reflect"),
     v("local-phase-without-taps", 3, 5, 2, 31, dict(strategy="local"), ["conv1d_backward_data"], stride=3,
       padding=1),
     # input gradient with whole rows per work-item: 6 output channels in groups of 5 and a last one of 1 (K 4),

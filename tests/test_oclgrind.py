@@ -342,6 +342,12 @@ CASES = [
     # partial sums reduced in order
     ("depthwise-x2-tap-tiles", dict(cin=2, cout=4, k=19, dilation=2, padding=18, groups=2), (2, 2, 23), "f32",
      dict(RUN=16)),
+    # conv1d_forward_depthwise_local (local strategy): a multiplier of 2 forward and its input gradient (two
+    # input channels per group, weights flipped in place) with dilated combs over reflected edges; undilated
+    # combs read as vectors, two tap windows (K = 19), spans past the row's end
+    ("depthwise-local-dilated", dict(cin=3, cout=6, k=5, dilation=2, padding=4, groups=3, mode="reflect"), (2, 3, 29),
+     "f32", {}),
+    ("depthwise-local-k19", dict(cin=3, cout=3, k=19, padding=9, groups=3), (1, 3, 45), "f32", {}),
     ("stride-gt-kernel", dict(cin=3, cout=2, k=2, stride=3, padding=1), (2, 3, 17), "f32", {}),
     ("stride-gt-kernel-circular", dict(cin=2, cout=3, k=1, stride=4, padding=2, mode="circular"), (2, 2, 13), "f32", {}),
     ("zeros-grouped", dict(cin=4, cout=6, k=3, groups=2, padding=2, stride=2), (2, 4, 15), "f32", {}),

@@ -1,5 +1,5 @@
-"""The forward pass, y = conv1d(x): conv1d_forward.cl's general kernel, its depthwise sample-block kernel
-and its realigned kernel for shallow reductions. The plan reads "x", "w", "bias" and writes "y".
+"""The forward pass, y = conv1d(x): conv1d_forward.cl's general kernel, its depthwise sample-block kernel,
+its depthwise local-memory kernel for GPUs and its realigned kernel for shallow reductions. The plan reads "x", "w", "bias" and writes "y".
 """
 from __future__ import annotations
 
@@ -52,6 +52,10 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool, w_flipped: bool, ma
     nt_stores = p.NT_STORE_MIN is not None and p.NT_STORE_MIN <= output_bytes
     # (one sample per work-item shares no weights and ran no faster than the generic kernel: (1,256,4000) K31)
     # (its loop over input offsets unrolls fully, over the dilated kernel's reach)
+    if p.strategy == "local" and _small_groups(geo):
+        small = _depthwise_local(device, geo, rep, dtype, has_bias, w_flipped, p)
+        if small is not None:
+            return small
     if w_flipped and p.strategy == "register":
         return _flipped(device, geo, dtype, _build(device, geo, dtype, has_bias, False, max_group))
     if (p.strategy == "register" and p.DW_ROWS is not None and p.DW_ROWS > 1
@@ -167,6 +171,51 @@ def _depthwise(device, geo: ConvGeometry, rep: ConvGeometry, dtype, has_bias: bo
                 ("x", "w", "bias" if has_bias else "w", "y",
                  np.int32(geo.length_in), np.int32(geo.length_out), np.int32(geo.pad_left), np.int32(has_bias)))
     return Plan((step,), params=p)
+
+
+MULTIPLIER_MAX = 8  # channels per group beside a single one that conv1d_forward_depthwise_local takes
+
+
+def _small_groups(geo: ConvGeometry) -> bool:
+    """Stride-1 layers whose groups have one input channel and up to MULTIPLIER_MAX outputs, or (input
+    gradients of those as forwards) the reverse: conv1d_forward_depthwise_local's."""
+    return (geo.stride == 1 and min(geo.in_per_group, geo.out_per_group) == 1
+            and max(geo.in_per_group, geo.out_per_group) <= MULTIPLIER_MAX)
+
+
+def _depthwise_local(device, geo: ConvGeometry, rep: ConvGeometry, dtype, has_bias: bool, w_flipped: bool,
+                     p: ForwardParams) -> Plan | None:
+    """conv1d_forward_depthwise_local: a work-group stages a few groups' input windows and weights in
+    __local memory once; a work-item keeps all its group's outputs at a run of positions DILATION apart in
+    registers. None where its work-group or __local memory does not fit the device."""
+    # A run of R outputs reads (R + K - 1) / (R K) elements per multiply-add; the accumulators stay at
+    # about 32 registers.
+    run = max(4, 32 // params.pow2_ceil(geo.out_per_group))
+    blocks = max(1, min(64 // geo.dilation, ceil_div(rep.length_out, run * geo.dilation)))
+    lanes = blocks * geo.dilation
+    vec = 4
+    block = run * geo.dilation
+    window = _round(lanes * run + (geo.kernel_size - 1) * geo.dilation, vec)  # the kernel's DWL_ROW, DWL_W_ROW
+    staged_row = _round(window - 1 + (window - 1) // block * vec + 1, vec)
+    weights = geo.out_per_group * geo.in_per_group * _round(geo.kernel_size, vec) + _round(geo.out_per_group, vec)
+    per_group = acc_bytes(dtype) * (geo.in_per_group * staged_row + weights)
+    groups = min(geo.groups, max(1, 128 // lanes), device.max_work_group_size // lanes, device.local_mem_size // per_group)
+    if groups < 1:
+        return None
+    defines = {**common_defines(geo, dtype, p), "KERNEL_CONV1D_FORWARD_DEPTHWISE_LOCAL": 1,
+               "PAD_MODE": PAD_MODE_CODE[geo.padding_mode], "W_FLIPPED": int(w_flipped), "VEC": vec, "DWL_RUN": run,
+               "DWL_TAPS": min(geo.kernel_size, 16), "DWL_LANES": lanes, "DWL_GROUPS": groups}
+    kernel = device.kernel("conv1d_forward.cl", "conv1d_forward_depthwise_local", defines)
+    if exceeds_kernel(device, kernel, lanes * groups):
+        return None
+    step = Step(kernel, (ceil_div(geo.length_out, lanes * run) * lanes, ceil_div(geo.groups, groups) * groups, geo.batch),
+                (lanes, groups, 1), ("x", "w", "bias" if has_bias else "w", "y", np.int32(geo.length_in),
+                                     np.int32(geo.length_out), np.int32(geo.pad_left), np.int32(has_bias)))
+    return Plan((step,), params=p)
+
+
+def _round(n: int, vec: int) -> int:
+    return ceil_div(n, vec) * vec
 
 
 def _aligned(device, geo: ConvGeometry, rep: ConvGeometry, dtype, has_bias: bool, p: ForwardParams) -> Plan | None:
