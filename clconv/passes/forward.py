@@ -202,7 +202,7 @@ def _depthwise_local(device, geo: ConvGeometry, rep: ConvGeometry, dtype, has_bi
     groups = min(geo.groups, max(1, 128 // lanes), device.max_work_group_size // lanes, device.local_mem_size // per_group)
     if groups < 1:
         return None
-    defines = {**common_defines(geo, dtype, p), "KERNEL_CONV1D_FORWARD_DEPTHWISE_LOCAL": 1,
+    defines = {**common_defines(geo, dtype, p),
                "PAD_MODE": PAD_MODE_CODE[geo.padding_mode], "W_FLIPPED": int(w_flipped), "VEC": vec, "DWL_RUN": run,
                "DWL_TAPS": min(geo.kernel_size, 16), "DWL_LANES": lanes, "DWL_GROUPS": groups}
     kernel = device.kernel("conv1d_forward.cl", "conv1d_forward_depthwise_local", defines)
