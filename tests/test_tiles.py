@@ -206,3 +206,16 @@ def test_weight_tiles_within_taps_max(taps, expected):
     from clconv.passes.backward_weight import _weight_tiles
 
     assert _weight_tiles(taps, 64, 3, 12, max_taps=5) == expected
+
+
+@pytest.mark.parametrize("taps", [1, 3, 5, 8, 31])
+def test_channel_lane_tiles_keep_within_the_registers(taps):
+    """Lanes along 8 input channels, 12 accumulators: a tile's accumulators and its input vectors stay
+    within 15 registers (3 x 4 at K = 8 held 16 and ran a third slower than 4 x 3)."""
+    from clconv.passes.backward_weight import _weight_tiles
+
+    tile_co, tile_k = _weight_tiles(taps, 256, 12, 12, channel_lanes=8, max_registers=15)
+    assert (tile_co + 1) * tile_k <= 15 and tile_co * tile_k <= 12 and tile_k <= taps
+    if taps == 8:  # without the bound, the score alone picks the tile that spilled
+        unbounded_co, unbounded_k = _weight_tiles(taps, 256, 12, 12, channel_lanes=8)
+        assert (unbounded_co + 1) * unbounded_k > 15

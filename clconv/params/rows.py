@@ -29,9 +29,12 @@ _CPU = {
     # so that the taps split evenly (side by side against 3 x 3: strided4 K8 3 x 4 75 -> 103, stride-2 K5
     # 2 x 5 72 -> 83, multiplier K31 2 x 5 41 -> 47 GF/s; K3 layers keep 3 x 3, wav2vec and the K251
     # filterbank ran as fast). Strided weight gradients of STAGE_FLOPS or more read the phase-split copy
-    # (wav2vec 18-25 -> 26-51 GF/s on a noisy 2-core Xeon).
+    # (wav2vec 18-25 -> 26-51 GF/s on a noisy 2-core Xeon). C_in_g >= 8: lanes along input channels over
+    # the channel-blocked copy, 12 accumulators whose tile with its input vectors keeps within TILE_REGS
+    # (side by side on a 2-core EPYC: pointwise 68 -> 153, dense 171 -> 210, batch-1 68 -> 101, strided4
+    # 154 -> 174, grouped 148 -> 161 GF/s).
     "backward_weight": {"TILE_CO": 3, "WG_CO": 1, "TILE_K": 3, "ACC_MAX": 12, "TAPS_MAX": 5, "RUN": 4096,
-                        "STAGE_MIN": 256, "STAGE_FLOPS": 1 << 24},
+                        "STAGE_MIN": 256, "STAGE_FLOPS": 1 << 24, "CI_LANES_MIN": 8, "CI_LANES_ACC": 12},
 }
 # PoCL compiling for a CPU with AVX-512 (32 vector registers of 16 floats): twice the vector width and
 # 16-channel tiles (16 x 16 accumulators; dense forward 131 -> 172 GF/s over 12 channels).
@@ -118,7 +121,9 @@ PROVENANCE = {
                 "was split off): wav2vec weight gradient 18-25 -> 26-51, tcn 67 -> 128 GF/s (3 x 3 tiles); input "
                 "gradients as forwards dense 121 -> 143, tcn 88 -> 124, depthwise 21 -> 39 GF/s; its strided, "
                 "few-channel and weight-gradient tiles with PoCL 3.0 (LLVM target znver3) on a 2-core AMD EPYC, side "
-                "by side: strided4 forward 96 -> 117, weight gradient 82 -> 105, stride-2 grouped forward 38 -> 60 GF/s",
+                "by side: strided4 forward 96 -> 117, weight gradient 82 -> 105, stride-2 grouped forward 38 -> 60 GF/s; "
+                "weight gradients with channel lanes there (PoCL 3.0, znver3 on an AVX-512 Zen 4): pointwise 68 -> 153, "
+                "dense 171 -> 210 GF/s",
     "cpu": "same as cpu-avx2, untuned: no CPU with vectors narrower than 8 floats has run it",
     "nvidia-gpu": "from NVIDIA's CUDA C++ best practices guide (warps of 32, 255 registers per thread, 48 KiB shared "
                   "memory per block), never timed on an NVIDIA GPU; Oclgrind instruction counts only",

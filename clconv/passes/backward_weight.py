@@ -74,7 +74,7 @@ def _build(device, geo: ConvGeometry, dtype, bias: bool, accumulate: bool, max_g
     blocked = staging.channel_blocks(device, geo, dtype, p) if staging.blocks_channels(rep, p) else None
     if blocked:
         tile_co, tile_k = _weight_tiles(geo.kernel_size, geo.out_per_group, p.CI_LANES_ACC, p.CI_LANES_ACC,
-                                        channel_lanes=p.VEC)
+                                        channel_lanes=p.VEC, max_registers=p.TILE_REGS)
         p = replace(p, WG_L=1, WG_CO=1, TILE_CO=tile_co, TILE_K=tile_k)
     elif p.strategy == "register" and p.ACC_MAX is not None:
         tile_co, tile_k = _weight_tiles(geo.kernel_size, geo.out_per_group, p.TILE_CO, p.ACC_MAX,
@@ -274,20 +274,24 @@ def _depthwise(device, geo: ConvGeometry, dtype, accumulate: bool, p) -> Plan | 
 
 
 def _weight_tiles(taps: int, channels: int, max_channels: int, max_accumulators: int,
-                  channel_lanes: int = 0, max_taps: int | None = None) -> tuple[int, int]:
+                  channel_lanes: int = 0, max_taps: int | None = None,
+                  max_registers: int | None = None) -> tuple[int, int]:
     """(TILE_CO, TILE_K) of the register weight gradient within an accumulator budget.
 
     With lanes along positions a work-item streams TILE_CO dy rows and one input row per vector of
     positions; with lanes along channel_lanes input channels, one input line and TILE_CO / channel_lanes
     dy lines per position. The score is multiply-adds per streamed line, divided by the work that tiles
     sliding back over the last channels or taps repeat. Taps split into tiles of equal size (K = 31 in
-    two tiles of 16), of at most max_taps where that is set.
+    two tiles of 16), of at most max_taps where that is set. With channel lanes, a tile's accumulators
+    and its TILE_K input vectors stay within max_registers where that is set.
     """
     best = (0.0, 1, 1)
     for tile_k in sorted({ceil_div(taps, tiles) for tiles in range(1, taps + 1)}):
         if tile_k > max_accumulators or (max_taps is not None and max_taps < tile_k):
             continue
         for tile_co in range(1, min(max_channels, channels, max_accumulators // tile_k) + 1):
+            if channel_lanes and max_registers is not None and (tile_co + 1) * tile_k > max_registers:
+                break
             repeated = (ceil_div(taps, tile_k) * tile_k / taps) * (ceil_div(channels, tile_co) * tile_co / channels)
             streamed = 1 + tile_co / channel_lanes if channel_lanes else tile_co + 1
             score = tile_co * tile_k / streamed / repeated
