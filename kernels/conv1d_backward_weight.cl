@@ -306,6 +306,16 @@ void conv1d_backward_weight_blocked(__global const acc_t *restrict xb, __global 
 }
 #endif
 
+#if STRATEGY == 1
+/* four consecutive elements of a row, in the accumulation type: the __local kernels' staging loads */
+typedef CAT(ACC_NAME, 4) acc4_t;
+#if !defined(DTYPE_HALF)
+#define LOAD4(p) (((__global const unaligned_acc4 *)(p))->v)
+#else
+#define LOAD4(p) vload_half4(0, p)
+#endif
+#endif
+
 #if STRATEGY == 1 && !defined(DW_TK)
 #define SPAN_CI ((WG_A / K_TILES) * TILE_CI)                      /* input channels per work-group */
 #define CI_SPANS ((C_IN_G + SPAN_CI - 1) / SPAN_CI)
@@ -321,12 +331,6 @@ typedef CAT(ACC_NAME, TILE_CI) civ_t;
 typedef acc_t civ_t;
 #endif
 typedef union { civ_t v; acc_t s[TILE_CI]; } civ_lanes;
-typedef CAT(ACC_NAME, 4) acc4_t;
-#if !defined(DTYPE_HALF)
-#define LOAD4(p) (((__global const unaligned_acc4 *)(p))->v)
-#else
-#define LOAD4(p) vload_half4(0, p)
-#endif
 /* Registers of input vectors a work-item slides over the positions: stride 1, every tile's taps below K
  * and a window of at most 16 vectors; 0 where each tap loads its own vector. */
 #if STRIDE == 1 && K % TILE_K == 0 && (TILE_K - 1) * DILATION < 16
@@ -524,12 +528,6 @@ void conv1d_backward_weight_local(__global const store_t *restrict x, __global c
 #define DW_WIN (LB + (K - 1) * DILATION)                      /* input elements a block reads */
 #if C_IN_G != 1 || STRIDE != 1 || LB != DW_WP * DW_RUN * 4 || (DW_KT > 1 && DW_TK * DILATION % 4 != 0)
 #error "the depthwise weight gradient needs one input channel per group, stride 1 and whole vector tiles"
-#endif
-typedef CAT(ACC_NAME, 4) acc4_t;
-#if !defined(DTYPE_HALF)
-#define LOAD4(p) (((__global const unaligned_acc4 *)(p))->v)
-#else
-#define LOAD4(p) vload_half4(0, p)
 #endif
 /* window elements o .. o+3 from the registers win[] (o a constant once the tap loop unrolls): one lane
  * shuffle of two vectors where the compiler has the builtin, swizzles otherwise */
