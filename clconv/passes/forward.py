@@ -29,8 +29,11 @@ def _flipped(device, geo: ConvGeometry, dtype, plan: Plan) -> Plan:
     """flip_weights.cl into the scratch buffer "flipped", then `plan` reading it as its "w"."""
     flip = device.kernel("flip_weights.cl", "flip_weights", dtype_defines(dtype))
     size = geo.out_channels * geo.in_per_group * geo.kernel_size
-    flipping = Plan((line_step(device, flip, size, "w", "flipped", np.int32(geo.out_per_group),
-                               np.int32(geo.in_per_group), np.int32(geo.groups), np.int32(geo.kernel_size)),),
+    # A work-item per (row, channel) pair of wf, copying its taps; groups of 256: PoCL pays per work-group.
+    pairs = geo.out_channels * geo.in_per_group
+    flipping = Plan((line_step(device, flip, pairs, "w", "flipped", np.int32(geo.out_per_group),
+                               np.int32(geo.in_per_group), np.int32(geo.groups), np.int32(geo.kernel_size),
+                               preferred=256),),
                     (("flipped", size * dtype.itemsize),))
     return flipping.then(plan.renamed(w="flipped"))
 
