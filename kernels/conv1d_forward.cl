@@ -30,6 +30,9 @@
  * forwards, W_FLIPPED): a work-group stages a few groups' windows once, and a work-item slides its comb of
  * positions through registers over every tap and output channel of its group.
  *
+ * conv1d_forward_channel_lanes (end of file; KERNEL_CONV1D_FORWARD_CHANNEL_LANES) replaces STRATEGY 0 for
+ * rows of a few vectors or fewer: lanes along output channels, positions counted over the whole batch.
+ *
  * Macros read: C_IN_G, C_OUT_G, GROUPS, K, STRIDE, DILATION, PAD_MODE, dtype (common.cl) and
  * the tunables below. Runtime arguments: L_in, L_out, pad_l, has_bias; y_row, y_offset, w_tap_last for the
  * local strategy's input-gradient forms (W_FLIPPED, Y_STEP); other launches pass L_out, 0, K - 1;
@@ -779,6 +782,106 @@ void conv1d_forward_depthwise_local(__global const store_t *restrict x, __global
             for (int j = 0; j < DWL_RUN; ++j)
                 if (j < stored)
                     STORE(yr, j * DILATION, acc[o][j] + b);
+        }
+    }
+}
+#endif
+
+#ifdef KERNEL_CONV1D_FORWARD_CHANNEL_LANES
+/* conv1d_forward_channel_lanes: rows too short for vectors of positions (L_out a few vectors or less: most
+ * lanes of a position vector would overhang the row, and every tile would take the guarded path). Lanes
+ * run along output channels instead, over lane_weights' wl (flip_weights.cl: output channels innermost)
+ * and the padded, phase-split input xs (pad_rows.cl, PHASES = STRIDE, LDP = phase_len). Positions are
+ * counted over the whole batch, q = n * L_out + l, so that a short row's positions fill whole tiles.
+ *
+ *   y[n, g*C_OUT_G + co, l] = bias + sum_{ci, k} wl[((g*C_IN_G + ci)*K + k)*co_pad + co]
+ *                                       * xs[n, g*C_IN_G + ci, (k*DILATION) % STRIDE, l + (k*DILATION) / STRIDE]
+ *
+ * A work-item owns LANES_POS consecutive positions q x LANES_CV vectors of VEC output channels: per tap it
+ * loads LANES_CV weight vectors and broadcasts one input element per position. Grid: dim 0 = position
+ * tile, dim 1 = g * channel tiles + tile; work-groups of one work-item. Runtime arguments: row_len
+ * (= STRIDE * phase_len), phase_len, L_out, positions (N * L_out), has_bias.
+ */
+#ifndef LANES_POS
+#define LANES_POS 6 /* positions per work-item */
+#endif
+#ifndef LANES_CV
+#define LANES_CV 2 /* vectors of VEC output channels per work-item */
+#endif
+#define LANES_CO (LANES_CV * VEC)
+#define LANES_TILES ((C_OUT_G + LANES_CO - 1) / LANES_CO)
+#define LANES_CO_PAD (LANES_TILES * LANES_CO)
+#if VEC > 1
+#define LOAD_LANES(p) (((__global const unaligned_accv *)(p))->v)
+#else
+#define LOAD_LANES(p) (*(p))
+#endif
+
+__kernel void conv1d_forward_channel_lanes(__global const store_t *restrict xs, __global const acc_t *restrict wl,
+                                           __global const store_t *restrict bias, __global store_t *restrict y,
+                                           const int row_len, const int phase_len, const int L_out,
+                                           const int positions, const int has_bias)
+{
+    const int first = get_global_id(0) * LANES_POS;
+    const int g = get_global_id(1) / LANES_TILES;
+    const int co0 = (get_global_id(1) - g * LANES_TILES) * LANES_CO;
+    /* positions past the last one read the last one's input, and store nothing */
+    __global const store_t *xr[LANES_POS];
+    UNROLL
+    for (int t = 0; t < LANES_POS; ++t) {
+        const int q = first + t < positions ? first + t : positions - 1;
+        const int n = q / L_out;
+        xr[t] = xs + ((long)n * C_IN + g * C_IN_G) * row_len + (q - n * L_out);
+    }
+    __global const acc_t *wg = wl + (long)g * C_IN_G * K * LANES_CO_PAD + co0;
+    accv_t total[LANES_POS][LANES_CV];
+    ZERO_TILE(total, LANES_POS, LANES_CV);
+    for (int c0 = 0; c0 < C_IN_G; c0 += CI_BLOCK) {
+        const int c_end = c0 + CI_BLOCK < C_IN_G ? c0 + CI_BLOCK : C_IN_G;
+        accv_t acc[LANES_POS][LANES_CV];
+        ZERO_TILE(acc, LANES_POS, LANES_CV);
+        for (int ci = c0; ci < c_end; ++ci) {
+            __global const acc_t *wc = wg + (long)ci * K * LANES_CO_PAD;
+            const long x_row = (long)ci * row_len;
+            UNROLL_TAPS
+            for (int k = 0; k < K; ++k) {
+                const int x_at = (k * DILATION) % STRIDE * phase_len + (k * DILATION) / STRIDE;
+                accv_t wv[LANES_CV];
+                UNROLL
+                for (int c = 0; c < LANES_CV; ++c)
+                    wv[c] = LOAD_LANES(wc + k * LANES_CO_PAD + c * VEC);
+                UNROLL
+                for (int t = 0; t < LANES_POS; ++t) {
+                    const acc_t xv = LOAD(xr[t], x_row + x_at);
+                    UNROLL
+                    for (int c = 0; c < LANES_CV; ++c)
+                        acc[t][c] += wv[c] * xv;
+                }
+            }
+        }
+        UNROLL
+        for (int t = 0; t < LANES_POS; ++t)
+            UNROLL
+            for (int c = 0; c < LANES_CV; ++c)
+                total[t][c] += acc[t][c];
+    }
+    UNROLL
+    for (int t = 0; t < LANES_POS; ++t) {
+        const int q = first + t;
+        if (q >= positions)
+            break;
+        const int n = q / L_out;
+        __global store_t *yr = y + ((long)n * C_OUT + g * C_OUT_G) * L_out + (q - n * L_out);
+        UNROLL
+        for (int c = 0; c < LANES_CV; ++c) {
+            accv_lanes lanes;
+            lanes.v = total[t][c];
+            UNROLL
+            for (int v = 0; v < VEC; ++v) {
+                const int co = co0 + c * VEC + v;
+                if (co < C_OUT_G)
+                    STORE(yr, (long)co * L_out, lanes.s[v] + BIAS(g * C_OUT_G + co));
+            }
         }
     }
 }

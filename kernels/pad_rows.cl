@@ -9,9 +9,10 @@
  * phase: vector loads instead of element-wise gathers. LDP is an odd number of cache lines (host's
  * choice): with row lengths of a multiple of 4 KiB, the rows of one column all map onto the same cache
  * set, and a deep reduction walking down that column thrashes the cache.
- * Grid: dim 0 = line of LINE elements e in [0, LDX), dim 1 = row r. Macros read: PAD_MODE, PHASES, LINE,
- * dtype. Runtime arguments:
- * L (input row length, >= 1), pad_l, padded (pad_l + L + pad_r), LDP.
+ * Grid: dim 0 = r * (LDX / LINE) + line of LINE elements e in [0, LDX): rows and their lines in one
+ * dimension, so that short rows (a few lines) fill whole work-groups instead of one work-group each.
+ * Macros read: PAD_MODE, PHASES, LINE, dtype. Runtime arguments: L (input row length, >= 1), pad_l, padded
+ * (pad_l + L + pad_r), LDP, rows.
  *
  * pad_rows_blocked: the padded rows in blocks of VEC channels side by side, accumulation type, for the
  * weight gradient with lanes along input channels (conv1d_backward_weight_blocked):
@@ -22,7 +23,8 @@
  * A work-item copies a VEC x VEC square: positions q0 .. q0 + VEC of the block's VEC rows. Inside the
  * rows it loads VEC row vectors and transposes them in registers (log2(VEC) rounds of lane interleaves),
  * so that it stores VEC whole vectors; squares on the padding, past LDB or with missing channels go
- * element by element. Grid: dim 0 = q0 / VEC, dim 1 = rb. Macros read: C_IN_G, VEC, PAD_MODE, dtype.
+ * element by element. Grid: dim 0 = rb * ceil(LDB / VEC) + q0 / VEC. Macros read: C_IN_G, VEC, PAD_MODE, dtype.
+ * Runtime arguments: L, pad_l, LDB, rows (of xb).
  * Each kernel is compiled only under KERNEL_<its name> (Device.kernel defines it): a program holds the
  * kernel it launches, not its neighbours.
  */
@@ -34,12 +36,14 @@
 #endif
 #ifdef KERNEL_PAD_ROWS
 __kernel void pad_rows(__global const store_t *restrict x, __global store_t *restrict xp,
-                       const int L, const int pad_l, const int padded, const int LDP)
+                       const int L, const int pad_l, const int padded, const int LDP, const int rows)
 {
-    const int e0 = get_global_id(0) * LINE;
-    if (e0 >= PHASES * LDP)
+    const int lines = PHASES * LDP / LINE;
+    const long item = get_global_id(0);
+    const long row = item / lines;
+    if (row >= rows)
         return;
-    const long row = get_global_id(1);
+    const int e0 = (int)(item - row * lines) * LINE;
     __global const store_t *xr = x + row * L;
     __global store_t *out = xp + row * (PHASES * LDP) + e0;
 #if PHASES == 1
@@ -109,12 +113,14 @@ __kernel void pad_rows(__global const store_t *restrict x, __global store_t *res
 #endif
 
 __kernel void pad_rows_blocked(__global const store_t *restrict x, __global acc_t *restrict xb,
-                               const int L, const int pad_l, const int LDB)
+                               const int L, const int pad_l, const int LDB, const int rows)
 {
-    const int q0 = get_global_id(0) * VEC;
-    if (q0 >= LDB)
+    const int squares = (LDB + VEC - 1) / VEC;
+    const long item = get_global_id(0);
+    const int rb = (int)(item / squares);
+    if (rb >= rows)
         return;
-    const int rb = get_global_id(1);
+    const int q0 = (int)(item - (long)rb * squares) * VEC;
     const int b = rb % CI_BLOCKS;
     const long first_row = (long)(rb / CI_BLOCKS) * C_IN_G + b * VEC;
     __global acc_t *out = xb + ((long)rb * LDB + q0) * VEC;

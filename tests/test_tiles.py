@@ -219,3 +219,50 @@ def test_channel_lane_tiles_keep_within_the_registers(taps):
     if taps == 8:  # without the bound, the score alone picks the tile that spilled
         unbounded_co, unbounded_k = _weight_tiles(taps, 256, 12, 12, channel_lanes=8)
         assert (unbounded_co + 1) * unbounded_k > 15
+
+
+
+# Rows of a few outputs with lanes along output channels (conv1d_forward_channel_lanes over lane_weights'
+# copy), forward and the stride-1 input gradient in forward form: positions counted across samples with a
+# partial last tile, channel tiles past the group's channels, several reduction blocks (40 channels x 33
+# taps), strides, dilations and every padding mode.
+OUTPUT_LANES_CASES = [
+    (TileCase(24, 20, 3, 6, padding=1, groups=2), dict(LANES_POS=5, LANES_CV=2)),
+    (TileCase(16, 9, 4, 13, stride=3, padding=2, dilation=2, mode="reflect"), dict(LANES_POS=4, LANES_CV=1)),
+    (TileCase(40, 12, 33, 20, padding=16, mode="circular"), dict(LANES_POS=3, LANES_CV=2)),
+    (TileCase(10, 8, 5, 7, padding=2, mode="replicate", dtype="float64"), dict(LANES_POS=6, LANES_CV=2)),
+    (TileCase(12, 10, 3, 9, stride=2, padding=1, dtype="float16"), dict(LANES_POS=2, LANES_CV=3)),
+]
+
+
+@pytest.mark.parametrize("case, tiles", OUTPUT_LANES_CASES, ids=[c.id for c, _ in OUTPUT_LANES_CASES])
+def test_output_channel_lanes(case, tiles, device, rng):
+    dtype = np.dtype(case.dtype)
+    if dtype == np.float64 and not device.has_fp64:
+        pytest.skip("device has no fp64")
+    with clconv.params.override(strategy="register", LANES_L_MAX=64, VEC=4, AS_FORWARD=True, **tiles):
+        m = clconv.Conv1d(case.cin, case.cout, case.k, stride=case.stride, padding=case.padding,
+                          dilation=case.dilation, groups=case.groups, padding_mode=case.mode, device=device,
+                          dtype=dtype)
+        x = rng.uniform(-1.0, 1.0, size=(3, case.cin, case.length)).astype(dtype)
+        y = m(x)
+        dy = rng.uniform(-1.0, 1.0, size=y.shape).astype(dtype)
+        dx = m.backward(dy)
+    assert_close(y, reference_for(m, x, case), dtype, "output channel lanes forward")
+    check_grads(m, x, dy, dx, dtype, "output channel lanes")
+
+
+def test_output_channel_lanes_plan(device):
+    """Rows shorter than LANES_L_MAX with a vector of output channels per group take the lanes; longer rows,
+    or groups of fewer channels, keep the position tiles."""
+    from clconv.api.checks import conv_geometry
+    from clconv.passes.forward import forward_plan
+
+    def kernels(length, c_out):
+        geo = conv_geometry((2, 8, length), (c_out, 8, 3), (c_out,), 1, 1, 1, 1, 1)
+        with clconv.params.override(strategy="register", LANES_L_MAX=32, VEC=4):
+            return [s.kernel.function_name for s in forward_plan(device, geo, np.float32, True).steps]
+
+    assert kernels(31, 4) == ["lane_weights", "pad_rows", "conv1d_forward_channel_lanes"]
+    assert "conv1d_forward_channel_lanes" not in kernels(32, 4)
+    assert "conv1d_forward_channel_lanes" not in kernels(31, 3)

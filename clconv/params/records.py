@@ -80,6 +80,9 @@ class ForwardParams(PassParams):
     DW_ROWS: Optional[int] = None       # depthwise stride-1 passes of even batches take this many samples per tile
     DW_TILE_L: int = 4          # ... and this many vectors of one channel
     DW_TILES: int = 8           # ... and this many tiles per work-item
+    LANES_L_MAX: Optional[int] = None   # rows of fewer outputs than this run with lanes along output channels...
+    LANES_POS: int = 6          # ... a work-item taking this many positions of the batch
+    LANES_CV: int = 2           # ... and this many vectors of output channels
 
     STAGED: ClassVar[Optional[str]] = "CI_TILE"
 

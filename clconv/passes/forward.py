@@ -13,7 +13,7 @@ from ..api.checks import ConvGeometry
 from . import staging
 from ..params import ForwardParams
 from .plan import (PAD_MODE_CODE, Pass, Plan, Step, acc_bytes, common_defines, compiled_class, dtype_defines,
-                   exceeds_kernel, line_step, pass_params, planned, position_block)
+                   exceeds_kernel, line_step, pass_params, pass_record, planned, position_block)
 
 
 def forward_plan(device, geo: ConvGeometry, dtype, has_bias: bool, w_flipped: bool = False) -> Plan:
@@ -61,6 +61,10 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool, w_flipped: bool, ma
             return small
     if w_flipped and p.strategy == "register":
         return _flipped(device, geo, dtype, _build(device, geo, dtype, has_bias, False, max_group))
+    if p.strategy == "register":
+        lanes = _channel_lanes(device, geo, dtype, has_bias)
+        if lanes is not None:
+            return lanes
     if (p.strategy == "register" and p.DW_ROWS is not None and p.DW_ROWS > 1
             and geo.in_per_group == geo.out_per_group == 1 and geo.stride == 1 and (geo.kernel_size - 1) * geo.dilation + 1 <= p.UNROLL_K_MAX
             and geo.batch % 2 == 0):
@@ -215,6 +219,35 @@ def _depthwise_local(device, geo: ConvGeometry, rep: ConvGeometry, dtype, has_bi
                 (lanes, groups, 1), ("x", "w", "bias" if has_bias else "w", "y", np.int32(geo.length_in),
                                      np.int32(geo.length_out), np.int32(geo.pad_left), np.int32(has_bias)))
     return Plan((step,), params=p)
+
+
+def _channel_lanes(device, geo: ConvGeometry, dtype, has_bias: bool) -> Plan | None:
+    """conv1d_forward_channel_lanes over lane_weights' copy of the weights and the phase-split input, for
+    rows shorter than LANES_L_MAX with at least a vector of output channels per group and 16 products per
+    output; None for other layers (or past the device's buffer limit)."""
+    p = pass_record(device, Pass.FORWARD, geo, dtype)
+    if (p.LANES_L_MAX is None or geo.length_out >= p.LANES_L_MAX or geo.out_per_group < p.VEC
+            or geo.in_per_group * geo.kernel_size < 16):
+        return None
+    staged = staging.phase_rows(device, geo, dtype, geo.length_out)
+    if staged is None:
+        return None
+    vectors = min(p.LANES_CV, ceil_div(geo.out_per_group, p.VEC))
+    co_pad = ceil_div(geo.out_per_group, vectors * p.VEC) * vectors * p.VEC
+    lane_weights = device.kernel("flip_weights.cl", "lane_weights", dtype_defines(dtype))
+    rearrange = Plan((line_step(device, lane_weights, ceil_div(geo.in_per_group * geo.kernel_size, 8), "w", "lane_w",
+                                np.int32(geo.in_per_group), np.int32(geo.out_per_group), np.int32(geo.groups),
+                                np.int32(geo.kernel_size), np.int32(co_pad), rows=geo.groups * ceil_div(co_pad, 8),
+                                preferred=16),),
+                     (("lane_w", geo.groups * geo.in_per_group * geo.kernel_size * co_pad * acc_bytes(dtype)),))
+    kernel = device.kernel("conv1d_forward.cl", "conv1d_forward_channel_lanes",
+                           {**common_defines(geo, dtype, p), "LANES_POS": p.LANES_POS, "LANES_CV": vectors})
+    positions = geo.batch * geo.length_out
+    step = Step(kernel, (ceil_div(positions, p.LANES_POS), geo.groups * co_pad // (vectors * p.VEC)), (1, 1),
+                ("staged", "lane_w", "bias" if has_bias else "w", "y", np.int32(staged.row_length),
+                 np.int32(staged.row_length // geo.stride), np.int32(geo.length_out), np.int32(positions),
+                 np.int32(has_bias)))
+    return rearrange.then(staged.plan).then(Plan((step,), params=p, info={"channel_lanes": True}))
 
 
 def _round(n: int, vec: int) -> int:

@@ -101,10 +101,9 @@ def params_key(geo, dtype) -> tuple:
             geo.padding_mode, np.dtype(dtype).name)
 
 
-def pass_params(device, pass_name: Pass, geo, dtype, rows: int, length: int, local_bytes, max_group=None,
-                local_vectors: bool = False) -> PassParams:
-    """Parameters of one pass from the lookup chain, fitted to the shape, the device and (max_group) the
-    work-group limit of a kernel built before."""
+def pass_record(device, pass_name: Pass, geo, dtype) -> PassParams:
+    """The pass's record from the lookup chain, its vectors within the device's registers, before it is
+    fitted to a length."""
     p = params.lookup(device, pass_name, params_key(geo, dtype), geo.in_per_group * geo.kernel_size, geo.stride)
     if device.type == "CPU" and p.VEC > max(8, device.vector_floats):
         # Vectors twice as wide as the compiled registers crash LLVM's x86 back end (PoCL compiling AVX2 code
@@ -112,8 +111,15 @@ def pass_params(device, pass_name: Pass, geo, dtype, rows: int, length: int, loc
         p = replace(p, VEC=max(8, device.vector_floats))
     if np.dtype(dtype) == np.float64:
         p = replace(p, VEC=max(1, p.VEC // 2))  # double vectors take twice the registers
-    return params.fit(device, p, rows=rows, length=length, local_bytes=local_bytes, max_group=max_group,
-                      local_vectors=local_vectors)
+    return p
+
+
+def pass_params(device, pass_name: Pass, geo, dtype, rows: int, length: int, local_bytes, max_group=None,
+                local_vectors: bool = False) -> PassParams:
+    """Parameters of one pass from the lookup chain, fitted to the shape, the device and (max_group) the
+    work-group limit of a kernel built before."""
+    return params.fit(device, pass_record(device, pass_name, geo, dtype), rows=rows, length=length,
+                      local_bytes=local_bytes, max_group=max_group, local_vectors=local_vectors)
 
 
 def exceeds_kernel(device, kernel, group: int) -> int | None:

@@ -45,9 +45,10 @@ def phase_rows(device, geo: ConvGeometry, dtype, positions: int) -> Staged | Non
     kernel = device.kernel("pad_rows.cl", "pad_rows", {"PAD_MODE": PAD_MODE_CODE[geo.padding_mode],
                                                        "PHASES": geo.stride, "LINE": per_line, "VEC": min(per_line, 16),
                                                        **dtype_defines(dtype)})
-    step = line_step(device, kernel, row_length // per_line, "x", "staged", np.int32(geo.length_in),
+    rows = geo.batch * geo.in_channels
+    step = line_step(device, kernel, rows * (row_length // per_line), "x", "staged", np.int32(geo.length_in),
                      np.int32(geo.pad_left), np.int32(geo.pad_left + geo.length_in + geo.pad_right),
-                     np.int32(phase_length), rows=geo.batch * geo.in_channels)
+                     np.int32(phase_length), np.int32(rows))
     return Staged(Plan((step,), (("staged", nbytes),)), row_length, geo.stride, False)
 
 
@@ -71,6 +72,6 @@ def channel_blocks(device, geo: ConvGeometry, dtype, p: BackwardWeightParams) ->
                                                                 "C_IN_G": geo.in_per_group, "VEC": p.VEC,
                                                                 **dtype_defines(dtype)})
     squares = ceil_div(length, p.VEC)  # a work-item copies VEC positions of VEC channels
-    step = line_step(device, kernel, squares, "x", "staged", np.int32(geo.length_in), np.int32(geo.pad_left),
-                     np.int32(length), rows=rows)
+    step = line_step(device, kernel, rows * squares, "x", "staged", np.int32(geo.length_in), np.int32(geo.pad_left),
+                     np.int32(length), np.int32(rows))
     return Staged(Plan((step,), (("staged", nbytes),)), length, 1, True)
