@@ -227,16 +227,19 @@ def test_channel_lane_tiles_keep_within_the_registers(taps):
 # partial last tile, channel tiles past the group's channels, several reduction blocks (40 channels x 33
 # taps), strides, dilations and every padding mode.
 OUTPUT_LANES_CASES = [
-    (TileCase(24, 20, 3, 6, padding=1, groups=2), dict(LANES_POS=5, LANES_CV=2)),
-    (TileCase(16, 9, 4, 13, stride=3, padding=2, dilation=2, mode="reflect"), dict(LANES_POS=4, LANES_CV=1)),
-    (TileCase(40, 12, 33, 20, padding=16, mode="circular"), dict(LANES_POS=3, LANES_CV=2)),
-    (TileCase(10, 8, 5, 7, padding=2, mode="replicate", dtype="float64"), dict(LANES_POS=6, LANES_CV=2)),
+    (TileCase(24, 20, 3, 5, padding=1, groups=2), dict(LANES_POS=5, LANES_CV=1)),
+    (TileCase(16, 9, 4, 16, stride=3, padding=2, dilation=2, mode="reflect"), dict(LANES_POS=4, LANES_CV=1)),
+    (TileCase(40, 16, 33, 21, padding=16, mode="circular"), dict(LANES_POS=3, LANES_CV=2)),
+    (TileCase(10, 8, 5, 7, padding=2, mode="replicate", dtype="float64"), dict(LANES_POS=7, LANES_CV=2)),
     (TileCase(12, 10, 3, 9, stride=2, padding=1, dtype="float16"), dict(LANES_POS=2, LANES_CV=3)),
 ]
 
 
 @pytest.mark.parametrize("case, tiles", OUTPUT_LANES_CASES, ids=[c.id for c, _ in OUTPUT_LANES_CASES])
 def test_output_channel_lanes(case, tiles, device, rng):
+    from clconv.api.checks import conv_geometry
+    from clconv.passes.forward import forward_plan
+
     dtype = np.dtype(case.dtype)
     if dtype == np.float64 and not device.has_fp64:
         pytest.skip("device has no fp64")
@@ -248,13 +251,17 @@ def test_output_channel_lanes(case, tiles, device, rng):
         y = m(x)
         dy = rng.uniform(-1.0, 1.0, size=y.shape).astype(dtype)
         dx = m.backward(dy)
+        geo = conv_geometry(x.shape, m.weight.shape, m.bias.shape, case.stride, case.padding, case.padding,
+                            case.dilation, case.groups, case.mode)
+        assert forward_plan(device, geo, dtype, True).info.get("channel_lanes")
     assert_close(y, reference_for(m, x, case), dtype, "output channel lanes forward")
     check_grads(m, x, dy, dx, dtype, "output channel lanes")
 
 
 def test_output_channel_lanes_plan(device):
-    """Rows shorter than LANES_L_MAX with a vector of output channels per group take the lanes; longer rows,
-    or groups of fewer channels, keep the position tiles."""
+    """Rows shorter than LANES_L_MAX with a vector of output channels per group take the lanes where the
+    position tiles fitted to the row would leave more lanes idle; longer rows, rows that whole vectors
+    fill, or groups of fewer channels, keep the position tiles."""
     from clconv.api.checks import conv_geometry
     from clconv.passes.forward import forward_plan
 
@@ -263,6 +270,7 @@ def test_output_channel_lanes_plan(device):
         with clconv.params.override(strategy="register", LANES_L_MAX=32, VEC=4):
             return [s.kernel.function_name for s in forward_plan(device, geo, np.float32, True).steps]
 
-    assert kernels(31, 4) == ["lane_weights", "pad_rows", "conv1d_forward_channel_lanes"]
-    assert "conv1d_forward_channel_lanes" not in kernels(32, 4)
-    assert "conv1d_forward_channel_lanes" not in kernels(31, 3)
+    assert kernels(5, 4) == ["lane_weights", "pad_rows", "conv1d_forward_channel_lanes"]
+    assert "conv1d_forward_channel_lanes" not in kernels(28, 4)
+    assert "conv1d_forward_channel_lanes" not in kernels(37, 4)
+    assert "conv1d_forward_channel_lanes" not in kernels(5, 3)

@@ -17,7 +17,7 @@ _CPU = {
     # Deep reductions (C_in_g x K >= STAGE_MIN) read a staged copy of the input (pad_rows.cl): no edge
     # tiles, no cache-set conflicts; shallower ones would spend more on the copy than they save.
     "forward": {"TILE_CO": 6, "WG_CO": 1, "STAGE_MIN": 256, "WORK_MIN": 1 << 20, "NT_STORE_MIN": 16 << 20,
-                "LANES_L_MAX": 32, "LANES_POS": 6, "LANES_CV": 2},
+                "LANES_L_MAX": 128, "LANES_POS": 6, "LANES_CV": 2},
     # Strided forwards read the staged input split into phases (vector loads, not gathers: stride-2 grouped
     # 25 -> 39 GF/s side by side), and a work-item passes 4 channel tiles over each input window, which a
     # stride of s makes s times longer per output than a stride-1 window (strided4 49 -> 63 GF/s).
@@ -50,7 +50,7 @@ _CPU_AVX512 = {
     # load once for all their taps (side by side: depthwise K31 forward 100 -> 139, its input gradient
     # 80 -> 120, K3 15.6 -> 30.6 GF/s).
     "forward": {"TILE_CO": 16, "WG_CO": 1, "STAGE_MIN": 256, "WORK_MIN": 1 << 20, "NT_STORE_MIN": 16 << 20,
-                "ALIGNED_TAPS": 15, "DW_ROWS": 4, "LANES_L_MAX": 32, "LANES_POS": 8, "LANES_CV": 2},
+                "ALIGNED_TAPS": 15, "DW_ROWS": 4, "LANES_L_MAX": 128, "LANES_POS": 8, "LANES_CV": 2},
     # Deep reductions (staged input) in 8 x 3 tiles: 11 loads per 24 multiply-adds instead of 17 per 16;
     # dense forward 132-143 -> 198 GF/s side by side (grouped and tcn, shallower, lost with it).
     "forward_deep": {"TILE_CO": 8, "TILE_L": 3},

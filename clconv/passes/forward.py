@@ -62,7 +62,7 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool, w_flipped: bool, ma
     if w_flipped and p.strategy == "register":
         return _flipped(device, geo, dtype, _build(device, geo, dtype, has_bias, False, max_group))
     if p.strategy == "register":
-        lanes = _channel_lanes(device, geo, dtype, has_bias)
+        lanes = _channel_lanes(device, geo, dtype, has_bias, p)
         if lanes is not None:
             return lanes
     if (p.strategy == "register" and p.DW_ROWS is not None and p.DW_ROWS > 1
@@ -221,19 +221,27 @@ def _depthwise_local(device, geo: ConvGeometry, rep: ConvGeometry, dtype, has_bi
     return Plan((step,), params=p)
 
 
-def _channel_lanes(device, geo: ConvGeometry, dtype, has_bias: bool) -> Plan | None:
+def _channel_lanes(device, geo: ConvGeometry, dtype, has_bias: bool, fitted: ForwardParams) -> Plan | None:
     """conv1d_forward_channel_lanes over lane_weights' copy of the weights and the phase-split input, for
     rows shorter than LANES_L_MAX with at least a vector of output channels per group and 16 products per
-    output; None for other layers (or past the device's buffer limit)."""
+    output, where its lanes do more useful work than the position tiles fitted to the row (`fitted`: a
+    35-position row in 4-lane vectors fills 35 of 36 lanes of half-width vectors, 49%); None for other layers
+    (or past the device's buffer limit)."""
     p = pass_record(device, Pass.FORWARD, geo, dtype)
     if (p.LANES_L_MAX is None or geo.length_out >= p.LANES_L_MAX or geo.out_per_group < p.VEC
             or geo.in_per_group * geo.kernel_size < 16):
         return None
+    span = fitted.TILE_L * fitted.VEC
+    positions_used = geo.length_out / (ceil_div(geo.length_out, span) * span) * fitted.VEC / p.VEC
+    vectors = min(p.LANES_CV, ceil_div(geo.out_per_group, p.VEC))
+    co_pad = ceil_div(geo.out_per_group, vectors * p.VEC) * vectors * p.VEC
+    positions = geo.batch * geo.length_out
+    channels_used = geo.out_per_group / co_pad * positions / (ceil_div(positions, p.LANES_POS) * p.LANES_POS)
+    if channels_used <= positions_used:
+        return None
     staged = staging.phase_rows(device, geo, dtype, geo.length_out)
     if staged is None:
         return None
-    vectors = min(p.LANES_CV, ceil_div(geo.out_per_group, p.VEC))
-    co_pad = ceil_div(geo.out_per_group, vectors * p.VEC) * vectors * p.VEC
     lane_weights = device.kernel("flip_weights.cl", "lane_weights", dtype_defines(dtype))
     rearrange = Plan((line_step(device, lane_weights, ceil_div(geo.in_per_group * geo.kernel_size, 8), "w", "lane_w",
                                 np.int32(geo.in_per_group), np.int32(geo.out_per_group), np.int32(geo.groups),
@@ -242,7 +250,6 @@ def _channel_lanes(device, geo: ConvGeometry, dtype, has_bias: bool) -> Plan | N
                      (("lane_w", geo.groups * geo.in_per_group * geo.kernel_size * co_pad * acc_bytes(dtype)),))
     kernel = device.kernel("conv1d_forward.cl", "conv1d_forward_channel_lanes",
                            {**common_defines(geo, dtype, p), "LANES_POS": p.LANES_POS, "LANES_CV": vectors})
-    positions = geo.batch * geo.length_out
     step = Step(kernel, (ceil_div(positions, p.LANES_POS), geo.groups * co_pad // (vectors * p.VEC)), (1, 1),
                 ("staged", "lane_w", "bias" if has_bias else "w", "y", np.int32(staged.row_length),
                  np.int32(staged.row_length // geo.stride), np.int32(geo.length_out), np.int32(positions),
