@@ -16,7 +16,14 @@ _CPU = {
     "*": {"strategy": "register", "TILE_L": 2, "VEC": 8, "WG_L": 1, "TILE_REGS": 15},
     # Deep reductions (C_in_g x K >= STAGE_MIN) read a staged copy of the input (pad_rows.cl): no edge
     # tiles, no cache-set conflicts; shallower ones would spend more on the copy than they save.
-    "forward": {"TILE_CO": 6, "WG_CO": 1, "STAGE_MIN": 256, "WORK_MIN": 1 << 20, "NT_STORE_MIN": 16 << 20},
+    # Stride-1 layers of 24 taps or more and at most 8 outputs per group (channel multipliers, input
+    # gradients of filterbanks as forwards) take their taps VEC apart, the input vectors sliding through
+    # registers (conv1d_forward_slide): one load per tap instead of one per tile vector. Side by side on a
+    # 2-core EPYC: filterbank input gradient (80 -> 1, K251) 168 -> 111 ms, multiplier forward (K31, 2 x 4)
+    # 8.3 -> 5.9 ms; it lost at K15 (input gradient 6.9 -> 9.6 ms) and on the filterbank forward itself
+    # (80 outputs: 93 -> 104 ms against 6 x 2 tiles sharing two input vectors).
+    "forward": {"TILE_CO": 6, "WG_CO": 1, "STAGE_MIN": 256, "WORK_MIN": 1 << 20, "NT_STORE_MIN": 16 << 20,
+                "SLIDE_K_MIN": 24, "SLIDE_CO": 2},
     # Strided forwards read the staged input split into phases (vector loads, not gathers: stride-2 grouped
     # 25 -> 39 GF/s side by side), and a work-item passes 4 channel tiles over each input window, which a
     # stride of s makes s times longer per output than a stride-1 window (strided4 49 -> 63 GF/s).
@@ -33,8 +40,12 @@ _CPU = {
     # the channel-blocked copy, 12 accumulators whose tile with its input vectors keeps within TILE_REGS
     # (side by side on a 2-core EPYC: pointwise 68 -> 153, dense 171 -> 210, batch-1 68 -> 101, strided4
     # 154 -> 174, grouped 148 -> 161 GF/s).
+    # Stride-1 kernels of 64 taps or more: tap tiles VEC apart sliding over a padded copy of the input
+    # (conv1d_backward_weight_slide, 2 channels x 4 taps: 3 loads per 8 multiply-adds against 7 per 10),
+    # side by side: filterbank (K251) 90 -> 80 ms; 3 x 3 ran as fast, the K31 multiplier no faster.
     "backward_weight": {"TILE_CO": 3, "WG_CO": 1, "TILE_K": 3, "ACC_MAX": 12, "TAPS_MAX": 5, "RUN": 4096,
-                        "STAGE_MIN": 256, "STAGE_FLOPS": 1 << 24, "CI_LANES_MIN": 8, "CI_LANES_ACC": 12},
+                        "STAGE_MIN": 256, "STAGE_FLOPS": 1 << 24, "CI_LANES_MIN": 8, "CI_LANES_ACC": 12,
+                        "SLIDE_K_MIN": 64},
 }
 # PoCL compiling for a CPU with AVX-512 (32 vector registers of 16 floats): twice the vector width and
 # 16-channel tiles (16 x 16 accumulators; dense forward 131 -> 172 GF/s over 12 channels).
