@@ -247,26 +247,28 @@ void conv1d_backward_weight_partial(__global const store_t *restrict x, __global
  * r - pad_l), so from one position vector to the next the tile's input vectors slide by one: each step
  * loads TILE_CO dy vectors and one input vector for TILE_CO x SLIDE_M multiply-adds (window slot
  * (i + s) % SLIDE_M holds tap i at unrolled step s). Vectors whose window leaves the row, and a sample's
- * last partial vector, take the guarded, unslid path. Work-item (ci, residue, tap tile; channel tile;
- * chunk) as the partial kernel's, with SLIDE_TILES tap tiles per input channel.
+ * last partial vector, take the guarded, unslid path. A work-item owns every tap tile of its residue and
+ * passes them all over blocks of SLIDE_SB position vectors, so that a block's dy and input stay in the
+ * first-level cache while the tiles take turns (their sums wait in private memory). Grid: dim 0 =
+ * (ci, residue), dim 1 = channel tile, dim 2 = chunk of the N x L_out position vectors.
  */
 #ifdef KERNEL_CONV1D_BACKWARD_WEIGHT_SLIDE
 #if STRIDE != 1 || DILATION != 1
 #error "conv1d_backward_weight_slide computes stride-1, dilation-1 weight gradients"
 #endif
+#ifndef SLIDE_SB
+#define SLIDE_SB 128 /* position vectors per cache block */
+#endif
 #define SLIDE_MS ((K + VEC - 1) / VEC)                     /* taps of residue 0 */
 #define SLIDE_PER_R ((SLIDE_MS + SLIDE_M - 1) / SLIDE_M)   /* tap tiles per residue */
-#define SLIDE_TILES (VEC * SLIDE_PER_R)
 __kernel __attribute__((reqd_work_group_size(1, 1, 1)))
 void conv1d_backward_weight_slide(__global const store_t *restrict x, __global const store_t *restrict dy,
                                   __global acc_t *restrict partial, const int N, const int L_in,
                                   const int L_out, const int pad_l, const int chunks, const int pos_block)
 {
     const int2 tile = tile_order(pos_block);
-    const int a = tile.x;
-    const int ci = a / SLIDE_TILES;
-    const int r = a % SLIDE_TILES / SLIDE_PER_R;
-    const int m0 = a % SLIDE_PER_R * SLIDE_M;
+    const int ci = tile.x / VEC;
+    const int r = tile.x % VEC;
     const int g = tile.y / CO_SPANS;
     const int co_end = (g + 1) * C_OUT_G;
     const int co0 = g * C_OUT_G + tile.y % CO_SPANS * TILE_CO;
@@ -275,79 +277,98 @@ void conv1d_backward_weight_slide(__global const store_t *restrict x, __global c
     const int vpn = (L_out + VEC - 1) / VEC;
     const long total = (long)N * vpn;
     const long v_begin = total * chunk / chunks, v_end = total * (chunk + 1) / chunks;
-    const int k_first = r + m0 * VEC; /* tap i of the tile: k_first + i * VEC */
-    accv_t acc[TILE_CO][SLIDE_M];
-    ZERO_TILE(acc, TILE_CO, SLIDE_M);
-    /* position vectors whose every tap's input lies inside the row */
-    const int lo_num = pad_l - k_first;
-    const int lv_in_lo = lo_num <= 0 ? 0 : (lo_num + VEC - 1) / VEC;
-    const int last_start = L_in - VEC + pad_l - k_first - (SLIDE_M - 1) * VEC;
-    const int lv_hi_x = last_start < 0 ? 0 : last_start / VEC + 1;
-    const int lv_in_hi = lv_hi_x < L_out / VEC ? lv_hi_x : L_out / VEC;
+    accv_t sums[SLIDE_PER_R][TILE_CO][SLIDE_M];
+    for (int j = 0; j < SLIDE_PER_R; ++j)
+        ZERO_TILE(sums[j], TILE_CO, SLIDE_M);
     for (long vs = v_begin; vs < v_end;) {
         const int n = (int)(vs / vpn);
         const int lv0 = (int)(vs - (long)n * vpn);
         const int lv1 = v_end - vs < vpn - lv0 ? lv0 + (int)(v_end - vs) : vpn;
-        const int mid_lo = lv_in_lo < lv0 ? lv0 : (lv_in_lo > lv1 ? lv1 : lv_in_lo);
-        const int mid_hi = lv_in_hi < mid_lo ? mid_lo : (lv_in_hi > lv1 ? lv1 : lv_in_hi);
         __global const store_t *xrow = x + ((long)n * C_IN + g * C_IN_G + ci) * L_in;
-        __global const store_t *xr = xrow + k_first - pad_l;
         __global const store_t *dyr = dy + ((long)n * C_OUT + co_base) * L_out;
-#define SLIDE_EDGE_STEP(lv)                                                     \
-        {                                                                       \
-            const int l = (lv) * VEC;                                           \
-            accv_t dyv[TILE_CO];                                                \
-            UNROLL                                                              \
-            for (int c = 0; c < TILE_CO; ++c)                                   \
-                dyv[c] = gather_masked(dyr + (long)c * L_out, l, 1, L_out);     \
-            UNROLL                                                              \
-            for (int i = 0; i < SLIDE_M; ++i) {                                 \
-                const accv_t xv = keep_lanes(gather_padded(xrow, l + k_first + i * VEC - pad_l, 1, L_in), l, L_out); \
-                UNROLL                                                          \
-                for (int c = 0; c < TILE_CO; ++c)                               \
-                    acc[c][i] += dyv[c] * xv;                                   \
-            }                                                                   \
-        }
-        for (int lv = lv0; lv < mid_lo; ++lv)
-            SLIDE_EDGE_STEP(lv)
-        if (mid_lo < mid_hi) {
-            accv_t xw[SLIDE_M];
-            UNROLL
-            for (int i = 0; i + 1 < SLIDE_M; ++i)
-                xw[i] = LOADV(xr + (mid_lo + i) * VEC);
-            for (int lv = mid_lo; lv < mid_hi; lv += SLIDE_M) {
+        for (int b0 = lv0; b0 < lv1; b0 += SLIDE_SB) {
+            const int b1 = lv1 - b0 < SLIDE_SB ? lv1 : b0 + SLIDE_SB;
+            NO_UNROLL
+            for (int j = 0; j < SLIDE_PER_R; ++j) {
+                const int k_first = r + j * SLIDE_M * VEC; /* tap i of the tile: k_first + i * VEC */
+                __global const store_t *xr = xrow + k_first - pad_l;
+                /* position vectors whose every tap's input lies inside the row */
+                const int lo_num = pad_l - k_first;
+                const int lv_in_lo = lo_num <= 0 ? 0 : (lo_num + VEC - 1) / VEC;
+                const int last_start = L_in - VEC + pad_l - k_first - (SLIDE_M - 1) * VEC;
+                const int lv_hi_x = last_start < 0 ? 0 : last_start / VEC + 1;
+                const int lv_in_hi = lv_hi_x < L_out / VEC ? lv_hi_x : L_out / VEC;
+                const int mid_lo = lv_in_lo < b0 ? b0 : (lv_in_lo > b1 ? b1 : lv_in_lo);
+                const int mid_hi = lv_in_hi < mid_lo ? mid_lo : (lv_in_hi > b1 ? b1 : lv_in_hi);
+                accv_t acc[TILE_CO][SLIDE_M];
                 UNROLL
-                for (int s = 0; s < SLIDE_M; ++s) {
-                    if (lv + s >= mid_hi)
-                        break;
-                    xw[(s + SLIDE_M - 1) % SLIDE_M] = LOADV(xr + (lv + s + SLIDE_M - 1) * VEC);
+                for (int c = 0; c < TILE_CO; ++c)
                     UNROLL
-                    for (int c = 0; c < TILE_CO; ++c) {
-                        const accv_t dyv = LOADV(dyr + (long)c * L_out + (lv + s) * VEC);
+                    for (int i = 0; i < SLIDE_M; ++i)
+                        acc[c][i] = sums[j][c][i];
+#define SLIDE_EDGE_STEP(lv)                                                     \
+                {                                                               \
+                    const int l = (lv) * VEC;                                   \
+                    accv_t dyv[TILE_CO];                                        \
+                    UNROLL                                                      \
+                    for (int c = 0; c < TILE_CO; ++c)                           \
+                        dyv[c] = gather_masked(dyr + (long)c * L_out, l, 1, L_out); \
+                    UNROLL                                                      \
+                    for (int i = 0; i < SLIDE_M; ++i) {                         \
+                        const accv_t xv = keep_lanes(gather_padded(xrow, l + k_first + i * VEC - pad_l, 1, L_in), l, L_out); \
+                        UNROLL                                                  \
+                        for (int c = 0; c < TILE_CO; ++c)                       \
+                            acc[c][i] += dyv[c] * xv;                           \
+                    }                                                           \
+                }
+                for (int lv = b0; lv < mid_lo; ++lv)
+                    SLIDE_EDGE_STEP(lv)
+                if (mid_lo < mid_hi) {
+                    accv_t xw[SLIDE_M];
+                    UNROLL
+                    for (int i = 0; i + 1 < SLIDE_M; ++i)
+                        xw[i] = LOADV(xr + (mid_lo + i) * VEC);
+                    for (int lv = mid_lo; lv < mid_hi; lv += SLIDE_M) {
                         UNROLL
-                        for (int i = 0; i < SLIDE_M; ++i)
-                            acc[c][i] += dyv * xw[(i + s) % SLIDE_M];
+                        for (int s = 0; s < SLIDE_M; ++s) {
+                            if (lv + s >= mid_hi)
+                                break;
+                            xw[(s + SLIDE_M - 1) % SLIDE_M] = LOADV(xr + (lv + s + SLIDE_M - 1) * VEC);
+                            UNROLL
+                            for (int c = 0; c < TILE_CO; ++c) {
+                                const accv_t dyv = LOADV(dyr + (long)c * L_out + (lv + s) * VEC);
+                                UNROLL
+                                for (int i = 0; i < SLIDE_M; ++i)
+                                    acc[c][i] += dyv * xw[(i + s) % SLIDE_M];
+                            }
+                        }
                     }
                 }
+                for (int lv = mid_hi; lv < b1; ++lv)
+                    SLIDE_EDGE_STEP(lv)
+                UNROLL
+                for (int c = 0; c < TILE_CO; ++c)
+                    UNROLL
+                    for (int i = 0; i < SLIDE_M; ++i)
+                        sums[j][c][i] = acc[c][i];
             }
         }
-        for (int lv = mid_hi; lv < lv1; ++lv)
-            SLIDE_EDGE_STEP(lv)
         vs += lv1 - lv0;
     }
     __global acc_t *out = partial + (long)chunk * W_SIZE;
-    UNROLL
-    for (int c = 0; c < TILE_CO; ++c) {
-        const int co = co_base + c;
-        if (co < co0)
-            continue;
+    for (int j = 0; j < SLIDE_PER_R; ++j)
         UNROLL
-        for (int i = 0; i < SLIDE_M; ++i) {
-            const int k = k_first + i * VEC;
-            if (m0 + i < SLIDE_MS && k < K)
-                out[(co * C_IN_G + ci) * K + k] = sum_lanes(acc[c][i]);
+        for (int c = 0; c < TILE_CO; ++c) {
+            const int co = co_base + c;
+            if (co < co0)
+                continue;
+            UNROLL
+            for (int i = 0; i < SLIDE_M; ++i) {
+                const int k = r + (j * SLIDE_M + i) * VEC;
+                if (k < K)
+                    out[(co * C_IN_G + ci) * K + k] = sum_lanes(sums[j][c][i]);
+            }
         }
-    }
 }
 #endif
 

@@ -223,12 +223,13 @@ def test_channel_lane_tiles_keep_within_the_registers(taps):
 
 # Stride-1 layers of long kernels with their taps VEC apart, the input vectors sliding through registers
 # (conv1d_forward_slide, conv1d_backward_weight_slide): single-channel filterbanks (their input gradients
-# as forwards of several input channels into one), channel multipliers in tiles of 2 sliding back over 3
+# as forwards of several input channels into one), channel multipliers in tiles of 3 sliding back over 5
 # outputs per group, taps not a multiple of the lanes, edge tiles at both ends under every padding mode,
 # rows shorter than a tile, several position tiles per work-item and weight-gradient chunks that split
 # rows (RUN).
 SLIDE_CASES = [
     TileCase(1, 5, 70, 700, padding=35),
+    TileCase(2, 10, 33, 150, padding=16, groups=2, mode="reflect"),
     TileCase(3, 6, 31, 90, padding=15, groups=3, mode="reflect"),
     TileCase(2, 6, 25, 61, padding=12, groups=2, mode="circular", dtype="float64"),
     TileCase(2, 2, 21, 19, padding=10, groups=2, mode="replicate"),
@@ -243,7 +244,7 @@ def test_slide_tiles(case, vec, device, rng):
     if dtype == np.float64 and not device.has_fp64:
         pytest.skip("device has no fp64")
     skip_wider_than_compiled(device, vec)
-    with clconv.params.override(strategy="register", SLIDE_K_MIN=20, SLIDE_CO=2, VEC=vec, RUN=64,
+    with clconv.params.override(strategy="register", SLIDE_K_MIN=20, SLIDE_CO=3, VEC=vec, RUN=64,
                                 WORK_MIN=1 << 30, AS_FORWARD=True, TILE_REGS=15):
         m = clconv.Conv1d(case.cin, case.cout, case.k, padding=case.padding, groups=case.groups,
                           padding_mode=case.mode, device=device, dtype=dtype)

@@ -41,11 +41,14 @@ _CPU = {
     # (side by side on a 2-core EPYC: pointwise 68 -> 153, dense 171 -> 210, batch-1 68 -> 101, strided4
     # 154 -> 174, grouped 148 -> 161 GF/s).
     # Stride-1 kernels of 64 taps or more: tap tiles VEC apart sliding over a padded copy of the input
-    # (conv1d_backward_weight_slide, 2 channels x 4 taps: 3 loads per 8 multiply-adds against 7 per 10),
-    # side by side: filterbank (K251) 90 -> 80 ms; 3 x 3 ran as fast, the K31 multiplier no faster.
+    # (conv1d_backward_weight_slide), 4 channels x 3 taps, 12 accumulators beside 3 input vectors and a dy
+    # vector (5 loads per 12 multiply-adds against 7 per 10), a work-item passing every tap tile of its
+    # residue over each block of positions. Side by side on a 2-core EPYC: filterbank (K251) 100 -> 80 ms
+    # with 2 x 4 tiles, then 2 x 4 -> 4 x 3 54 -> 52 ms and at K401 86 -> 79 ms; the K31 multiplier ran no
+    # faster.
     "backward_weight": {"TILE_CO": 3, "WG_CO": 1, "TILE_K": 3, "ACC_MAX": 12, "TAPS_MAX": 5, "RUN": 4096,
                         "STAGE_MIN": 256, "STAGE_FLOPS": 1 << 24, "CI_LANES_MIN": 8, "CI_LANES_ACC": 12,
-                        "SLIDE_K_MIN": 64},
+                        "SLIDE_K_MIN": 64, "SLIDE_CO": 4},
 }
 # PoCL compiling for a CPU with AVX-512 (32 vector registers of 16 floats): twice the vector width and
 # 16-channel tiles (16 x 16 accumulators; dense forward 131 -> 172 GF/s over 12 channels).

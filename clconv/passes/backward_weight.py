@@ -152,10 +152,10 @@ def _slide(device, geo: ConvGeometry, rep: ConvGeometry, dtype, accumulate: bool
     from one position vector to the next."""
     tile_co = params.balanced_tile(geo.out_per_group, p.SLIDE_CO)
     # accumulators, the sliding input vectors and a dy vector within the registers
-    most = max(1, ((p.TILE_REGS or 16) - 1) // (tile_co + 1))
+    most = max(1, (p.SLIDE_REGS - 1) // (tile_co + 1))
     per_residue = ceil_div(geo.kernel_size, p.VEC)
     tile_m = ceil_div(per_residue, ceil_div(per_residue, most))
-    lanes = geo.in_per_group * p.VEC * ceil_div(per_residue, tile_m)
+    lanes = geo.in_per_group * p.VEC  # a work-item per residue takes all its tap tiles
     rows = geo.groups * ceil_div(geo.out_per_group, tile_co)
     w_size = geo.out_channels * geo.in_per_group * geo.kernel_size
 
