@@ -797,7 +797,8 @@ void conv1d_forward_depthwise_local(__global const store_t *restrict x, __global
  *   tap r + m VEC, tile vector t:  x[i0 + r + (t + m) VEC ..]     (window xw[t] = vector t + m)
  *
  * A work-item owns TILE_CO channels (slid back to end on the group's last) x TILE_P tiles of SLIDE_T
- * vectors along the positions; a tile whose window crosses the row's ends gathers through load_padded.
+ * vectors along the positions; a tile whose window crosses the row's ends copies it through load_padded
+ * into private memory first.
  * Sums fold into the totals per CHUNK input channels (blocked summation). Grid: dim 0 = run of TILE_P
  * tiles, dim 1 = channel tile (per group), dim 2 = n.
  */
@@ -811,10 +812,11 @@ void conv1d_forward_depthwise_local(__global const store_t *restrict x, __global
 #define SLIDE_SPAN (SLIDE_T * VEC)
 /* Steps of SLIDE_T taps, unrolled: window slot (t + s) % SLIDE_T holds tile vector t at step s, and each
  * step loads into the slot its predecessor read last; the block ends where it began, no register moves. */
-#define SLIDE_TAPS(LOAD_X)                                                      \
+#define SLIDE_TAPS(LOAD_X, STAGE)                                               \
     for (int ci = cb; ci < cb_end; ++ci) {                                      \
         __global const store_t *xr = xg + (long)ci * L_in;                      \
         __global const store_t *wr = w + ((long)co_base * C_IN_G + ci) * K;    \
+        STAGE                                                                   \
         NO_UNROLL                                                               \
         for (int r = 0; r < VEC && r < K; ++r) {                                \
             accv_t xw[SLIDE_T];                                                 \
@@ -839,8 +841,14 @@ void conv1d_forward_depthwise_local(__global const store_t *restrict x, __global
             }                                                                   \
         }                                                                       \
     }
+#define SLIDE_WIN (SLIDE_SPAN + K - 1) /* input window of a tile */
 #define SLIDE_INTERIOR(o) LOADV(xr + i0 + (o))
-#define SLIDE_EDGE(o) gather_padded(xr, i0 + (o), 1, L_in)
+#define SLIDE_EDGE(o) LOADV_PRIVATE(window + (o))
+#define SLIDE_NOTHING
+/* a tile across the row's ends reads its window from private memory, copied through the padding once */
+#define SLIDE_WINDOW                                                            \
+        for (int j = 0; j < SLIDE_WIN; ++j)                                     \
+            window[j] = load_padded(xr, i0 + j, L_in);
 
 __kernel __attribute__((reqd_work_group_size(1, 1, 1)))
 void conv1d_forward_slide(__global const store_t *restrict x, __global const store_t *restrict w,
@@ -854,6 +862,7 @@ void conv1d_forward_slide(__global const store_t *restrict x, __global const sto
     const int co_base = co0 + TILE_CO > co_end ? co_end - TILE_CO : co0;
     const int n = get_global_id(2);
     __global const store_t *xg = x + ((long)n * C_IN + g * C_IN_G) * L_in;
+    acc_t window[SLIDE_WIN];
     for (int p = 0; p < TILE_P; ++p) {
         const int l0 = (get_global_id(0) * TILE_P + p) * SLIDE_SPAN;
         if (l0 >= L_out)
@@ -867,9 +876,9 @@ void conv1d_forward_slide(__global const store_t *restrict x, __global const sto
             accv_t part[TILE_CO][SLIDE_T];
             ZERO_TILE(part, TILE_CO, SLIDE_T);
             if (inside) {
-                SLIDE_TAPS(SLIDE_INTERIOR)
+                SLIDE_TAPS(SLIDE_INTERIOR, SLIDE_NOTHING)
             } else {
-                SLIDE_TAPS(SLIDE_EDGE)
+                SLIDE_TAPS(SLIDE_EDGE, SLIDE_WINDOW)
             }
             UNROLL
             for (int c = 0; c < TILE_CO; ++c)
