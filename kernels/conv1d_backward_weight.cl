@@ -40,6 +40,8 @@
  *
  *     The input streams one cache line per position and no lanes are summed at the end; lanes along
  *     positions stream TILE_CO + 1 rows per vector and load the same dy vector for every input channel.
+ *   conv1d_backward_weight_slide: the register tiles for stride-1 layers of long kernels, taps VEC apart
+ *     so that their input vectors slide through registers (see the kernel).
  *
  * Macros read: C_IN_G, C_OUT_G, GROUPS, K, STRIDE, DILATION, PAD_MODE, BIAS_SUM, dtype (common.cl),
  * tunables (the depthwise kernel's DW_TK, DW_KT, DW_WP, DW_RUN, DW_CH and LB come from the host, with no
@@ -237,6 +239,137 @@ void conv1d_backward_weight_partial(__global const store_t *restrict x, __global
     }
 }
 
+#endif
+
+/* conv1d_backward_weight_slide: the partial kernel's sums for stride-1, dilation-1 layers of long kernels
+ * (single-channel filterbanks, depthwise filters), with the taps of a tile VEC apart: taps
+ * r + (m0 + i) VEC, i < SLIDE_M, of residue r. Position vector lv reads input vectors lv + m0 + i (offset
+ * r - pad_l), so from one position vector to the next the tile's input vectors slide by one: each step
+ * loads TILE_CO dy vectors and one input vector for TILE_CO x SLIDE_M multiply-adds (window slot
+ * (i + s) % SLIDE_M holds tap i at unrolled step s). Vectors whose window leaves the row, and a sample's
+ * last partial vector, take the guarded, unslid path. A work-item owns every tap tile of its residue and
+ * passes them all over blocks of SLIDE_SB position vectors, so that a block's dy and input stay in the
+ * first-level cache while the tiles take turns (their sums wait in private memory). Grid: dim 0 =
+ * (ci, residue), dim 1 = channel tile, dim 2 = chunk of the N x L_out position vectors.
+ */
+#ifdef KERNEL_CONV1D_BACKWARD_WEIGHT_SLIDE
+#if STRIDE != 1 || DILATION != 1
+#error "conv1d_backward_weight_slide computes stride-1, dilation-1 weight gradients"
+#endif
+#ifndef SLIDE_SB
+#define SLIDE_SB 128 /* position vectors per cache block */
+#endif
+#define SLIDE_MS ((K + VEC - 1) / VEC)                     /* taps of residue 0 */
+#define SLIDE_PER_R ((SLIDE_MS + SLIDE_M - 1) / SLIDE_M)   /* tap tiles per residue */
+__kernel __attribute__((reqd_work_group_size(1, 1, 1)))
+void conv1d_backward_weight_slide(__global const store_t *restrict x, __global const store_t *restrict dy,
+                                  __global acc_t *restrict partial, const int N, const int L_in,
+                                  const int L_out, const int pad_l, const int chunks, const int pos_block)
+{
+    const int2 tile = tile_order(pos_block);
+    const int ci = tile.x / VEC;
+    const int r = tile.x % VEC;
+    const int g = tile.y / CO_SPANS;
+    const int co_end = (g + 1) * C_OUT_G;
+    const int co0 = g * C_OUT_G + tile.y % CO_SPANS * TILE_CO;
+    const int co_base = co0 + TILE_CO > co_end ? co_end - TILE_CO : co0;
+    const int chunk = get_global_id(2);
+    const int vpn = (L_out + VEC - 1) / VEC;
+    const long total = (long)N * vpn;
+    const long v_begin = total * chunk / chunks, v_end = total * (chunk + 1) / chunks;
+    accv_t sums[SLIDE_PER_R][TILE_CO][SLIDE_M];
+    for (int j = 0; j < SLIDE_PER_R; ++j)
+        ZERO_TILE(sums[j], TILE_CO, SLIDE_M);
+    for (long vs = v_begin; vs < v_end;) {
+        const int n = (int)(vs / vpn);
+        const int lv0 = (int)(vs - (long)n * vpn);
+        const int lv1 = v_end - vs < vpn - lv0 ? lv0 + (int)(v_end - vs) : vpn;
+        __global const store_t *xrow = x + ((long)n * C_IN + g * C_IN_G + ci) * L_in;
+        __global const store_t *dyr = dy + ((long)n * C_OUT + co_base) * L_out;
+        for (int b0 = lv0; b0 < lv1; b0 += SLIDE_SB) {
+            const int b1 = lv1 - b0 < SLIDE_SB ? lv1 : b0 + SLIDE_SB;
+            NO_UNROLL
+            for (int j = 0; j < SLIDE_PER_R; ++j) {
+                const int k_first = r + j * SLIDE_M * VEC; /* tap i of the tile: k_first + i * VEC */
+                __global const store_t *xr = xrow + k_first - pad_l;
+                /* position vectors whose every tap's input lies inside the row */
+                const int lo_num = pad_l - k_first;
+                const int lv_in_lo = lo_num <= 0 ? 0 : (lo_num + VEC - 1) / VEC;
+                const int last_start = L_in - VEC + pad_l - k_first - (SLIDE_M - 1) * VEC;
+                const int lv_hi_x = last_start < 0 ? 0 : last_start / VEC + 1;
+                const int lv_in_hi = lv_hi_x < L_out / VEC ? lv_hi_x : L_out / VEC;
+                const int mid_lo = lv_in_lo < b0 ? b0 : (lv_in_lo > b1 ? b1 : lv_in_lo);
+                const int mid_hi = lv_in_hi < mid_lo ? mid_lo : (lv_in_hi > b1 ? b1 : lv_in_hi);
+                accv_t acc[TILE_CO][SLIDE_M];
+                UNROLL
+                for (int c = 0; c < TILE_CO; ++c)
+                    UNROLL
+                    for (int i = 0; i < SLIDE_M; ++i)
+                        acc[c][i] = sums[j][c][i];
+#define SLIDE_EDGE_STEP(lv)                                                     \
+                {                                                               \
+                    const int l = (lv) * VEC;                                   \
+                    accv_t dyv[TILE_CO];                                        \
+                    UNROLL                                                      \
+                    for (int c = 0; c < TILE_CO; ++c)                           \
+                        dyv[c] = gather_masked(dyr + (long)c * L_out, l, 1, L_out); \
+                    UNROLL                                                      \
+                    for (int i = 0; i < SLIDE_M; ++i) {                         \
+                        const accv_t xv = keep_lanes(gather_padded(xrow, l + k_first + i * VEC - pad_l, 1, L_in), l, L_out); \
+                        UNROLL                                                  \
+                        for (int c = 0; c < TILE_CO; ++c)                       \
+                            acc[c][i] += dyv[c] * xv;                           \
+                    }                                                           \
+                }
+                for (int lv = b0; lv < mid_lo; ++lv)
+                    SLIDE_EDGE_STEP(lv)
+                if (mid_lo < mid_hi) {
+                    accv_t xw[SLIDE_M];
+                    UNROLL
+                    for (int i = 0; i + 1 < SLIDE_M; ++i)
+                        xw[i] = LOADV(xr + (mid_lo + i) * VEC);
+                    for (int lv = mid_lo; lv < mid_hi; lv += SLIDE_M) {
+                        UNROLL
+                        for (int s = 0; s < SLIDE_M; ++s) {
+                            if (lv + s >= mid_hi)
+                                break;
+                            xw[(s + SLIDE_M - 1) % SLIDE_M] = LOADV(xr + (lv + s + SLIDE_M - 1) * VEC);
+                            UNROLL
+                            for (int c = 0; c < TILE_CO; ++c) {
+                                const accv_t dyv = LOADV(dyr + (long)c * L_out + (lv + s) * VEC);
+                                UNROLL
+                                for (int i = 0; i < SLIDE_M; ++i)
+                                    acc[c][i] += dyv * xw[(i + s) % SLIDE_M];
+                            }
+                        }
+                    }
+                }
+                for (int lv = mid_hi; lv < b1; ++lv)
+                    SLIDE_EDGE_STEP(lv)
+                UNROLL
+                for (int c = 0; c < TILE_CO; ++c)
+                    UNROLL
+                    for (int i = 0; i < SLIDE_M; ++i)
+                        sums[j][c][i] = acc[c][i];
+            }
+        }
+        vs += lv1 - lv0;
+    }
+    __global acc_t *out = partial + (long)chunk * W_SIZE;
+    for (int j = 0; j < SLIDE_PER_R; ++j)
+        UNROLL
+        for (int c = 0; c < TILE_CO; ++c) {
+            const int co = co_base + c;
+            if (co < co0)
+                continue;
+            UNROLL
+            for (int i = 0; i < SLIDE_M; ++i) {
+                const int k = r + (j * SLIDE_M + i) * VEC;
+                if (k < K)
+                    out[(co * C_IN_G + ci) * K + k] = sum_lanes(sums[j][c][i]);
+            }
+        }
+}
 #endif
 
 #define CI_BLOCKS ((C_IN_G + VEC - 1) / VEC)

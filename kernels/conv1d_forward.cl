@@ -32,6 +32,8 @@
  *
  * conv1d_forward_channel_lanes (end of file; KERNEL_CONV1D_FORWARD_CHANNEL_LANES) replaces STRATEGY 0 for
  * rows of a few vectors or fewer: lanes along output channels, positions counted over the whole batch.
+ * conv1d_forward_slide (end of file) serves stride-1 layers of long kernels on CPUs: taps VEC apart, whose
+ * input vectors slide through registers, one load per tap.
  *
  * Macros read: C_IN_G, C_OUT_G, GROUPS, K, STRIDE, DILATION, PAD_MODE, dtype (common.cl) and
  * the tunables below. Runtime arguments: L_in, L_out, pad_l, has_bias; y_row, y_offset, w_tap_last for the
@@ -782,6 +784,132 @@ void conv1d_forward_depthwise_local(__global const store_t *restrict x, __global
             for (int j = 0; j < DWL_RUN; ++j)
                 if (j < stored)
                     STORE(yr, j * DILATION, acc[o][j] + b);
+        }
+    }
+}
+#endif
+
+/* conv1d_forward_slide: the same y for stride-1, dilation-1 layers of long kernels (single-channel
+ * filterbanks, depthwise filters and their input gradients as forwards, W_FLIPPED copies), whose generic
+ * tiles load an input vector per tap and tile vector. Taps run by residue r = k % VEC: taps r, r + VEC,
+ * r + 2 VEC, ... read the tile's inputs one vector further on each time, so the SLIDE_T input vectors of a
+ * tile slide through registers and each tap loads one new vector and TILE_CO broadcast weights for
+ * TILE_CO x SLIDE_T multiply-adds:
+ *
+ *   tap r + m VEC, tile vector t:  x[i0 + r + (t + m) VEC ..]     (window xw[t] = vector t + m)
+ *
+ * A work-item owns TILE_CO channels (slid back to end on the group's last) x TILE_P tiles of SLIDE_T
+ * vectors along the positions; a tile whose window crosses the row's ends copies it through load_padded
+ * into private memory first.
+ * Sums fold into the totals per CHUNK input channels (blocked summation). Grid: dim 0 = run of TILE_P
+ * tiles, dim 1 = channel tile (per group), dim 2 = n.
+ */
+#ifdef KERNEL_CONV1D_FORWARD_SLIDE
+#if STRIDE != 1 || DILATION != 1
+#error "conv1d_forward_slide computes stride-1, dilation-1 convolutions"
+#endif
+#ifndef SLIDE_T
+#define SLIDE_T 7 /* vectors of positions per tile */
+#endif
+#define SLIDE_SPAN (SLIDE_T * VEC)
+/* Steps of SLIDE_T taps, unrolled: window slot (t + s) % SLIDE_T holds tile vector t at step s, and each
+ * step loads into the slot its predecessor read last; the block ends where it began, no register moves. */
+#define SLIDE_TAPS(LOAD_X, STAGE)                                               \
+    for (int ci = cb; ci < cb_end; ++ci) {                                      \
+        __global const store_t *xr = xg + (long)ci * L_in;                      \
+        __global const store_t *wr = w + ((long)co_base * C_IN_G + ci) * K;    \
+        STAGE                                                                   \
+        NO_UNROLL                                                               \
+        for (int r = 0; r < VEC && r < K; ++r) {                                \
+            accv_t xw[SLIDE_T];                                                 \
+            UNROLL                                                              \
+            for (int t = 0; t + 1 < SLIDE_T; ++t)                               \
+                xw[t] = LOAD_X(r + t * VEC);                                    \
+            const int taps = (K - r + VEC - 1) / VEC;                           \
+            for (int m = 0; m < taps; m += SLIDE_T) {                           \
+                UNROLL                                                          \
+                for (int s = 0; s < SLIDE_T; ++s) {                             \
+                    if (m + s >= taps)                                          \
+                        break;                                                  \
+                    xw[(s + SLIDE_T - 1) % SLIDE_T] = LOAD_X(r + (m + s + SLIDE_T - 1) * VEC); \
+                    UNROLL                                                      \
+                    for (int c = 0; c < TILE_CO; ++c) {                         \
+                        const acc_t wv = LOAD(wr, c * (C_IN_G * K) + r + (m + s) * VEC); \
+                        UNROLL                                                  \
+                        for (int t = 0; t < SLIDE_T; ++t)                       \
+                            part[c][t] += wv * xw[(t + s) % SLIDE_T];           \
+                    }                                                           \
+                }                                                               \
+            }                                                                   \
+        }                                                                       \
+    }
+#define SLIDE_WIN (SLIDE_SPAN + K - 1) /* input window of a tile */
+#define SLIDE_INTERIOR(o) LOADV(xr + i0 + (o))
+#define SLIDE_EDGE(o) LOADV_PRIVATE(window + (o))
+#define SLIDE_NOTHING
+/* a tile across the row's ends reads its window from private memory, copied through the padding once */
+#define SLIDE_WINDOW                                                            \
+        for (int j = 0; j < SLIDE_WIN; ++j)                                     \
+            window[j] = load_padded(xr, i0 + j, L_in);
+
+__kernel __attribute__((reqd_work_group_size(1, 1, 1)))
+void conv1d_forward_slide(__global const store_t *restrict x, __global const store_t *restrict w,
+                          __global const store_t *restrict bias, __global store_t *restrict y,
+                          const int L_in, const int L_out, const int pad_l, const int has_bias)
+{
+#define TILES_PER_GROUP ((C_OUT_G + TILE_CO - 1) / TILE_CO)
+    const int g = get_global_id(1) / TILES_PER_GROUP;
+    const int co_end = (g + 1) * C_OUT_G;
+    const int co0 = g * C_OUT_G + get_global_id(1) % TILES_PER_GROUP * TILE_CO;
+    const int co_base = co0 + TILE_CO > co_end ? co_end - TILE_CO : co0;
+    const int n = get_global_id(2);
+    __global const store_t *xg = x + ((long)n * C_IN + g * C_IN_G) * L_in;
+    acc_t window[SLIDE_WIN];
+    for (int p = 0; p < TILE_P; ++p) {
+        const int l0 = (get_global_id(0) * TILE_P + p) * SLIDE_SPAN;
+        if (l0 >= L_out)
+            break;
+        const int i0 = l0 - pad_l;
+        const bool inside = i0 >= 0 && i0 + SLIDE_SPAN + K - 1 <= L_in;
+        accv_t total[TILE_CO][SLIDE_T];
+        ZERO_TILE(total, TILE_CO, SLIDE_T);
+        for (int cb = 0; cb < C_IN_G; cb += CHUNK) {
+            const int cb_end = cb + CHUNK < C_IN_G ? cb + CHUNK : C_IN_G;
+            accv_t part[TILE_CO][SLIDE_T];
+            ZERO_TILE(part, TILE_CO, SLIDE_T);
+            if (inside) {
+                SLIDE_TAPS(SLIDE_INTERIOR, SLIDE_NOTHING)
+            } else {
+                SLIDE_TAPS(SLIDE_EDGE, SLIDE_WINDOW)
+            }
+            UNROLL
+            for (int c = 0; c < TILE_CO; ++c)
+                UNROLL
+                for (int t = 0; t < SLIDE_T; ++t)
+                    total[c][t] += part[c][t];
+        }
+        UNROLL
+        for (int c = 0; c < TILE_CO; ++c) {
+            const int co = co_base + c;
+            if (co < co0)
+                continue;
+            const acc_t b = BIAS(co);
+            __global store_t *yr = y + ((long)n * C_OUT + co) * L_out;
+            UNROLL
+            for (int t = 0; t < SLIDE_T; ++t) {
+                const int l = l0 + t * VEC;
+                accv_lanes lanes;
+                lanes.v = total[c][t] + b;
+#if defined(HAS_STOREV)
+                if (l + VEC <= L_out) {
+                    STOREV(yr + l, lanes.v);
+                    continue;
+                }
+#endif
+                for (int v = 0; v < VEC; ++v)
+                    if (l + v < L_out)
+                        STORE(yr, l + v, lanes.s[v]);
+            }
         }
     }
 }

@@ -383,6 +383,11 @@ CASES = [
     # ... with its output channels in groups of 5 and a last group of 2, built for that many
     ("data-rows-last-group", dict(cin=2, cout=7, k=4, stride=2, padding=2), (2, 2, 30), "f32",
      dict(ROWS_CI=2, ROWS_CO=1, ROWS_SEG=8, AS_FORWARD=False, VEC=4)),
+    # sliding tap tiles (register strategy): a forward of 3 outputs per group in tiles of 2 sliding back,
+    # its input gradient (3 input channels into one), the weight gradient over its padded copy in chunks;
+    # reflected edge tiles at both ends
+    ("slide-taps", dict(cin=2, cout=6, k=21, padding=10, groups=2, mode="reflect"), (2, 2, 37), "f32",
+     dict(SLIDE_K_MIN=12, SLIDE_CO=2, VEC=4, RUN=16)),
     ("nt-stores", dict(cin=3, cout=5, k=3, padding=1), (2, 3, 33), "f32", dict(NT_STORE_MIN=1, VEC=4)),
     ("aligned-runs", dict(cin=2, cout=5, k=3, stride=2, padding=1), (2, 2, 37), "f32",
      dict(NT_STORE_MIN=1, ALIGNED_TAPS=64, ALIGNED_CO=2, ALIGNED_RUN=8, VEC=4)),

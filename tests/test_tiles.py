@@ -221,6 +221,59 @@ def test_channel_lane_tiles_keep_within_the_registers(taps):
         assert (unbounded_co + 1) * unbounded_k > 15
 
 
+# Stride-1 layers of long kernels with their taps VEC apart, the input vectors sliding through registers
+# (conv1d_forward_slide, conv1d_backward_weight_slide): single-channel filterbanks (their input gradients
+# as forwards of several input channels into one), channel multipliers in tiles of 3 sliding back over 5
+# outputs per group, taps not a multiple of the lanes, edge tiles at both ends under every padding mode,
+# rows shorter than a tile, several position tiles per work-item and weight-gradient chunks that split
+# rows (RUN).
+SLIDE_CASES = [
+    TileCase(1, 5, 70, 700, padding=35),
+    TileCase(2, 10, 33, 150, padding=16, groups=2, mode="reflect"),
+    TileCase(3, 6, 31, 90, padding=15, groups=3, mode="reflect"),
+    TileCase(2, 6, 25, 61, padding=12, groups=2, mode="circular", dtype="float64"),
+    TileCase(2, 2, 21, 19, padding=10, groups=2, mode="replicate"),
+    TileCase(1, 3, 40, 130, padding=3, dtype="float16"),
+]
+
+
+@pytest.mark.parametrize("vec", [4, 8, 16], ids=["v4", "v8", "v16"])
+@pytest.mark.parametrize("case", SLIDE_CASES, ids=[c.id for c in SLIDE_CASES])
+def test_slide_tiles(case, vec, device, rng):
+    dtype = np.dtype(case.dtype)
+    if dtype == np.float64 and not device.has_fp64:
+        pytest.skip("device has no fp64")
+    skip_wider_than_compiled(device, vec)
+    with clconv.params.override(strategy="register", SLIDE_K_MIN=20, SLIDE_CO=3, VEC=vec, RUN=64,
+                                WORK_MIN=1 << 30, AS_FORWARD=True, TILE_REGS=15):
+        m = clconv.Conv1d(case.cin, case.cout, case.k, padding=case.padding, groups=case.groups,
+                          padding_mode=case.mode, device=device, dtype=dtype)
+        x = rng.uniform(-1.0, 1.0, size=(3, case.cin, case.length)).astype(dtype)
+        y = m(x)
+        dy = rng.uniform(-1.0, 1.0, size=y.shape).astype(dtype)
+        dx = m.backward(dy)
+    assert_close(y, reference_for(m, x, case), dtype, "slide forward")
+    check_grads(m, x, dy, dx, dtype, "slide")
+
+
+def test_slide_plans(device):
+    """Long kernels of stride 1 plan the sliding kernels: the forward with several position tiles per
+    work-item, its input gradient through the flipped copy, the weight gradient over a padded copy."""
+    from clconv.api.checks import conv_geometry
+    from clconv.passes.backward_data import input_gradient_plan
+    from clconv.passes.backward_weight import weight_gradient_plan
+    from clconv.passes.forward import forward_plan
+
+    geo = conv_geometry((2, 1, 700), (5, 1, 70), (5,), 1, 35, 35, 1, 1)
+    with clconv.params.override(strategy="register", SLIDE_K_MIN=20, WORK_MIN=1 << 30, AS_FORWARD=True):
+        forward = forward_plan(device, geo, np.float32, True)
+        data = input_gradient_plan(device, geo, np.float32)
+        weight = weight_gradient_plan(device, geo, np.float32)
+    assert [s.kernel.function_name for s in forward.steps] == ["conv1d_forward_slide"]
+    assert forward.params.TILE_P > 1
+    assert [s.kernel.function_name for s in data.steps] == ["flip_weights", "conv1d_forward_slide"]
+    assert [s.kernel.function_name for s in weight.steps][:2] == ["pad_rows", "conv1d_backward_weight_slide"]
+
 
 # Rows of a few outputs with lanes along output channels (conv1d_forward_channel_lanes over lane_weights'
 # copy), forward and the stride-1 input gradient in forward form: positions counted across samples with a

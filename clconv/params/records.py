@@ -80,6 +80,9 @@ class ForwardParams(PassParams):
     DW_ROWS: Optional[int] = None       # depthwise stride-1 passes of even batches take this many samples per tile
     DW_TILE_L: int = 4          # ... and this many vectors of one channel
     DW_TILES: int = 8           # ... and this many tiles per work-item
+    SLIDE_K_MIN: Optional[int] = None   # stride-1, dilation-1 layers of at least this many taps slide...
+    SLIDE_CO_MAX: int = 8       # ... with at most this many output channels per group...
+    SLIDE_CO: int = 1           # ... in tiles of at most this many channels
     LANES_L_MAX: Optional[int] = None   # rows of fewer outputs than this run with lanes along output channels...
     LANES_POS: int = 6          # ... a work-item taking this many positions of the batch
     LANES_CV: int = 2           # ... and this many vectors of output channels
@@ -119,6 +122,9 @@ class BackwardWeightParams(PassParams):
     TAPS_MAX: Optional[int] = None      # ... of at most this many taps
     CI_LANES_MIN: Optional[int] = None  # C_in_g of at least this (and STAGE_FLOPS): vector lanes along input channels
     CI_LANES_ACC: int = 16      # ... in tiles of this many accumulators
+    SLIDE_K_MIN: Optional[int] = None   # stride-1, dilation-1 layers of at least this many taps: taps VEC apart...
+    SLIDE_CO: int = 2           # ... in tiles of at most this many output channels...
+    SLIDE_REGS: int = 16        # ... whose accumulators, input window and a dy vector fill this many registers
 
 
 RECORDS = {Pass.FORWARD: ForwardParams, Pass.BACKWARD_DATA: BackwardDataParams,

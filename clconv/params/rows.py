@@ -16,8 +16,16 @@ _CPU = {
     "*": {"strategy": "register", "TILE_L": 2, "VEC": 8, "WG_L": 1, "TILE_REGS": 15},
     # Deep reductions (C_in_g x K >= STAGE_MIN) read a staged copy of the input (pad_rows.cl): no edge
     # tiles, no cache-set conflicts; shallower ones would spend more on the copy than they save.
+    # Stride-1 layers of 12 taps or more and at most 8 outputs per group (depthwise, channel multipliers,
+    # input gradients of filterbanks as forwards) take their taps VEC apart, the input vectors sliding
+    # through registers (conv1d_forward_slide): one load per tap instead of one per tile vector. Side by
+    # side on a 2-core EPYC: filterbank input gradient (80 -> 1, K251) 168 -> 111 ms, multiplier (K31, 2 x 4)
+    # forward 8.3 -> 5.9 ms, depthwise K31 forward 36.7 -> 21.1, its input gradient 38.4 -> 16.7 ms,
+    # multiplier 4 (K15) forward 8.2 -> 3.7 ms (K15 lost while edge tiles gathered element-wise). The
+    # filterbank forward itself (80 outputs) lost with it, 93 -> 104 ms, against 6 x 2 tiles sharing two
+    # input vectors, and ran as fast in 4 x 3.
     "forward": {"TILE_CO": 6, "WG_CO": 1, "STAGE_MIN": 256, "WORK_MIN": 1 << 20, "NT_STORE_MIN": 16 << 20,
-                "LANES_L_MAX": 128, "LANES_POS": 6, "LANES_CV": 2},
+                "SLIDE_K_MIN": 12, "SLIDE_CO": 2, "LANES_L_MAX": 128, "LANES_POS": 6, "LANES_CV": 2},
     # Strided forwards read the staged input split into phases (vector loads, not gathers: stride-2 grouped
     # 25 -> 39 GF/s side by side), and a work-item passes 4 channel tiles over each input window, which a
     # stride of s makes s times longer per output than a stride-1 window (strided4 49 -> 63 GF/s).
@@ -34,8 +42,15 @@ _CPU = {
     # the channel-blocked copy, 12 accumulators whose tile with its input vectors keeps within TILE_REGS
     # (side by side on a 2-core EPYC: pointwise 68 -> 153, dense 171 -> 210, batch-1 68 -> 101, strided4
     # 154 -> 174, grouped 148 -> 161 GF/s).
+    # Stride-1 kernels of 24 taps or more: tap tiles VEC apart sliding over a padded copy of the input
+    # (conv1d_backward_weight_slide), 4 channels x 3 taps, 12 accumulators beside 3 input vectors and a dy
+    # vector (5 loads per 12 multiply-adds against 7 per 10), a work-item passing every tap tile of its
+    # residue over each block of positions. Side by side on a 2-core EPYC: filterbank (K251) 100 -> 80 ms
+    # with 2 x 4 tiles, then 2 x 4 -> 4 x 3 54 -> 52 ms and at K401 86 -> 79 ms; K31 multiplier 7.5 -> 5.7,
+    # depthwise 67.8 -> 54.0 ms; K15 (multiplier 4) lost, 6.5 -> 7.0 ms.
     "backward_weight": {"TILE_CO": 3, "WG_CO": 1, "TILE_K": 3, "ACC_MAX": 12, "TAPS_MAX": 5, "RUN": 4096,
-                        "STAGE_MIN": 256, "STAGE_FLOPS": 1 << 24, "CI_LANES_MIN": 8, "CI_LANES_ACC": 12},
+                        "STAGE_MIN": 256, "STAGE_FLOPS": 1 << 24, "CI_LANES_MIN": 8, "CI_LANES_ACC": 12,
+                        "SLIDE_K_MIN": 24, "SLIDE_CO": 4},
 }
 # PoCL compiling for a CPU with AVX-512 (32 vector registers of 16 floats): twice the vector width and
 # 16-channel tiles (16 x 16 accumulators; dense forward 131 -> 172 GF/s over 12 channels).
@@ -124,7 +139,8 @@ PROVENANCE = {
                 "few-channel and weight-gradient tiles with PoCL 3.0 (LLVM target znver3) on a 2-core AMD EPYC, side "
                 "by side: strided4 forward 96 -> 117, weight gradient 82 -> 105, stride-2 grouped forward 38 -> 60 GF/s; "
                 "weight gradients with channel lanes there (PoCL 3.0, znver3 on an AVX-512 Zen 4): pointwise 68 -> 153, "
-                "dense 171 -> 210 GF/s",
+                "dense 171 -> 210 GF/s; sliding tap tiles there, side by side: filterbank K251 input gradient "
+                "168 -> 111 ms, weight gradient 100 -> 80 ms, depthwise K31 forward 36.7 -> 21.1 ms",
     "cpu": "same as cpu-avx2, untuned: no CPU with vectors narrower than 8 floats has run it",
     "nvidia-gpu": "from NVIDIA's CUDA C++ best practices guide (warps of 32, 255 registers per thread, 48 KiB shared "
                   "memory per block), never timed on an NVIDIA GPU; Oclgrind instruction counts only",

@@ -72,6 +72,9 @@ def _build(device, geo: ConvGeometry, dtype, bias: bool, accumulate: bool, max_g
             return local.then(bias_alone)
         p = replace(p, strategy="register")
     blocked = staging.channel_blocks(device, geo, dtype, p) if staging.blocks_channels(rep, p) else None
+    if (not blocked and p.strategy == "register" and p.SLIDE_K_MIN is not None and geo.stride == 1
+            and geo.dilation == 1 and geo.kernel_size >= p.SLIDE_K_MIN):
+        return _slide(device, geo, rep, dtype, accumulate, p).then(bias_alone)
     if blocked:
         tile_co, tile_k = _weight_tiles(geo.kernel_size, geo.out_per_group, p.CI_LANES_ACC, p.CI_LANES_ACC,
                                         channel_lanes=p.VEC, max_registers=p.TILE_REGS)
@@ -142,6 +145,45 @@ def _build(device, geo: ConvGeometry, dtype, bias: bool, accumulate: bool, max_g
     if staged:
         plan = staged.plan.then(plan)
     return plan if bias_sum else plan.then(bias_alone)
+
+
+def _slide(device, geo: ConvGeometry, rep: ConvGeometry, dtype, accumulate: bool, p) -> Plan:
+    """conv1d_backward_weight_slide: tap tiles VEC apart, their input vectors sliding through registers
+    from one position vector to the next."""
+    tile_co = params.balanced_tile(geo.out_per_group, p.SLIDE_CO)
+    # accumulators, the sliding input vectors and a dy vector within the registers
+    most = max(1, (p.SLIDE_REGS - 1) // (tile_co + 1))
+    per_residue = ceil_div(geo.kernel_size, p.VEC)
+    tile_m = ceil_div(per_residue, ceil_div(per_residue, most))
+    lanes = geo.in_per_group * p.VEC  # a work-item per residue takes all its tap tiles
+    rows = geo.groups * ceil_div(geo.out_per_group, tile_co)
+    w_size = geo.out_channels * geo.in_per_group * geo.kernel_size
+
+    def chunk_count(g: ConvGeometry) -> int:
+        vectors = g.batch * ceil_div(g.length_out, p.VEC)
+        chunks = max(ceil_div(device.compute_units * 32, lanes * rows), ceil_div(g.batch * g.length_out, p.RUN))
+        return max(1, min(chunks, vectors // 4, PARTIAL_BYTES_CAP // max(1, w_size * acc_bytes(dtype))))
+
+    chunks = chunk_count(geo)
+    row_bytes = ceil_div(rep.batch * rep.length_out, chunk_count(rep)) * dtype.itemsize
+    pos_block = position_block(p, row_bytes, row_bytes * lanes * geo.groups)
+    # A padded copy of the input (small beside dy: one input channel per group) leaves no edge vectors
+    # but a sample's last partial one; its zero tail covers the taps of the last tile past K.
+    staged = staging.phase_rows(device, geo, dtype, ceil_div(geo.length_out, p.VEC) * p.VEC
+                                + ceil_div(per_residue, tile_m) * tile_m * p.VEC - geo.kernel_size + 1)
+    defines = {**common_defines(geo, dtype, p), "PAD_MODE": 0 if staged else PAD_MODE_CODE[geo.padding_mode],
+               "TILE_CO": tile_co, "SLIDE_M": tile_m, "WG_CO": 1}
+    kernel = device.kernel("conv1d_backward_weight.cl", "conv1d_backward_weight_slide", defines)
+    direct = chunks == 1 and not accumulate and acc_bytes(dtype) == dtype.itemsize
+    step = Step(kernel, (lanes, rows, chunks), (1, 1, 1),
+                ("staged" if staged else "x", "dy", "dw" if direct else "sums", np.int32(geo.batch),
+                 np.int32(staged.row_length if staged else geo.length_in), np.int32(geo.length_out),
+                 np.int32(0 if staged else geo.pad_left), np.int32(chunks), np.int32(pos_block)))
+    plan = Plan((step,), params=replace(p, TILE_CO=tile_co, TILE_K=tile_m, WG_L=1, WG_CO=1),
+                info={"chunks": chunks, "bias_sum": False})
+    if not direct:
+        plan = plan.then(_reduce(device, dtype, w_size, w_size, chunks, accumulate, False))
+    return staged.plan.then(plan) if staged else plan
 
 
 def _local(device, geo: ConvGeometry, dtype, accumulate: bool, max_group: int | None) -> Plan | None:

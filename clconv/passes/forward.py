@@ -61,6 +61,9 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool, w_flipped: bool, ma
             return small
     if w_flipped and p.strategy == "register":
         return _flipped(device, geo, dtype, _build(device, geo, dtype, has_bias, False, max_group))
+    if (p.strategy == "register" and p.SLIDE_K_MIN is not None and geo.stride == 1 and geo.dilation == 1
+            and geo.kernel_size >= p.SLIDE_K_MIN and geo.out_per_group <= p.SLIDE_CO_MAX):
+        return _slide(device, geo, rep, dtype, has_bias, p)
     if p.strategy == "register":
         lanes = _channel_lanes(device, geo, dtype, has_bias, p)
         if lanes is not None:
@@ -178,6 +181,24 @@ def _depthwise(device, geo: ConvGeometry, rep: ConvGeometry, dtype, has_bias: bo
                 ("x", "w", "bias" if has_bias else "w", "y",
                  np.int32(geo.length_in), np.int32(geo.length_out), np.int32(geo.pad_left), np.int32(has_bias)))
     return Plan((step,), params=p)
+
+
+def _slide(device, geo: ConvGeometry, rep: ConvGeometry, dtype, has_bias: bool, p: ForwardParams) -> Plan:
+    """conv1d_forward_slide: taps by residue, the tile's input vectors sliding through registers."""
+    tile_co = params.balanced_tile(geo.out_per_group, p.SLIDE_CO)
+    # accumulators, the sliding input vectors and a broadcast weight within the registers
+    tile_t = max(1, ((p.TILE_REGS or 16) - 1) // (tile_co + 1))
+    tiled = replace(p, TILE_CO=tile_co, TILE_L=tile_t, TILE_R=1, WG_L=1, WG_CO=1, TILE_P=1)
+    tiles = _position_tiles(device, rep, tiled) if p.WORK_MIN is not None else 1
+    span = tile_t * p.VEC * tiles
+    defines = {**common_defines(geo, dtype, p), "PAD_MODE": PAD_MODE_CODE[geo.padding_mode],
+               "TILE_CO": tile_co, "SLIDE_T": tile_t, "TILE_P": tiles, "CI_CHUNK": p.CI_CHUNK}
+    kernel = device.kernel("conv1d_forward.cl", "conv1d_forward_slide", defines)
+    rows = geo.groups * ceil_div(geo.out_per_group, tile_co)
+    step = Step(kernel, (ceil_div(geo.length_out, span), rows, geo.batch), (1, 1, 1),
+                ("x", "w", "bias" if has_bias else "w", "y",
+                 np.int32(geo.length_in), np.int32(geo.length_out), np.int32(geo.pad_left), np.int32(has_bias)))
+    return Plan((step,), params=replace(tiled, TILE_P=tiles))
 
 
 MULTIPLIER_MAX = 8  # channels per group beside a single one that conv1d_forward_depthwise_local takes
