@@ -37,7 +37,7 @@ except ImportError:  # the float64 numpy reference takes over
 # Parameters of the generic register paths: no staged copies, no special kernels; vectors of 4 lanes (builds
 # with 16 take several times as long; the variants that keep the device's own width cover those).
 PLAIN = dict(strategy="register", STAGE_MIN=None, STAGE_FLOPS=None, CI_LANES_MIN=None, AS_FORWARD=False, NT_STORE_MIN=None,
-             DW_ROWS=None, ROWS_CI=None, ALIGNED_TAPS=None, VEC=4)
+             DW_ROWS=None, ROWS_CI=None, ALIGNED_TAPS=None, SLIDE_K_MIN=None, LANES_L_MAX=None, VEC=4)
 
 
 @dataclass(frozen=True)
@@ -64,10 +64,13 @@ def v(name, cin, cout, k, length, params, kernels, **kw):
     return Variant(name, cin, cout, k, length, params=params, kernels=tuple(kernels), **kw)
 
 
-STAGED = dict(strategy="register", STAGE_MIN=1, CI_LANES_MIN=None, AS_FORWARD=True, NT_STORE_MIN=None, DW_ROWS=None)
-BLOCKED = dict(strategy="register", CI_LANES_MIN=16, STAGE_FLOPS=1, AS_FORWARD=True, NT_STORE_MIN=None)
+# (the sliding and output-lane kernels off, as in PLAIN, so that each variant runs the kernels it names)
+SPECIAL_OFF = dict(SLIDE_K_MIN=None, LANES_L_MAX=None)
+STAGED = dict(strategy="register", STAGE_MIN=1, CI_LANES_MIN=None, AS_FORWARD=True, NT_STORE_MIN=None, DW_ROWS=None,
+              **SPECIAL_OFF)
+BLOCKED = dict(strategy="register", CI_LANES_MIN=16, STAGE_FLOPS=1, AS_FORWARD=True, NT_STORE_MIN=None, **SPECIAL_OFF)
 ALIGNED = dict(strategy="register", NT_STORE_MIN=1, ALIGNED_TAPS=15, ALIGNED_CO=8, ALIGNED_RUN=16, DW_ROWS=None,
-               CI_LANES_MIN=None)
+               CI_LANES_MIN=None, **SPECIAL_OFF)
 ROWS = dict(PLAIN, ROWS_CI=4, ROWS_CO=1, ROWS_SEG=16)
 
 VARIANTS = [
@@ -144,6 +147,14 @@ VARIANTS = [
     # weight gradient)
     v("transposed-s2", 4, 6, 4, 17, dict(strategy="register"), ["conv1d_backward_data"], transposed=True, stride=2,
       padding=1, output_padding=1),
+    # short rows with lanes along output channels (13 positions per row, 26 across the batch in tiles of 6):
+    # the forward and the input gradient as a forward, both over lane_weights' copy
+    v("output-lanes", 16, 16, 3, 13, dict(strategy="register", LANES_L_MAX=64, LANES_POS=6, VEC=4, AS_FORWARD=True,
+                                          SLIDE_K_MIN=None), ["lane_weights", "conv1d_forward_channel_lanes"],
+      padding=1, dtypes=("float32", "float16")),
+    # long kernels with their taps VEC apart, sliding through registers: forward and weight gradient
+    v("slide", 1, 4, 25, 60, dict(strategy="register", SLIDE_K_MIN=12, LANES_L_MAX=None, VEC=4),
+      ["conv1d_forward_slide", "conv1d_backward_weight_slide"], padding=12),
     v("transposed-s1", 4, 6, 3, 17, dict(PLAIN, AS_FORWARD=True), ["flip_weights"], transposed=True, padding=1),
 ]
 
