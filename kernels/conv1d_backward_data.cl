@@ -24,6 +24,17 @@
  *     a short piece of every dy row (512 rows 12.8 KB apart for wav2vec) and waits on memory; a run of
  *     SEG_M positions lets the hardware prefetch it.
  *
+ *   conv1d_backward_data_cols (strides of COLS_STRIDE_MIN or more, where a phase holds a tap or two): the
+ *     host first runs the pointwise forward cols[n, (g*C_IN_G + ci)*K + k, l] = sum_co w[g*C_OUT_G + co,
+ *     ci, k] * dy[n, g*C_OUT_G + co, l] (lane_weights' copy as its weight), a dense product; this kernel
+ *     then adds the columns back where they overlap:
+ *
+ *         dx[n, c, i] = bias[c] + sum_{l, k : l*STRIDE + k*DILATION = i + pad_l} cols[n, c*K + k, l]
+ *
+ *     a work-item per run of COLS_RUN positions i of a row, summed in private memory tap by tap, each tap's
+ *     column read along l (the columns of one l lie L_src apart: position by position they would be read
+ *     a line per element); grid: dim 0 = run, dim 1 = c, dim 2 = n.
+ *
  * Macros read: C_IN_G, C_OUT_G, GROUPS, K, STRIDE, DILATION, dtype (common.cl), tunables below.
  * Runtime arguments: L_dst (length of dx), L_src (length of dy), pad_l, has_bias; pos_block (tile_order()
  * in common.cl; conv1d_backward_data only).
@@ -317,5 +328,41 @@ void conv1d_backward_data_rows(__global const store_t *restrict dy, __global con
             if (i >= 0 && i < L_dst)
                 STORE(dxr, i, acc[r][mv] + b);
         }
+}
+#endif
+
+#ifdef KERNEL_CONV1D_BACKWARD_DATA_COLS
+#ifndef COLS_RUN
+#define COLS_RUN 1024 /* positions of one row per work-item, summed in private memory */
+#endif
+__kernel void conv1d_backward_data_cols(__global const store_t *restrict cols, __global const store_t *restrict bias,
+                                        __global store_t *restrict dx, const int L_dst, const int L_src,
+                                        const int pad_l, const int has_bias)
+{
+    const int i0 = get_global_id(0) * COLS_RUN;
+    if (i0 >= L_dst)
+        return;
+    const int c = get_global_id(1); /* channel */
+    const long row = c + (long)get_global_id(2) * (C_IN_G * GROUPS);
+    __global const store_t *col = cols + row * K * L_src;
+    const int run = i0 + COLS_RUN < L_dst ? COLS_RUN : L_dst - i0;
+    acc_t sums[COLS_RUN];
+    for (int j = 0; j < COLS_RUN; ++j)
+        sums[j] = 0;
+    /* tap by tap (each column row read along l), so that every position adds its taps in order */
+    for (int k = 0; k < K; ++k) {
+        const int offset = k * DILATION - pad_l - i0; /* j = l * STRIDE + offset */
+        int l = floor_div(-offset + STRIDE - 1, STRIDE);
+        int l_end = floor_div(run - 1 - offset, STRIDE);
+        l = l < 0 ? 0 : l;
+        l_end = l_end < L_src - 1 ? l_end : L_src - 1;
+        __global const store_t *tap = col + (long)k * L_src;
+        for (; l <= l_end; ++l)
+            sums[l * STRIDE + offset] += LOAD(tap, l);
+    }
+    const acc_t b = BIAS(c);
+    __global store_t *out = dx + row * L_dst + i0;
+    for (int j = 0; j < run; ++j)
+        STORE(out, j, sums[j] + b);
 }
 #endif

@@ -11,8 +11,9 @@
  * Grid: dim 0 = pair p = row*C_OUT_G + co of wf (row = g*C_IN_G + ci), each copying its taps: a pair's
  * taps are contiguous in w and in wf, and the divisions are two per pair, not three per element.
  *
- * lane_weights: the weights with output channels innermost, in the accumulation type, for lanes along
- * output channels (conv1d_forward_channel_lanes):
+ * lane_weights: the weights with output channels innermost, in the accumulation type (the storage type
+ * with LANES_STORED), for lanes along output channels (conv1d_forward_channel_lanes) and for the pointwise
+ * forward of an input gradient into columns (conv1d_backward_data_cols):
  *
  *   wl[((g*C_IN_G + ci)*K + k)*co_pad + co] = w[g*C_OUT_G + co, ci, k]  for co < C_OUT_G, 0 up to co_pad
  *
@@ -40,7 +41,17 @@ __kernel void flip_weights(__global const store_t *restrict w, __global store_t 
 
 #ifdef KERNEL_LANE_WEIGHTS
 #define LANE_BLOCK 8 /* entries and channels of a work-item's square */
-__kernel void lane_weights(__global const store_t *restrict w, __global acc_t *restrict wl,
+#ifndef LANES_STORED
+#define LANES_STORED 0 /* 1: wl in the storage type */
+#endif
+#if LANES_STORED
+typedef store_t lane_t;
+#define STORE_LANE(p, i, v) STORE(p, i, v)
+#else
+typedef acc_t lane_t;
+#define STORE_LANE(p, i, v) ((p)[i] = (v))
+#endif
+__kernel void lane_weights(__global const store_t *restrict w, __global lane_t *restrict wl,
                            const int c_in_g, const int c_out_g, const int groups, const int taps, const int co_pad)
 {
     const int row = c_in_g * taps;
@@ -57,13 +68,13 @@ __kernel void lane_weights(__global const store_t *restrict w, __global acc_t *r
         for (int i = 0; i < LANE_BLOCK; ++i)
             square[i][c] = co0 + c < c_out_g && i0 + i < row ? LOAD(src, i) : (acc_t)0;
     }
-    __global acc_t *dst = wl + ((long)g * row + i0) * co_pad + co0;
+    __global lane_t *dst = wl + ((long)g * row + i0) * co_pad + co0;
     UNROLL
     for (int i = 0; i < LANE_BLOCK; ++i)
         if (i0 + i < row)
             UNROLL
             for (int c = 0; c < LANE_BLOCK; ++c)
                 if (co0 + c < co_pad)
-                    dst[(long)i * co_pad + c] = square[i][c];
+                    STORE_LANE(dst, (long)i * co_pad + c, square[i][c]);
 }
 #endif

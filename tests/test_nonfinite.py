@@ -155,6 +155,9 @@ VARIANTS = [
     # long kernels with their taps VEC apart, sliding through registers: forward and weight gradient
     v("slide", 1, 4, 25, 60, dict(strategy="register", SLIDE_K_MIN=12, LANES_L_MAX=None, VEC=4),
       ["conv1d_forward_slide", "conv1d_backward_weight_slide"], padding=12),
+    # a large-stride input gradient in columns: the pointwise product, then the overlap-add
+    v("columns", 3, 8, 12, 60, dict(PLAIN, COLS_STRIDE_MIN=8), ["lane_weights", "conv1d_backward_data_cols"],
+      stride=8, padding=2),
     v("transposed-s1", 4, 6, 3, 17, dict(PLAIN, AS_FORWARD=True), ["flip_weights"], transposed=True, padding=1),
 ]
 

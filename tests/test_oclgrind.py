@@ -418,6 +418,10 @@ CASES = [
      dict(LANES_L_MAX=64, LANES_POS=4, LANES_CV=2, VEC=4)),
     ("output-lanes-f16-grouped", dict(cin=8, cout=8, k=4, dilation=2, padding=3, groups=2), (2, 8, 5), "f16",
      dict(LANES_L_MAX=64, LANES_POS=3, LANES_CV=1, VEC=4, AS_FORWARD=True)),
+    # a large-stride input gradient in columns (pointwise forward, then overlap-add), windows overlapping
+    # across strides, reflected padding folded back
+    ("input-grad-columns-reflect", dict(cin=2, cout=8, k=12, stride=8, padding=3, mode="reflect"), (2, 2, 40), "f32",
+     dict(COLS_STRIDE_MIN=8)),
     ("float64-reflect-strided", dict(cin=2, cout=4, k=3, stride=2, padding=2, mode="reflect"), (2, 2, 12), "f64", {}),
     ("float16-zeros", dict(cin=3, cout=4, k=3, padding=1), (2, 3, 11), "f16", {}),
 ]

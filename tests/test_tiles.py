@@ -327,3 +327,52 @@ def test_output_channel_lanes_plan(device):
     assert "conv1d_forward_channel_lanes" not in kernels(28, 4)
     assert "conv1d_forward_channel_lanes" not in kernels(37, 4)
     assert "conv1d_forward_channel_lanes" not in kernels(5, 3)
+
+
+# Large-stride input gradients in columns (a pointwise forward of dy with lane_weights' copy, then
+# conv1d_backward_data_cols adding the columns back): taps overlapping across strides (K > stride), gaps
+# between windows (K < stride), dilation, groups, runs of positions past COLS_RUN and every padding mode.
+COLUMN_CASES = [
+    TileCase(1, 16, 40, 1300, stride=16, padding=12),
+    TileCase(4, 16, 12, 200, stride=8, padding=3, dilation=3, groups=2, mode="reflect"),
+    TileCase(3, 8, 5, 90, stride=9, padding=2, mode="circular", dtype="float64"),
+    TileCase(2, 10, 10, 120, stride=10, padding=4, mode="replicate", dtype="float16"),
+]
+
+
+@pytest.mark.parametrize("case", COLUMN_CASES, ids=[c.id for c in COLUMN_CASES])
+def test_input_gradient_columns(case, device, rng):
+    from clconv.api.checks import conv_geometry
+    from clconv.passes.backward_data import input_gradient_plan
+
+    dtype = np.dtype(case.dtype)
+    if dtype == np.float64 and not device.has_fp64:
+        pytest.skip("device has no fp64")
+    with clconv.params.override(strategy="register", COLS_STRIDE_MIN=8):
+        m = clconv.Conv1d(case.cin, case.cout, case.k, stride=case.stride, padding=case.padding,
+                          dilation=case.dilation, groups=case.groups, padding_mode=case.mode, device=device,
+                          dtype=dtype)
+        x = rng.uniform(-1.0, 1.0, size=(2, case.cin, case.length)).astype(dtype)
+        y = m(x)
+        dy = rng.uniform(-1.0, 1.0, size=y.shape).astype(dtype)
+        dx = m.backward(dy)
+        geo = conv_geometry(x.shape, m.weight.shape, m.bias.shape, case.stride, case.padding, case.padding,
+                            case.dilation, case.groups, case.mode)
+        kernels = [s.kernel.function_name for s in input_gradient_plan(device, geo, dtype).steps]
+    assert kernels[0] == "lane_weights" and "conv1d_backward_data_cols" in kernels
+    check_grads(m, x, dy, dx, dtype, "input gradient in columns")
+
+
+def test_transposed_columns_with_bias(device, rng):
+    """conv_transpose1d of a large stride (its forward is an input gradient) through the columns, with its
+    bias and output_padding."""
+    from reference import conv_transpose1d_ref
+
+    w = rng.uniform(-1, 1, (12, 3, 20)).astype(np.float32)
+    b = rng.uniform(-1, 1, 3).astype(np.float32)
+    x = rng.uniform(-1, 1, (2, 12, 9)).astype(np.float32)
+    with clconv.params.override(strategy="register", COLS_STRIDE_MIN=8):
+        y = clconv.functional.conv_transpose1d(x, w, b, stride=16, padding=3, output_padding=5)
+    ref = conv_transpose1d_ref(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), stride=16,
+                               padding=3, output_padding=5)
+    assert_close(y, ref, np.dtype(np.float32), "transposed columns")

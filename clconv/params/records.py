@@ -100,6 +100,7 @@ class BackwardDataParams(PassParams):
     ROWS_CI: Optional[int] = None  # at most this many input channels per group...
     ROWS_CO: int = 64           # ... and at least this many output channels accumulate whole rows in cache
     ROWS_SEG: int = 1024        # ... in segments of at most this many positions per phase
+    COLS_STRIDE_MIN: Optional[int] = None  # strides of at least this: a pointwise forward into columns, overlap-added
 
     ROWS: ClassVar[str] = "TILE_CI"
     GROUP_ROWS: ClassVar[str] = "WG_CI"

@@ -32,7 +32,7 @@ _CPU = {
     "forward_strided": {"STAGE_FLOPS": 1 << 24, "PHASE_TILE_R": 4},
     # Stride-1 input gradients run as forward convolutions with flipped weights (flip_weights.cl): side by
     # side, dense 121 -> 143, tcn 88 -> 124, depthwise 21 -> 39 GF/s.
-    "backward_data": {"TILE_CI": 6, "WG_CI": 1, "AS_FORWARD": True},
+    "backward_data": {"TILE_CI": 6, "WG_CI": 1, "AS_FORWARD": True, "COLS_STRIDE_MIN": 8},
     # 16 vector registers on AVX2: 3 x 3 accumulators, 3 dy vectors and the input stay unspilled
     # (4 x 3 spills: tcn 67 -> 128 GF/s with 3 x 3). Tiles picked per shape within 12 accumulators and 5 taps,
     # so that the taps split evenly (side by side against 3 x 3: strided4 K8 3 x 4 75 -> 103, stride-2 K5
@@ -71,7 +71,8 @@ _CPU_AVX512 = {
     "forward_deep": {"TILE_CO": 8, "TILE_L": 3},
     # Input gradients with <= 4 input and >= 64 output channels per group accumulate whole runs of
     # positions in cache (conv1d_backward_data_rows): wav2vec 25 -> 56 GF/s side by side.
-    "backward_data": {"TILE_CI": 16, "WG_CI": 1, "AS_FORWARD": True, "ROWS_CI": 4, "ROWS_CO": 64},
+    "backward_data": {"TILE_CI": 16, "WG_CI": 1, "AS_FORWARD": True, "ROWS_CI": 4, "ROWS_CO": 64,
+                      "COLS_STRIDE_MIN": 8},
     # Up to 6 channels and 32 accumulators of 16 lanes, tiles picked per shape (ACC_MAX): dense 6 x 3,
     # grouped K5 4 x 5, wav2vec K10 3 x 10, depthwise K31 1 x 31. Side by side against fixed 6 x 3:
     # grouped 91 -> 107, wav2vec 64 -> 92, depthwise 56 -> 78 GF/s. Runs of 4096 positions (against

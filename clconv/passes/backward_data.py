@@ -81,6 +81,9 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool, length: int, pad_le
         phases = _phases(device, geo, dtype, has_bias, length, pad_left)
         if phases is not None:
             return phases
+    if (p.strategy == "register" and p.COLS_STRIDE_MIN is not None and geo.stride >= p.COLS_STRIDE_MIN
+            and geo.out_per_group >= COLS_DEPTH_MIN):
+        return _columns(device, geo, dtype, p, has_bias, length, pad_left)
     # (strides up to 16 and taps up to UNROLL_K_MAX: the kernel unrolls its loops over phases and taps, and
     # unrolled over many taps it takes long to build)
     if (p.strategy == "register" and p.ROWS_CI is not None and geo.in_per_group <= p.ROWS_CI
@@ -171,3 +174,35 @@ def _rows(device, geo: ConvGeometry, dtype, p: BackwardDataParams, has_bias: boo
     kernel = device.kernel("conv1d_backward_data.cl", "conv1d_backward_data_rows", defines)
     return Plan((Step(kernel, (ceil_div(phase_positions, segment), geo.in_channels, geo.batch), (1, 1, 1),
                       _arguments(geo, has_bias, length, pad_left)),), params=p)
+
+
+# Output channels per group the columns' pointwise product sums at least: a depthwise layer's is a bare
+# outer product, and the overlap-add pass then costs more than the gather it replaces (patchify K = stride =
+# 64, 64 channels: 34 against 20 ms on a 2-core EPYC).
+COLS_DEPTH_MIN = 8
+
+
+def _columns(device, geo: ConvGeometry, dtype, p: BackwardDataParams, has_bias: bool, length: int,
+             pad_left: int) -> Plan:
+    """A large-stride input gradient in two dense steps: the pointwise forward of dy into columns, one per
+    input channel and tap (cols = w^T dy, per group), then conv1d_backward_data_cols adding them back where
+    windows overlap. A stride-s phase holds only K/s taps, which leaves the gather kernel's tiles nearly
+    empty; the columns hold K/s times the input's size."""
+    columns = geo.groups * geo.in_per_group * geo.kernel_size
+    pointwise = ConvGeometry(geo.batch, geo.out_channels, columns, geo.length_out, geo.length_out, 1, 1, 1,
+                             geo.groups, 0, 0)
+    rows_per_group = geo.in_per_group * geo.kernel_size
+    lane_weights = device.kernel("flip_weights.cl", "lane_weights", {"LANES_STORED": 1, **dtype_defines(dtype)})
+    transpose = Plan((line_step(device, lane_weights, ceil_div(rows_per_group, 8), "w", "cols_w",
+                                np.int32(rows_per_group), np.int32(geo.out_per_group), np.int32(geo.groups),
+                                np.int32(1), np.int32(geo.out_per_group), rows=geo.groups * ceil_div(geo.out_per_group, 8),
+                                preferred=16),),
+                     (("cols_w", columns * geo.out_per_group * dtype.itemsize),))
+    product = forward_plan(device, pointwise, dtype, False).renamed(x="dy", w="cols_w", y="cols")
+    kernel = device.kernel("conv1d_backward_data.cl", "conv1d_backward_data_cols", common_defines(geo, dtype, p))
+    add = Step(kernel, (ceil_div(length, 1024), geo.in_channels, geo.batch), (1, 1, 1),  # runs of COLS_RUN
+               ("cols", "bias" if has_bias else "w", "dx", np.int32(length), np.int32(geo.length_out),
+                np.int32(pad_left), np.int32(has_bias)))
+    cols_bytes = geo.batch * columns * geo.length_out * dtype.itemsize
+    return transpose.then(Plan(scratch=(("cols", cols_bytes),))).then(product).then(
+        Plan((add,), params=p, info={"columns": columns}))
