@@ -91,6 +91,8 @@ class BackwardDataParams(PassParams):
     WG_CI: int = 1              # work-items per work-group along the channel tiles
     CO_TILE: int = 4            # output channels per chunk staged in __local memory (local strategy)
     AS_FORWARD: bool = False    # stride-1 input gradients run as forwards of dy with the flipped weights
+    PHASE_DEPTH_MIN: Optional[int] = None  # strided ones (register strategy) whose phases reduce over C_out_g x
+    PHASE_FLOPS_MIN: int = 1 << 24        # ... ceil(K / stride) >= this, and of this many flops, as one per phase
     ROWS_CI: Optional[int] = None  # at most this many input channels per group...
     ROWS_CO: int = 64           # ... and at least this many output channels accumulate whole rows in cache
     ROWS_SEG: int = 1024        # ... in segments of at most this many positions per phase

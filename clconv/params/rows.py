@@ -23,7 +23,12 @@ _CPU = {
     "forward_strided": {"STAGE_FLOPS": 1 << 24, "PHASE_TILE_R": 4},
     # Stride-1 input gradients run as forward convolutions with flipped weights (flip_weights.cl): side by
     # side, dense 121 -> 143, tcn 88 -> 124, depthwise 21 -> 39 GF/s.
-    "backward_data": {"TILE_CI": 6, "WG_CI": 1, "AS_FORWARD": True},
+    # Strided ones whose phases reduce over C_out_g x K/s >= 256 run as one such forward per stride phase
+    # (register tiles, the flipped copy read with the phase's tap step, every stride-th output written):
+    # side by side on a 2-core AMD EPYC (PoCL 3.0, znver3), process CPU time per call, strided 96 -> 84,
+    # strided4 124 -> 112, (8, 512, 2000) K5 s2 298 -> 236 ms; shallower phases lost (grouped 64 channels
+    # K5 s2 36 -> 39, 16 channels K8 s4 13 -> 21 ms).
+    "backward_data": {"TILE_CI": 6, "WG_CI": 1, "AS_FORWARD": True, "PHASE_DEPTH_MIN": 256},
     # 16 vector registers on AVX2: 3 x 3 accumulators, 3 dy vectors and the input stay unspilled
     # (4 x 3 spills: tcn 67 -> 128 GF/s with 3 x 3). Tiles picked per shape within 12 accumulators and 5 taps,
     # so that the taps split evenly (side by side against 3 x 3: strided4 K8 3 x 4 75 -> 103, stride-2 K5
