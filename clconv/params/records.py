@@ -71,7 +71,8 @@ class ForwardParams(PassParams):
     CI_CHUNK: int = 32          # input channels per cache chunk of a work-item's reduction (register)
     STAGE_MIN: Optional[int] = None     # reductions C_in_g x K of at least this read a staged copy of the input
     STAGE_FLOPS: Optional[int] = None   # strided passes of at least this many multiply-adds read it split in phases
-    PHASE_TILE_R: int = 1       # channel tiles per work-item over each window of that phase-split copy
+    PHASE_TILE_R: int = 1       # channel tiles per work-item over each window of that phase-split copy, and
+                                # in one stride phase of an input gradient (register strategy)
     WORK_MIN: Optional[int] = None      # multiply-adds a work-item does at least (more position tiles), on big passes
     NT_STORE_MIN: Optional[int] = None  # outputs of at least this many bytes go out with non-temporal stores
     ALIGNED_TAPS: Optional[int] = None  # reductions of at most this many products per output run realigned...

@@ -16,11 +16,15 @@ _CPU = {
     "*": {"strategy": "register", "TILE_L": 2, "VEC": 8, "WG_L": 1, "TILE_REGS": 15},
     # Deep reductions (C_in_g x K >= STAGE_MIN) read a staged copy of the input (pad_rows.cl): no edge
     # tiles, no cache-set conflicts; shallower ones would spend more on the copy than they save.
-    "forward": {"TILE_CO": 6, "WG_CO": 1, "STAGE_MIN": 256, "WORK_MIN": 1 << 20, "NT_STORE_MIN": 16 << 20},
+    # A work-item of a strided forward passes PHASE_TILE_R channel tiles over each input window, which a
+    # stride of s makes s times longer per output than a stride-1 window (strided4 49 -> 63 GF/s), and so
+    # does one of a stride phase of an input gradient (side by side on a 2-core AMD EPYC, PoCL 3.0, znver3,
+    # process CPU time per call: strided 83 -> 79, strided4 124 -> 119 ms).
+    "forward": {"TILE_CO": 6, "WG_CO": 1, "STAGE_MIN": 256, "WORK_MIN": 1 << 20, "NT_STORE_MIN": 16 << 20,
+                "PHASE_TILE_R": 4},
     # Strided forwards read the staged input split into phases (vector loads, not gathers: stride-2 grouped
-    # 25 -> 39 GF/s side by side), and a work-item passes 4 channel tiles over each input window, which a
-    # stride of s makes s times longer per output than a stride-1 window (strided4 49 -> 63 GF/s).
-    "forward_strided": {"STAGE_FLOPS": 1 << 24, "PHASE_TILE_R": 4},
+    # 25 -> 39 GF/s side by side).
+    "forward_strided": {"STAGE_FLOPS": 1 << 24},
     # Stride-1 input gradients run as forward convolutions with flipped weights (flip_weights.cl): side by
     # side, dense 121 -> 143, tcn 88 -> 124, depthwise 21 -> 39 GF/s.
     # Strided ones whose phases reduce over C_out_g x K/s >= 256 run as one such forward per stride phase

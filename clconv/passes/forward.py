@@ -125,6 +125,8 @@ def phase_forward(device, geo: ConvGeometry, dtype, has_bias: bool, *, w_row_tap
                     local_vectors=True)
     if p.strategy != "local" and not (register and p.strategy == "register"):
         return None
+    if p.strategy == "register":
+        p = replace(p, TILE_R=max(p.TILE_R, min(p.PHASE_TILE_R, ceil_div(geo.out_per_group, p.TILE_CO))))
     if (p.strategy == "register" and p.WORK_MIN is not None and geo.in_per_group * geo.kernel_size >= 16
             and rep.flops() >= 16 * device.compute_units * p.WORK_MIN):
         p = replace(p, TILE_P=_position_tiles(device, rep, p))
