@@ -23,8 +23,12 @@ _CPU = {
     "forward": {"TILE_CO": 6, "WG_CO": 1, "STAGE_MIN": 256, "WORK_MIN": 1 << 20, "NT_STORE_MIN": 16 << 20,
                 "PHASE_TILE_R": 4},
     # Strided forwards read the staged input split into phases (vector loads, not gathers: stride-2 grouped
-    # 25 -> 39 GF/s side by side).
-    "forward_strided": {"STAGE_FLOPS": 1 << 24},
+    # 25 -> 39 GF/s side by side), in chunks of 24 input channels, whose weights for the work-item's 4 tiles
+    # and phase-split windows share the 32 KiB first-level cache (side by side against 32 on a 2-core AMD
+    # EPYC, PoCL 3.0, znver3, process CPU time per call, two runs: strided 72.7 -> 69.5 and 75.9 -> 68.8,
+    # stride-2 grouped 34.4 -> 32.3 and 34.2 -> 32.5, (8, 512, 2000) K5 s2 274 -> 267 ms; 16 was as fast on
+    # the first two, slower on the last).
+    "forward_strided": {"STAGE_FLOPS": 1 << 24, "CI_CHUNK": 24},
     # Stride-1 input gradients run as forward convolutions with flipped weights (flip_weights.cl): side by
     # side, dense 121 -> 143, tcn 88 -> 124, depthwise 21 -> 39 GF/s.
     # Strided ones whose phases reduce over C_out_g x K/s >= 256 run as one such forward per stride phase
