@@ -65,9 +65,10 @@
 #define X_PHASES 1 /* STRIDE: x is pad_rows.cl's phase-split staged copy (rows of STRIDE phases) */
 #endif
 #ifndef W_FLIPPED
-#define W_FLIPPED 0 /* 1: w is a layer's weight and this the forward form of its input gradient (STRATEGY 1)
-                       or of one stride phase of it (either strategy); read flipped and transposed in
-                       place: tap k of this kernel is the layer's tap w_tap_last - k * W_TAP_STEP */
+#define W_FLIPPED 0 /* 1: this is the forward form of a layer's input gradient (STRATEGY 1) or of one stride
+                       phase of it (either strategy), tap k being the layer's tap w_tap_last - k * W_TAP_STEP;
+                       STRATEGY 1 reads w, the layer's weight, flipped and transposed in place, STRATEGY 0
+                       flip_weights.cl's copy of it */
 #endif
 #ifndef W_ROW_TAPS
 #define W_ROW_TAPS K /* taps per row of w in memory (W_FLIPPED: the layer's K) */

@@ -33,9 +33,11 @@ _CPU = {
     # side, dense 121 -> 143, tcn 88 -> 124, depthwise 21 -> 39 GF/s.
     # Strided ones whose phases reduce over C_out_g x K/s >= 256 run as one such forward per stride phase
     # (register tiles, the flipped copy read with the phase's tap step, every stride-th output written):
-    # side by side on a 2-core AMD EPYC (PoCL 3.0, znver3), process CPU time per call, strided 96 -> 84,
-    # strided4 124 -> 112, (8, 512, 2000) K5 s2 298 -> 236 ms; shallower phases lost (grouped 64 channels
-    # K5 s2 36 -> 39, 16 channels K8 s4 13 -> 21 ms).
+    # side by side on a 2-core AMD EPYC (PoCL 3.0, znver3), process CPU time per call, medians of 3
+    # alternating runs: strided 93 -> 80, strided4 122 -> 113, (8, 512, 2000) K5 s2 314 -> 238, strided
+    # without padding 101 -> 79 ms; shallower phases lost (4 groups of 64 channels K5 s2 36 -> 40, 8 groups
+    # of 16 channels K8 s4 13 -> 21 ms). (Reading the layer's weight in place, transposed, instead of the
+    # flipped copy lost on strided4: a step along the phase's input channels crossed a 4 KiB row.)
     "backward_data": {"TILE_CI": 6, "WG_CI": 1, "AS_FORWARD": True, "PHASE_DEPTH_MIN": 256},
     # 16 vector registers on AVX2: 3 x 3 accumulators, 3 dy vectors and the input stay unspilled
     # (4 x 3 spills: tcn 67 -> 128 GF/s with 3 x 3). Tiles picked per shape within 12 accumulators and 5 taps,

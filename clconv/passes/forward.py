@@ -110,10 +110,11 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool, w_flipped: bool, ma
 
 def phase_forward(device, geo: ConvGeometry, dtype, has_bias: bool, *, w_row_taps: int, w_tap_step: int,
                   y_step: int, y_row: int, y_offset: int, w_tap_last: int, register: bool = False) -> Plan | None:
-    """One stride phase of an input gradient as a forward reading the layer's weight in place: geo is the
-    stride-1 convolution of dy with that phase's taps (flipped, w_tap_step apart in the layer's rows of
-    w_row_taps, the last at w_tap_last), whose output l goes to position l * y_step + y_offset of rows y_row
-    long. None where the device's row runs neither the local strategy nor (register) the register one."""
+    """One stride phase of an input gradient as a forward: geo is the stride-1 convolution of dy with that
+    phase's taps (flipped, w_tap_step apart in the layer's rows of w_row_taps, the last at w_tap_last),
+    whose output l goes to position l * y_step + y_offset of rows y_row long. Its "w" is the layer's weight
+    (local strategy, read in place) or (register) flip_weights.cl's copy of it, which the caller makes.
+    None where the device's row runs neither the local strategy nor (register) the register one."""
     rep = compiled_class(geo)
 
     def local_bytes(p):
