@@ -37,7 +37,7 @@
  *
  * Macros read: C_IN_G, C_OUT_G, GROUPS, K, STRIDE, DILATION, PAD_MODE, dtype (common.cl) and
  * the tunables below. Runtime arguments: L_in, L_out, pad_l, has_bias; y_row, y_offset, w_tap_last for the
- * local strategy's input-gradient forms (W_FLIPPED, Y_STEP); other launches pass L_out, 0, K - 1;
+ * input-gradient forms (W_FLIPPED, Y_STEP); other launches pass L_out, 0, K - 1;
  * pos_block (tile_order() in common.cl).
  * Each kernel is compiled only under KERNEL_<its name> (Device.kernel defines it): a program holds the
  * kernel it launches, not its neighbours.
@@ -70,9 +70,10 @@
 #define X_PHASES 1 /* STRIDE: x is pad_rows.cl's phase-split staged copy (rows of STRIDE phases) */
 #endif
 #ifndef W_FLIPPED
-#define W_FLIPPED 0 /* 1 (STRATEGY 1): w is a layer's weight and this the forward form of its input gradient
-                       (or of one stride phase of it); staging reads it flipped and transposed in place:
-                       tap k of this kernel is the layer's tap w_tap_last - k * W_TAP_STEP */
+#define W_FLIPPED 0 /* 1: this is the forward form of a layer's input gradient (STRATEGY 1) or of one stride
+                       phase of it (either strategy), tap k being the layer's tap w_tap_last - k * W_TAP_STEP;
+                       STRATEGY 1 reads w, the layer's weight, flipped and transposed in place, STRATEGY 0
+                       flip_weights.cl's copy of it */
 #endif
 #ifndef W_ROW_TAPS
 #define W_ROW_TAPS K /* taps per row of w in memory (W_FLIPPED: the layer's K) */
@@ -81,8 +82,8 @@
 #define W_TAP_STEP 1 /* W_FLIPPED: the layer's taps between two taps of this kernel */
 #endif
 #ifndef Y_STEP
-#define Y_STEP 1 /* STRATEGY 1: output l goes to y[l * Y_STEP + y_offset] of rows y_row long (one stride phase
-                    of an input gradient); the register strategy writes rows of L_out */
+#define Y_STEP 1 /* output l goes to y[l * Y_STEP + y_offset] of rows y_row long (one stride phase of an
+                    input gradient); the register strategy reads y_row and y_offset only above 1 */
 #endif
 #ifndef CI_CHUNK
 #define CI_CHUNK 32 /* input channels per cache chunk of the reduction (STRATEGY 0) */
@@ -187,7 +188,7 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
     for (int j = 0; j < WIN_T; ++j)                                             \
         window[j] = load_padded(xr, i0 + j, L_in);
 #define FORWARD_ACCUMULATE(LOAD_X, STAGE)                                       \
-    for (int ci = cb; ci < cb_end; ++ci, xr += L_in, wp += K) {                 \
+    for (int ci = cb; ci < cb_end; ++ci, xr += L_in, wp += W_CI_STEP) {         \
         STAGE                                                                   \
         UNROLL_TAPS                                                             \
         for (int k = 0; k < K; ++k) {                                           \
@@ -197,13 +198,27 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
                 xv[t] = LOAD_X(xr, t * VEC * STRIDE + k * DILATION);            \
             UNROLL                                                              \
             for (int c = 0; c < TILE_CO; ++c) {                                 \
-                const acc_t wv = LOAD(wp, c * (C_IN_G * K) + k);                \
+                const acc_t wv = LOAD(wp, W_AT(c, k));                          \
                 UNROLL                                                          \
                 for (int t = 0; t < TILE_L; ++t)                                \
                     part[c][t] += wv * xv[t];                                   \
             }                                                                   \
         }                                                                       \
     }
+#if W_FLIPPED
+/* One stride phase of an input gradient (Y_STEP): w is flip_weights.cl's copy of the layer's weight (rows
+ * of W_ROW_TAPS taps in forward order), and tap k of this kernel is the layer's tap w_tap_last - k *
+ * W_TAP_STEP, at W_ROW_TAPS - 1 - w_tap_last + k * W_TAP_STEP in its row. (Read in place, transposed, a
+ * step along this kernel's input channels crosses a whole row of the layer's channels: rows of 4 KiB
+ * thrashed one cache set.) */
+#define W_CI_STEP W_ROW_TAPS
+#define W_AT(c, k) ((c) * (C_IN_G * W_ROW_TAPS) + (k) * W_TAP_STEP)
+#define W_FIRST(co0, ci) (w + ((long)(co0) * C_IN_G + (ci)) * W_ROW_TAPS + W_ROW_TAPS - 1 - w_tap_last)
+#else
+#define W_CI_STEP K
+#define W_AT(c, k) ((c) * (C_IN_G * K) + (k))
+#define W_FIRST(co0, ci) (w + ((long)(co0) * C_IN_G + (ci)) * K)
+#endif
 /* Register tile r's first channel, and where it starts: slid back to end on the group's last channel. */
 #define TILE_FIRST(r) (co_first + (row * TILE_R + (r)) * TILE_CO)
 #define TILE_BASE(co0) ((co0) + TILE_CO > co_end ? co_end - TILE_CO : (co0))
@@ -217,7 +232,7 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
             for (int p = 0; p < TILE_P; ++p) {
                 const int i0 = (l0 + p * (TILE_L * VEC)) * STRIDE - pad_l;
                 __global const store_t *xr = xg + (long)cb * L_in;
-                __global const store_t *wp = w + ((long)co_base * C_IN_G + cb) * K;
+                __global const store_t *wp = W_FIRST(co_base, cb);
                 accv_t part[TILE_CO][TILE_L];
                 ZERO_TILE(part, TILE_CO, TILE_L);
 #if X_PHASES > 1
@@ -247,14 +262,18 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
             if (co < co0)
                 continue;
             const acc_t b = BIAS(co);
+#if Y_STEP > 1
+            __global store_t *yr = y + ((long)n * C_OUT + co) * y_row + y_offset;
+#else
             __global store_t *yr = y + ((long)n * C_OUT + co) * L_out;
+#endif
             for (int p = 0; p < TILE_P; ++p)
                 UNROLL
                 for (int t = 0; t < TILE_L; ++t) {
                     const int l = l0 + (p * TILE_L + t) * VEC;
                     accv_lanes lanes;
                     lanes.v = total[r][p][c][t] + b;
-#if defined(HAS_STOREV)
+#if defined(HAS_STOREV) && Y_STEP == 1
                     /* Whole vectors inside the row go out as one store: with few products per output
                      * (C_in = 1) element-wise stores would dominate. */
                     if (l + VEC <= L_out) {
@@ -265,7 +284,7 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
                     UNROLL
                     for (int v = 0; v < VEC; ++v)
                         if (l + v < L_out)
-                            STORE(yr, l + v, lanes.s[v]);
+                            STORE(yr, (l + v) * Y_STEP, lanes.s[v]);
                 }
         }
     }

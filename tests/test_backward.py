@@ -17,6 +17,7 @@ import pyopencl.array as cla
 import pytest
 
 import clconv
+from clconv.passes.backward_data import input_gradient_plan
 from clconv.passes.backward_weight import weight_gradient_plan
 from conftest import STRATEGIES, assert_close
 from reference import (PADDING_MODES, conv1d_bias_grad_ref, conv1d_input_grad_ref, conv1d_ref,
@@ -738,3 +739,30 @@ def test_input_gradient_rows_longer_than_the_cache(mode, device, rng):
     g = rng.standard_normal(m(x).shape).astype(np.float32)
     dx = m.backward(g, input_grad=True)
     assert_close(dx, conv1d_input_grad_ref(x.shape, w, g, 1, 2, 1, 1, mode), "float32")
+
+
+# (N, C_in, L, C_out, K, stride, padding, dilation, groups, padding_mode): stride phases of unequal tap
+# counts and lengths, dilations, padding modes folded back, groups
+PHASE_CASES = [(2, 6, 37, 5, 3, 2, 1, 1, 1, "zeros"), (3, 8, 101, 12, 8, 4, 2, 1, 1, "zeros"),
+               (2, 4, 40, 6, 4, 3, 0, 2, 2, "zeros"), (2, 8, 90, 8, 5, 2, 3, 3, 1, "zeros"),
+               (1, 6, 61, 9, 7, 3, 3, 1, 3, "reflect"), (2, 5, 33, 7, 2, 2, 0, 1, 1, "circular")]
+
+
+@pytest.mark.parametrize("case", PHASE_CASES, ids=[f"phases{i}" for i in range(len(PHASE_CASES))])
+def test_register_input_gradient_in_stride_phases(case, device, rng):
+    """Strided input gradients as one register-strategy forward per stride phase, whatever their size."""
+    n, cin, length, cout, k, s, p, d, g, mode = case
+    x = rng.standard_normal((n, cin, length)).astype(np.float32)
+    w = rng.standard_normal((cout, cin // g, k)).astype(np.float32)
+    m = clconv.Conv1d(cin, cout, k, stride=s, padding=p, dilation=d, groups=g, padding_mode=mode, bias=False,
+                      device=device)
+    m.load_state_dict({"weight": w})
+    with clconv.params.override(strategy="register", PHASE_DEPTH_MIN=1, PHASE_FLOPS_MIN=1):
+        dy = rng.standard_normal(m(x).shape).astype(np.float32)
+        dx = m.backward(dy, input_grad=True)
+        geo = m._saved[0]
+        plan = input_gradient_plan(device, geo, np.float32)
+    assert plan.info.get("phases") == s and all(step.kernel.function_name in ("flip_weights", "conv1d_forward", "pad_fold")
+                                                for step in plan.steps)
+    assert_close(dx, conv1d_input_grad_ref(x.shape, w.astype(np.float64), dy.astype(np.float64), s, p, d, g, mode),
+                 np.float32, "input grad")

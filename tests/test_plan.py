@@ -65,6 +65,16 @@ def test_lengths_of_one_class_share_programs(layer, device, rng, monkeypatch):
     assert builds.count == 0, f"a length of the same class built {builds.count} programs"
 
 
+def test_lengths_of_one_class_share_programs_in_stride_phases(device, rng, monkeypatch):
+    """The same for input gradients run as one register-strategy forward per stride phase."""
+    m = clconv.Conv1d(16, 16, 3, stride=2, padding=1, device=device)
+    with clconv.params.override(strategy="register", PHASE_DEPTH_MIN=1, PHASE_FLOPS_MIN=1):
+        check_step(m, rng.uniform(-1, 1, (2, 16, 2100)).astype(np.float32), rng, 2, 1, what="L=2100")
+        builds = Builds(device, monkeypatch)
+        check_step(m, rng.uniform(-1, 1, (2, 16, 4000)).astype(np.float32), rng, 2, 1, what="L=4000")
+    assert builds.count == 0, f"a length of the same class built {builds.count} programs"
+
+
 def test_plan_memo_is_bounded(device, rng, monkeypatch):
     monkeypatch.setattr(plan_module, "PLAN_MEMO_SIZE", 4)
     monkeypatch.setattr(device, "plans", {})

@@ -71,7 +71,8 @@ class ForwardParams(PassParams):
     CI_CHUNK: int = 32          # input channels per cache chunk of a work-item's reduction (register)
     STAGE_MIN: Optional[int] = None     # reductions C_in_g x K of at least this read a staged copy of the input
     STAGE_FLOPS: Optional[int] = None   # strided passes of at least this many multiply-adds read it split in phases
-    PHASE_TILE_R: int = 1       # channel tiles per work-item over each window of that phase-split copy
+    PHASE_TILE_R: int = 1       # channel tiles per work-item over each window of that phase-split copy, and
+                                # in one stride phase of an input gradient (register strategy)
     WORK_MIN: Optional[int] = None      # multiply-adds a work-item does at least (more position tiles), on big passes
     NT_STORE_MIN: Optional[int] = None  # outputs of at least this many bytes go out with non-temporal stores
     ALIGNED_TAPS: Optional[int] = None  # reductions of at most this many products per output run realigned...
@@ -97,6 +98,8 @@ class BackwardDataParams(PassParams):
     WG_CI: int = 1              # work-items per work-group along the channel tiles
     CO_TILE: int = 4            # output channels per chunk staged in __local memory (local strategy)
     AS_FORWARD: bool = False    # stride-1 input gradients run as forwards of dy with the flipped weights
+    PHASE_DEPTH_MIN: Optional[int] = None  # strided ones (register strategy) whose phases reduce over C_out_g x
+    PHASE_FLOPS_MIN: int = 1 << 24        # ... ceil(K / stride) >= this, and of this many flops, as one per phase
     ROWS_CI: Optional[int] = None  # at most this many input channels per group...
     ROWS_CO: int = 64           # ... and at least this many output channels accumulate whole rows in cache
     ROWS_SEG: int = 1024        # ... in segments of at most this many positions per phase

@@ -24,15 +24,31 @@ _CPU = {
     # multiplier 4 (K15) forward 8.2 -> 3.7 ms (K15 lost while edge tiles gathered element-wise). The
     # filterbank forward itself (80 outputs) lost with it, 93 -> 104 ms, against 6 x 2 tiles sharing two
     # input vectors, and ran as fast in 4 x 3.
+    # A work-item of a strided forward passes PHASE_TILE_R channel tiles over each input window, which a
+    # stride of s makes s times longer per output than a stride-1 window (strided4 49 -> 63 GF/s), and so
+    # does one of a stride phase of an input gradient (side by side on a 2-core AMD EPYC, PoCL 3.0, znver3,
+    # process CPU time per call: strided 83 -> 79, strided4 124 -> 119 ms).
     "forward": {"TILE_CO": 6, "WG_CO": 1, "STAGE_MIN": 256, "WORK_MIN": 1 << 20, "NT_STORE_MIN": 16 << 20,
-                "SLIDE_K_MIN": 12, "SLIDE_CO": 2, "LANES_L_MAX": 128, "LANES_POS": 6, "LANES_CV": 2},
+                "PHASE_TILE_R": 4, "SLIDE_K_MIN": 12, "SLIDE_CO": 2, "LANES_L_MAX": 128, "LANES_POS": 6,
+                "LANES_CV": 2},
     # Strided forwards read the staged input split into phases (vector loads, not gathers: stride-2 grouped
-    # 25 -> 39 GF/s side by side), and a work-item passes 4 channel tiles over each input window, which a
-    # stride of s makes s times longer per output than a stride-1 window (strided4 49 -> 63 GF/s).
-    "forward_strided": {"STAGE_FLOPS": 1 << 24, "PHASE_TILE_R": 4},
+    # 25 -> 39 GF/s side by side), in chunks of 24 input channels, whose weights for the work-item's 4 tiles
+    # and phase-split windows share the 32 KiB first-level cache (side by side against 32 on a 2-core AMD
+    # EPYC, PoCL 3.0, znver3, process CPU time per call, two runs: strided 72.7 -> 69.5 and 75.9 -> 68.8,
+    # stride-2 grouped 34.4 -> 32.3 and 34.2 -> 32.5, (8, 512, 2000) K5 s2 274 -> 267 ms; 16 was as fast on
+    # the first two, slower on the last).
+    "forward_strided": {"STAGE_FLOPS": 1 << 24, "CI_CHUNK": 24},
     # Stride-1 input gradients run as forward convolutions with flipped weights (flip_weights.cl): side by
     # side, dense 121 -> 143, tcn 88 -> 124, depthwise 21 -> 39 GF/s.
-    "backward_data": {"TILE_CI": 6, "WG_CI": 1, "AS_FORWARD": True, "COLS_STRIDE_MIN": 8},
+    # Strided ones whose phases reduce over C_out_g x K/s >= 256 run as one such forward per stride phase
+    # (register tiles, the flipped copy read with the phase's tap step, every stride-th output written):
+    # side by side on a 2-core AMD EPYC (PoCL 3.0, znver3), process CPU time per call, medians of 3
+    # alternating runs: strided 93 -> 80, strided4 122 -> 113, (8, 512, 2000) K5 s2 314 -> 238, strided
+    # without padding 101 -> 79 ms; shallower phases lost (4 groups of 64 channels K5 s2 36 -> 40, 8 groups
+    # of 16 channels K8 s4 13 -> 21 ms). (Reading the layer's weight in place, transposed, instead of the
+    # flipped copy lost on strided4: a step along the phase's input channels crossed a 4 KiB row.)
+    "backward_data": {"TILE_CI": 6, "WG_CI": 1, "AS_FORWARD": True, "PHASE_DEPTH_MIN": 256,
+                      "COLS_STRIDE_MIN": 8},
     # 16 vector registers on AVX2: 3 x 3 accumulators, 3 dy vectors and the input stay unspilled
     # (4 x 3 spills: tcn 67 -> 128 GF/s with 3 x 3). Tiles picked per shape within 12 accumulators and 5 taps,
     # so that the taps split evenly (side by side against 3 x 3: strided4 K8 3 x 4 75 -> 103, stride-2 K5

@@ -14,7 +14,7 @@ import numpy as np
 from .. import params
 from ..params import ceil_div
 from ..api.checks import ConvGeometry
-from .forward import forward_plan, phase_forward
+from .forward import flipped, forward_plan, phase_forward
 from ..params import BackwardDataParams
 from .plan import (SHORT_ROWS, PAD_MODE_CODE, Pass, Plan, Step, acc_bytes, common_defines, compiled_class, dtype_defines,
                    exceeds_kernel, line_step, pass_params, planned, position_block)
@@ -77,8 +77,8 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool, length: int, pad_le
         as_forward = _forward_form(device, geo, dtype, has_bias, length, pad_left)
         if as_forward is not None:
             return as_forward
-    if p.strategy == "local" and 1 < geo.stride <= PHASES_MAX:
-        phases = _phases(device, geo, dtype, has_bias, length, pad_left)
+    if (p.strategy == "local" or _register_phases(rep, p)) and 1 < geo.stride <= PHASES_MAX:
+        phases = _phases(device, geo, dtype, has_bias, length, pad_left, p.strategy == "register")
         if phases is not None:
             return phases
     if (p.strategy == "register" and p.COLS_STRIDE_MIN is not None and geo.stride >= p.COLS_STRIDE_MIN
@@ -127,8 +127,18 @@ def _forward_form(device, geo: ConvGeometry, dtype, has_bias: bool, length: int,
 PHASES_MAX = 8  # launches per input gradient in stride phases
 
 
-def _phases(device, geo: ConvGeometry, dtype, has_bias: bool, length: int, pad_left: int) -> Plan | None:
-    """A strided input gradient as one stride-1 forward per stride phase (the local strategy's kernels).
+def _register_phases(rep: ConvGeometry, p: BackwardDataParams) -> bool:
+    """A register-strategy input gradient runs in stride phases where each phase's reduction (C_out_g x
+    its taps) is deep enough, and the pass big enough, to pay for the weights' flipped copy and a launch
+    per phase."""
+    return (p.strategy == "register" and p.PHASE_DEPTH_MIN is not None and rep.flops() >= p.PHASE_FLOPS_MIN
+            and rep.out_per_group * ceil_div(rep.kernel_size, rep.stride) >= p.PHASE_DEPTH_MIN)
+
+
+def _phases(device, geo: ConvGeometry, dtype, has_bias: bool, length: int, pad_left: int,
+            register: bool) -> Plan | None:
+    """A strided input gradient as one stride-1 forward per stride phase (the local strategy's kernels, or
+    where `register` the register strategy's).
     Positions i of dx with i + pad_left = q * stride + r take, from dy, exactly the taps k with
     k * dilation = r (mod stride); those taps lie stride / gcd apart, and position q reads dy at q - m_k
     with m_k = (k * dilation - r) / stride, dilation / gcd apart: a stride-1 convolution of dy with the
@@ -153,11 +163,12 @@ def _phases(device, geo: ConvGeometry, dtype, has_bias: bool, length: int, pad_l
                       pad_left=pad_fwd, pad_right=outputs - 1 + reach + 1 - geo.length_out - pad_fwd)
         plan = phase_forward(device, sub, dtype, has_bias, w_row_taps=taps, w_tap_step=tap_step, y_step=s,
                              y_row=length, y_offset=q_first * s + r - pad_left,
-                             w_tap_last=first + (phase_taps - 1) * tap_step)
+                             w_tap_last=first + (phase_taps - 1) * tap_step, register=register)
         if plan is None:
             return None
         steps += plan.steps
-    return Plan(tuple(steps), params=plan.params, info={"phases": s}).renamed(x="dy", y="dx")
+    phases = Plan(tuple(steps), params=plan.params, info={"phases": s}).renamed(x="dy", y="dx")
+    return flipped(device, geo.dual(), dtype, phases) if register else phases
 
 
 def _rows(device, geo: ConvGeometry, dtype, p: BackwardDataParams, has_bias: bool, length: int, pad_left: int) -> Plan:

@@ -25,7 +25,7 @@ def forward_plan(device, geo: ConvGeometry, dtype, has_bias: bool, w_flipped: bo
                    lambda: _build(device, geo, dtype, has_bias, w_flipped))
 
 
-def _flipped(device, geo: ConvGeometry, dtype, plan: Plan) -> Plan:
+def flipped(device, geo: ConvGeometry, dtype, plan: Plan) -> Plan:
     """flip_weights.cl into the scratch buffer "flipped", then `plan` reading it as its "w"."""
     flip = device.kernel("flip_weights.cl", "flip_weights", dtype_defines(dtype))
     size = geo.out_channels * geo.in_per_group * geo.kernel_size
@@ -60,7 +60,7 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool, w_flipped: bool, ma
         if small is not None:
             return small
     if w_flipped and p.strategy == "register":
-        return _flipped(device, geo, dtype, _build(device, geo, dtype, has_bias, False, max_group))
+        return flipped(device, geo, dtype, _build(device, geo, dtype, has_bias, False, max_group))
     if (p.strategy == "register" and p.SLIDE_K_MIN is not None and geo.stride == 1 and geo.dilation == 1
             and geo.kernel_size >= p.SLIDE_K_MIN and geo.out_per_group <= p.SLIDE_CO_MAX):
         return _slide(device, geo, rep, dtype, has_bias, p)
@@ -116,11 +116,12 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool, w_flipped: bool, ma
 
 
 def phase_forward(device, geo: ConvGeometry, dtype, has_bias: bool, *, w_row_taps: int, w_tap_step: int,
-                  y_step: int, y_row: int, y_offset: int, w_tap_last: int) -> Plan | None:
-    """One stride phase of an input gradient as a local-strategy forward: geo is the stride-1 convolution
-    of dy with that phase's taps (flipped, w_tap_step apart in the layer's rows of w_row_taps, the last at
-    w_tap_last), whose output l goes to position l * y_step + y_offset of rows y_row long. None where the
-    device's row does not run the local strategy for it."""
+                  y_step: int, y_row: int, y_offset: int, w_tap_last: int, register: bool = False) -> Plan | None:
+    """One stride phase of an input gradient as a forward: geo is the stride-1 convolution of dy with that
+    phase's taps (flipped, w_tap_step apart in the layer's rows of w_row_taps, the last at w_tap_last),
+    whose output l goes to position l * y_step + y_offset of rows y_row long. Its "w" is the layer's weight
+    (local strategy, read in place) or (register) flip_weights.cl's copy of it, which the caller makes.
+    None where the device's row runs neither the local strategy nor (register) the register one."""
     rep = compiled_class(geo)
 
     def local_bytes(p):
@@ -130,20 +131,29 @@ def phase_forward(device, geo: ConvGeometry, dtype, has_bias: bool, *, w_row_tap
 
     p = pass_params(device, Pass.FORWARD, geo, dtype, geo.out_per_group, rep.length_out, local_bytes,
                     local_vectors=True)
-    if p.strategy != "local":
+    if p.strategy != "local" and not (register and p.strategy == "register"):
         return None
+    if p.strategy == "register":
+        p = replace(p, TILE_R=max(p.TILE_R, min(p.PHASE_TILE_R, ceil_div(geo.out_per_group, p.TILE_CO))))
+    if (p.strategy == "register" and p.WORK_MIN is not None and geo.in_per_group * geo.kernel_size >= 16
+            and rep.flops() >= 16 * device.compute_units * p.WORK_MIN):
+        p = replace(p, TILE_P=_position_tiles(device, rep, p))
     defines = {**common_defines(geo, dtype, p), "PAD_MODE": 0, "W_FLIPPED": 1, "W_ROW_TAPS": w_row_taps,
                "W_TAP_STEP": w_tap_step, "Y_STEP": y_step, "TILE_CO": p.TILE_CO, "TILE_L": p.TILE_L,
                "WG_L": p.WG_L, "WG_CO": p.WG_CO, "CI_TILE": min(p.CI_TILE, geo.in_per_group)}
+    if p.strategy == "register":
+        defines.update(TILE_R=p.TILE_R, TILE_P=p.TILE_P, CI_CHUNK=p.CI_CHUNK)
     kernel = device.kernel("conv1d_forward.cl", "conv1d_forward", defines)
     if exceeds_kernel(device, kernel, p.WG_L * p.WG_CO):
         return None
-    span_l = p.WG_L * p.TILE_L * p.VEC
-    rows = geo.groups * ceil_div(geo.out_per_group, p.WG_CO * p.TILE_CO) * p.WG_CO
+    span_l = p.WG_L * p.TILE_P * p.TILE_L * p.VEC
+    rows = geo.groups * ceil_div(geo.out_per_group, p.WG_CO * p.TILE_R * p.TILE_CO) * p.WG_CO
+    span_in = span_l + (geo.kernel_size - 1) * geo.dilation
+    pos_block = position_block(p, geo.in_channels * span_in * dtype.itemsize, geo.in_channels * rep.length_in * dtype.itemsize)
     step = Step(kernel, (ceil_div(geo.length_out, span_l) * p.WG_L, rows, geo.batch), (p.WG_L, p.WG_CO, 1),
                 ("x", "w", "bias" if has_bias else "w", "y", np.int32(geo.length_in), np.int32(geo.length_out),
                  np.int32(geo.pad_left), np.int32(has_bias), np.int32(y_row), np.int32(y_offset), np.int32(w_tap_last),
-                 np.int32(0)))
+                 np.int32(pos_block)))
     return Plan((step,), params=p)
 
 
