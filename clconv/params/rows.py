@@ -28,6 +28,10 @@ _CPU = {
     # stride of s makes s times longer per output than a stride-1 window (strided4 49 -> 63 GF/s), and so
     # does one of a stride phase of an input gradient (side by side on a 2-core AMD EPYC, PoCL 3.0, znver3,
     # process CPU time per call: strided 83 -> 79, strided4 124 -> 119 ms).
+    # Rows of fewer than LANES_L_MAX outputs that vectors of positions would fill worse take lanes along
+    # output channels, 6 positions x 2 vectors of channels (conv1d_forward_channel_lanes): side by side on
+    # the EPYC, old / new alternated twice, (32, 720, 5) K5 forward 37-51 -> 7-15 ms and its input gradient
+    # 45-52 -> 9-14 ms, (8, 256, 36) K10 dilation 5 forward 31-46 -> 7-9 ms; 4 x 3 and 12 x 1 tiles no faster.
     "forward": {"TILE_CO": 6, "WG_CO": 1, "STAGE_MIN": 256, "WORK_MIN": 1 << 20, "NT_STORE_MIN": 16 << 20,
                 "PHASE_TILE_R": 4, "SLIDE_K_MIN": 12, "SLIDE_CO": 2, "LANES_L_MAX": 128, "LANES_POS": 6,
                 "LANES_CV": 2},
@@ -47,6 +51,9 @@ _CPU = {
     # without padding 101 -> 79 ms; shallower phases lost (4 groups of 64 channels K5 s2 36 -> 40, 8 groups
     # of 16 channels K8 s4 13 -> 21 ms). (Reading the layer's weight in place, transposed, instead of the
     # flipped copy lost on strided4: a step along the phase's input channels crossed a 4 KiB row.)
+    # Strides of COLS_STRIDE_MIN or more, whose phases hold a tap or two, run in columns (a pointwise
+    # forward of dy, then an overlap-add; backward_data._columns): side by side on the EPYC, a hop-160 K400
+    # filterbank's input gradient 111-165 -> 0.6-1.1 ms, (8, 256, 4000) K16 stride 16 224-254 -> 34-76 ms.
     "backward_data": {"TILE_CI": 6, "WG_CI": 1, "AS_FORWARD": True, "PHASE_DEPTH_MIN": 256,
                       "COLS_STRIDE_MIN": 8},
     # 16 vector registers on AVX2: 3 x 3 accumulators, 3 dy vectors and the input stay unspilled
