@@ -89,6 +89,25 @@
 #define CI_CHUNK 32 /* input channels per cache chunk of the reduction (STRATEGY 0) */
 #endif
 
+/* Output positions l .. l + VEC - 1 of row yr (L_out long, positions Y_STEP apart) from vector x: one
+ * vector store where they lie inside the row and the type has one (with few products per output, C_in =
+ * 1, element-wise stores would dominate), else lane by lane up to the row's end. */
+static inline void store_positions(__global store_t *yr, const int l, const accv_t x, const int L_out)
+{
+#if defined(HAS_STOREV) && Y_STEP == 1
+    if (l + VEC <= L_out) {
+        STOREV(yr + l, x);
+        return;
+    }
+#endif
+    accv_lanes lanes;
+    lanes.v = x;
+    UNROLL
+    for (int v = 0; v < VEC; ++v)
+        if (l + v < L_out)
+            STORE(yr, (l + v) * Y_STEP, lanes.s[v]);
+}
+
 #define CI_BLOCK (SUM_BLOCK / K > 0 ? SUM_BLOCK / K : 1) /* input channels per blocked partial sum */
 #define CHUNK (CI_CHUNK < CI_BLOCK ? CI_CHUNK : CI_BLOCK)
 #define C_IN (C_IN_G * GROUPS)
@@ -270,21 +289,7 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
             for (int p = 0; p < TILE_P; ++p)
                 UNROLL
                 for (int t = 0; t < TILE_L; ++t) {
-                    const int l = l0 + (p * TILE_L + t) * VEC;
-                    accv_lanes lanes;
-                    lanes.v = total[r][p][c][t] + b;
-#if defined(HAS_STOREV) && Y_STEP == 1
-                    /* Whole vectors inside the row go out as one store: with few products per output
-                     * (C_in = 1) element-wise stores would dominate. */
-                    if (l + VEC <= L_out) {
-                        STOREV(yr + l, lanes.v);
-                        continue;
-                    }
-#endif
-                    UNROLL
-                    for (int v = 0; v < VEC; ++v)
-                        if (l + v < L_out)
-                            STORE(yr, (l + v) * Y_STEP, lanes.s[v]);
+                    store_positions(yr, l0 + (p * TILE_L + t) * VEC, total[r][p][c][t] + b, L_out);
                 }
         }
     }
@@ -597,20 +602,8 @@ void conv1d_forward_depthwise(__global const store_t *restrict x, __global const
         for (int r = 0; r < DW_ROWS; ++r) {
             __global store_t *yr = y + ((long)(n0 + r) * C_OUT + c) * L_out;
             UNROLL
-            for (int t = 0; t < DW_TILE_L; ++t) {
-                const int lt = l + t * VEC;
-                accv_lanes lanes;
-                lanes.v = sum[r][t] + b;
-#if defined(HAS_STOREV)
-                if (lt + VEC <= L_out) {
-                    STOREV(yr + lt, lanes.v);
-                    continue;
-                }
-#endif
-                for (int v = 0; v < VEC; ++v)
-                    if (lt + v < L_out)
-                        STORE(yr, lt + v, lanes.s[v]);
-            }
+            for (int t = 0; t < DW_TILE_L; ++t)
+                store_positions(yr, l + t * VEC, sum[r][t] + b, L_out);
         }
     }
 }
@@ -915,20 +908,8 @@ void conv1d_forward_slide(__global const store_t *restrict x, __global const sto
             const acc_t b = BIAS(co);
             __global store_t *yr = y + ((long)n * C_OUT + co) * L_out;
             UNROLL
-            for (int t = 0; t < SLIDE_T; ++t) {
-                const int l = l0 + t * VEC;
-                accv_lanes lanes;
-                lanes.v = total[c][t] + b;
-#if defined(HAS_STOREV)
-                if (l + VEC <= L_out) {
-                    STOREV(yr + l, lanes.v);
-                    continue;
-                }
-#endif
-                for (int v = 0; v < VEC; ++v)
-                    if (l + v < L_out)
-                        STORE(yr, l + v, lanes.s[v]);
-            }
+            for (int t = 0; t < SLIDE_T; ++t)
+                store_positions(yr, l0 + t * VEC, total[c][t] + b, L_out);
         }
     }
 }
