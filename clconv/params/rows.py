@@ -70,7 +70,8 @@ _CPU_AVX512 = {
 # runtime: mid forward 1.13x torch against 0.57x, grouped 3.5x against 0.9-1.0x; the GPU rows ran 0.1x).
 # Its compiler keeps fewer accumulators live than PoCL's: deep forwards in 8 x 2 tiles (mid 1.02 -> 1.29x,
 # pointwise 1.56 -> 1.88x torch against 8 x 3), strided ones over the phase-split copy in 4 x 4 tiles, two
-# channel tiles per window (strided 1.03 -> 1.21x, strided4 1.06 -> 1.16x).
+# channel tiles per window (strided 1.03 -> 1.21x, strided4 1.06 -> 1.16x). Shallow strided layers of
+# STAGE_FLOPS read that copy too: depthwise K21 stride 4 1.7 -> 6.7x, 5 channels K3 stride 2 4.0 -> 1.5x.
 _CPU_IMPLICIT_SIMD = {
     **_CPU_AVX512,
     "forward_deep": {"TILE_CO": 8, "TILE_L": 2},
@@ -138,8 +139,9 @@ PROVENANCE = {
                 "dense 171 -> 210 GF/s",
     "cpu": "same as cpu-avx2, untuned: no CPU with vectors narrower than 8 floats has run it",
     "cpu-implicit-simd": "measured with Intel's OpenCL CPU runtime 2026.22 on a 2-core AVX-512 AMD EPYC (Zen 4), side "
-                         "by side against the cpu-avx512 row it starts from: deep forwards in 8 x 2 tiles (mid 1.02 -> "
-                         "1.29x torch), strided ones in 4 x 4 over the phase-split copy (strided 1.03 -> 1.21x)",
+                         "by side against the cpu-avx512 row it starts from, forward vs torch: strided 1.01 -> 1.22x, "
+                         "strided4 1.19 -> 1.37x (4 x 4 tiles over the phase-split copy), pointwise 1.62 -> 1.83x, dense "
+                         "1.37 -> 1.46x (deep 8 x 2 tiles); no GPU row, nor scalar work-items, came near",
     "nvidia-gpu": "from NVIDIA's CUDA C++ best practices guide (warps of 32, 255 registers per thread, 48 KiB shared "
                   "memory per block), never timed on an NVIDIA GPU; Oclgrind instruction counts only",
     "amd-gpu": "from AMD's GCN/RDNA optimisation guides (wavefronts of 64 or 32, 64 KiB LDS per work-group), never "
