@@ -85,7 +85,8 @@ def test_rows_are_the_measured_ones():
     # Intel's runtime: PoCL's AVX-512 vectors and passes, its own deep and strided forward tiles
     assert rows["cpu-implicit-simd"]["*"] == rows["cpu-avx512"]["*"]
     assert rows["cpu-implicit-simd"]["forward_deep"] == {"TILE_CO": 8, "TILE_L": 2}
-    assert rows["cpu-implicit-simd"]["forward_strided"]["PHASE_TILE_R"] == 2
+    assert rows["cpu-implicit-simd"]["forward_deep_strided"] == {"PHASE_TILE_R": 2, "TILE_CO": 4, "TILE_L": 4}
+    assert "forward_strided" not in rows["cpu-implicit-simd"]  # shallow strided layers as on cpu-avx512
     assert rows["cpu-avx2"]["backward_weight"]["TILE_CO"] == 3
     assert rows["gpu"] is rows["nvidia-gpu"]
     assert rows["amd-gpu"] != rows["nvidia-gpu"] != rows["intel-gpu"] != rows["amd-gpu"]  # each vendor's own sizes
@@ -125,6 +126,20 @@ def test_forced_class_selects_its_row(device, empty_cache, monkeypatch, cls):
     for pass_name in Pass:
         expected = replace(params.safe_default(pass_name), **{**row.get("*", {}), **row.get(str(pass_name), {})})
         assert params.lookup(device, pass_name, (1, 1, 1, 3, 1, 1, "zeros", "float32"), depth=3) == expected
+
+
+def test_deep_strided_fields_apply_to_deep_strided_passes_only(device, empty_cache, monkeypatch):
+    """cpu-implicit-simd's 4 x 4 strided tiles are for deep reductions; shallow strided layers keep the
+    cpu-avx512 row's fields."""
+    monkeypatch.setenv(DEVICE_CLASS_ENV, "cpu-implicit-simd")
+    key = (1, 1, 1, 3, 1, 1, "zeros", "float32")
+    deep_strided = params.lookup(device, Pass.FORWARD, key, depth=1024, stride=4)
+    assert (deep_strided.TILE_CO, deep_strided.TILE_L, deep_strided.PHASE_TILE_R) == (4, 4, 2)
+    deep = params.lookup(device, Pass.FORWARD, key, depth=1024)
+    assert (deep.TILE_CO, deep.TILE_L, deep.PHASE_TILE_R) == (8, 2, 1)
+    shallow = params.lookup(device, Pass.FORWARD, key, depth=15, stride=2)
+    monkeypatch.setenv(DEVICE_CLASS_ENV, "cpu-avx512")
+    assert shallow == params.lookup(device, Pass.FORWARD, key, depth=15, stride=2)
 
 
 def test_forced_class_runs_its_plan(device, empty_cache, monkeypatch, rng):
