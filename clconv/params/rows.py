@@ -140,9 +140,10 @@ PROVENANCE = {
                 "dense 171 -> 210 GF/s",
     "cpu": "same as cpu-avx2, untuned: no CPU with vectors narrower than 8 floats has run it",
     "cpu-implicit-simd": "measured with Intel's OpenCL CPU runtime 2026.22 on a 2-core AVX-512 AMD EPYC (Zen 4), side "
-                         "by side against the cpu-avx512 row it starts from, forward vs torch: strided 1.01 -> 1.22x, "
-                         "strided4 1.19 -> 1.37x (deep strided: 4 x 4 tiles over the phase-split copy), pointwise "
-                         "1.62 -> 1.83x, dense 1.37 -> 1.46x (deep 8 x 2 tiles); no GPU row, nor scalar work-items, came near",
+                         "by side against the cpu-avx512 row it starts from, forward vs torch (others' jobs loading the "
+                         "machine, which slows torch more): strided 1.01 -> 1.22x, strided4 1.19 -> 1.37x (deep strided: "
+                         "4 x 4 tiles over the phase-split copy), pointwise 1.62 -> 1.83x, dense 1.37 -> 1.46x (deep 8 x 2 "
+                         "tiles); no GPU row, nor scalar work-items, came near",
     "nvidia-gpu": "from NVIDIA's CUDA C++ best practices guide (warps of 32, 255 registers per thread, 48 KiB shared "
                   "memory per block), never timed on an NVIDIA GPU; Oclgrind instruction counts only",
     "amd-gpu": "from AMD's GCN/RDNA optimisation guides (wavefronts of 64 or 32, 64 KiB LDS per work-group), never "
