@@ -34,8 +34,10 @@ KNOWN = {
     "pocl-amd-avx2": (props("CPU", 0x1022, 8, 8, "global", 2 << 20, 16, 4096, "znver2"), "cpu-avx2"),
     "pocl-sse": (props("CPU", 0x8086, 4, 4, "global", 2 << 20, 4, 4096), "cpu"),
     "pocl-arm-neon": (props("CPU", 0x13B5, 4, 4, "global", 2 << 20, 4, 4096, "neoverse-n1"), "cpu"),
-    # Intel's OpenCL CPU runtime: native 16 floats, preferred 1 (it vectorises work-items itself)
-    "intel-cpu-runtime": (props("CPU", 0x8086, 16, 1, "global", 256 << 10, 2, 8192), "cpu-avx512"),
+    # Intel's OpenCL CPU runtime: native 16 floats, preferred 1 (it vectorises work-items itself; vendor id
+    # Intel's on an AMD Zen 4 too); with AVX2 it keeps the explicit 8-float row
+    "intel-cpu-runtime": (props("CPU", 0x8086, 16, 1, "global", 256 << 10, 2, 8192), "cpu-implicit-simd"),
+    "intel-cpu-runtime-avx2": (props("CPU", 0x8086, 8, 1, "global", 256 << 10, 8, 8192), "cpu-avx2"),
     "nvidia-gpu": (props("GPU", 0x10DE, 1, 1, "local", 48 << 10, 108, 1024), "nvidia-gpu"),
     "amd-gpu": (props("GPU", 0x1002, 4, 4, "local", 64 << 10, 60, 256), "amd-gpu"),
     "intel-gpu": (props("GPU", 0x8086, 1, 1, "local", 64 << 10, 96, 512), "intel-gpu"),
@@ -80,6 +82,11 @@ def test_rows_are_the_measured_ones():
     assert rows["cpu-avx512"]["*"]["VEC"] == 16 and rows["cpu-avx512"]["forward"]["TILE_CO"] == 16
     assert rows["cpu-avx512"]["forward_deep"] == {"TILE_CO": 8, "TILE_L": 3}
     assert rows["cpu-avx2"] is rows["cpu"] and rows["cpu-avx2"]["*"]["VEC"] == 8
+    # Intel's runtime: PoCL's AVX-512 vectors and passes, its own deep and strided forward tiles
+    assert rows["cpu-implicit-simd"]["*"] == rows["cpu-avx512"]["*"]
+    assert rows["cpu-implicit-simd"]["forward_deep"] == {"TILE_CO": 8, "TILE_L": 2}
+    assert rows["cpu-implicit-simd"]["forward_deep_strided"] == {"PHASE_TILE_R": 2, "TILE_CO": 4, "TILE_L": 4}
+    assert "forward_strided" not in rows["cpu-implicit-simd"]  # shallow strided layers as on cpu-avx512
     assert rows["cpu-avx2"]["backward_weight"]["TILE_CO"] == 3
     assert rows["gpu"] is rows["nvidia-gpu"]
     assert rows["amd-gpu"] != rows["nvidia-gpu"] != rows["intel-gpu"] != rows["amd-gpu"]  # each vendor's own sizes
@@ -92,9 +99,12 @@ def test_real_device_class(device, monkeypatch):
     assert device.detected_class == classify(device.properties)
     assert device.device_class == device.detected_class in DEVICE_CLASSES
     assert device.properties.type == device.type
-    if device.type == "CPU" and device.properties.native_vector_width_float >= 16 and (
-            device.properties.target_cpu in ("", "icelake-client", "rocketlake", "skylake-avx512", "znver4")):
-        assert device.device_class == "cpu-avx512"  # PoCL compiling for AVX-512, Intel's CPU runtime
+    cpu = device.properties
+    if device.type == "CPU" and cpu.native_vector_width_float >= 16 and cpu.preferred_vector_width_float == 1:
+        assert device.device_class == "cpu-implicit-simd"  # Intel's CPU runtime, whatever its driver version
+    elif device.type == "CPU" and cpu.native_vector_width_float >= 16 and (
+            cpu.target_cpu in ("", "icelake-client", "rocketlake", "skylake-avx512", "znver4")):
+        assert device.device_class == "cpu-avx512"  # PoCL compiling for AVX-512
         assert params.builtin(device, Pass.FORWARD, deep=True).TILE_CO == 8
 
 
@@ -116,6 +126,20 @@ def test_forced_class_selects_its_row(device, empty_cache, monkeypatch, cls):
     for pass_name in Pass:
         expected = replace(params.safe_default(pass_name), **{**row.get("*", {}), **row.get(str(pass_name), {})})
         assert params.lookup(device, pass_name, (1, 1, 1, 3, 1, 1, "zeros", "float32"), depth=3) == expected
+
+
+def test_deep_strided_fields_apply_to_deep_strided_passes_only(device, empty_cache, monkeypatch):
+    """cpu-implicit-simd's 4 x 4 strided tiles are for deep reductions; shallow strided layers keep the
+    cpu-avx512 row's fields."""
+    monkeypatch.setenv(DEVICE_CLASS_ENV, "cpu-implicit-simd")
+    key = (1, 1, 1, 3, 1, 1, "zeros", "float32")
+    deep_strided = params.lookup(device, Pass.FORWARD, key, depth=1024, stride=4)
+    assert (deep_strided.TILE_CO, deep_strided.TILE_L, deep_strided.PHASE_TILE_R) == (4, 4, 2)
+    deep = params.lookup(device, Pass.FORWARD, key, depth=1024)
+    assert (deep.TILE_CO, deep.TILE_L, deep.PHASE_TILE_R) == (8, 2, 1)
+    shallow = params.lookup(device, Pass.FORWARD, key, depth=15, stride=2)
+    monkeypatch.setenv(DEVICE_CLASS_ENV, "cpu-avx512")
+    assert shallow == params.lookup(device, Pass.FORWARD, key, depth=15, stride=2)
 
 
 def test_forced_class_runs_its_plan(device, empty_cache, monkeypatch, rng):

@@ -96,13 +96,15 @@ def _row(device, pass_name: Pass, deep: bool = False, strided: bool = False) -> 
     entry = BUILTIN.get(device.device_class, {})
     name = str(pass_name)
     return {**entry.get("*", {}), **entry.get(name, {}), **(entry.get(name + "_deep", {}) if deep else {}),
-            **(entry.get(name + "_strided", {}) if strided else {})}
+            **(entry.get(name + "_strided", {}) if strided else {}),
+            **(entry.get(name + "_deep_strided", {}) if deep and strided else {})}
 
 
 def builtin(device, pass_name: Pass, deep: bool = False, strided: bool = False) -> PassParams:
     """The built-in record of a pass for the device's class; deep: a reduction deep enough to read the
     staged input (C_in_g x K >= STAGE_MIN), which adds the row's "<pass>_deep" fields; strided: a stride
-    above 1, which adds its "<pass>_strided" fields (after the deep ones)."""
+    above 1, which adds its "<pass>_strided" fields (after the deep ones), and both its "<pass>_deep_strided"
+    fields (last)."""
     return record(pass_name, _row(device, pass_name, deep, strided))
 
 
@@ -126,7 +128,7 @@ def _check_rows() -> None:
     shared = set.intersection(*(set(field_names(p)) for p in Pass))
     for cls, row in BUILTIN.items():
         for name, values in row.items():
-            own = shared if name == "*" else set(field_names(Pass(name.removesuffix("_deep").removesuffix("_strided"))))
+            own = shared if name == "*" else set(field_names(Pass(name.removesuffix("_strided").removesuffix("_deep"))))
             stray = set(values) - own
             if stray:
                 raise TypeError(f"row {cls!r} entry {name!r}: {', '.join(sorted(stray))} not parameters of that pass")

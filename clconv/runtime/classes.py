@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 # Device classes, the keys of the built-in parameter table (clconv.params), in one place. A device's class
 # comes from its properties (classify); CLCONV_DEVICE_CLASS forces another class's built-in rows on it.
-DEVICE_CLASSES = ("cpu-avx512", "cpu-avx2", "cpu", "nvidia-gpu", "amd-gpu", "intel-gpu", "gpu", "accelerator", "other")
+DEVICE_CLASSES = ("cpu-avx512", "cpu-avx2", "cpu", "cpu-implicit-simd", "nvidia-gpu", "amd-gpu", "intel-gpu", "gpu", "accelerator", "other")
 DEVICE_CLASS_ENV = "CLCONV_DEVICE_CLASS"
 
 # CL_DEVICE_VENDOR_ID of GPUs with a class of their own (PCI vendor ids).
@@ -54,17 +54,27 @@ def vector_floats(props: DeviceProperties) -> int:
     return lanes
 
 
+def implicit_simd(props: DeviceProperties) -> bool:
+    """A CPU runtime that vectorises across work-items itself (Intel's: preferred float width 1, "Kernel was
+    16-way vectorized") on 16-float vectors. PoCL prefers its native width, so it never matches; with 8-float
+    vectors such a runtime keeps the cpu-avx2 row (not measured on one)."""
+    return props.type == "CPU" and props.preferred_vector_width_float == 1 and props.native_vector_width_float >= 16
+
+
 def classify(props: DeviceProperties) -> str:
     """The device class of a device with these properties: one of DEVICE_CLASSES.
 
-    CPUs by their float vector width, the wider of native and preferred (16 floats: AVX-512, as PoCL on an
-    AVX-512 CPU and Intel's CPU runtime report; 8: AVX2; narrower: "cpu"), at most 8 where the compiler
+    CPUs whose runtime vectorises across work-items on 16-float vectors (implicit_simd) are
+    "cpu-implicit-simd"; other CPUs by their float vector width, the wider of native and preferred (16
+    floats: AVX-512, as PoCL on an AVX-512 CPU reports; 8: AVX2; narrower: "cpu"), at most 8 where the compiler
     targets a CPU model without AVX-512 (target_cpu); GPUs by vendor id; accelerators
     by type. Classes name what their rows were measured on, not a vendor: a CPU of another vendor with
     16-float vectors gets the AVX-512 row. A device of none of these types (CL_DEVICE_TYPE_CUSTOM) is
     "other", which has no row (the safe default).
     """
     if props.type == "CPU":
+        if implicit_simd(props):
+            return "cpu-implicit-simd"
         lanes = vector_floats(props)
         return "cpu-avx512" if lanes >= 16 else "cpu-avx2" if lanes >= 8 else "cpu"
     if props.type == "GPU":
