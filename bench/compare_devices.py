@@ -486,16 +486,23 @@ def select_devices(filters: str | None) -> list:
     """clconv.devices() matching any comma-separated filter: an index, a "P:D" spec, or a substring
     of the column label, device name or platform name (case-insensitive)."""
     found = clconv.devices()
-    if not filters:
-        return found
-    tokens = [t.strip().lower() for t in filters.split(",") if t.strip()]
+    tokens = [t.strip().lower() for t in (filters or "").split(",") if t.strip()]
     labels = column_labels(found)
 
     def wanted(device, label):
         hay = f"{label} {device.name} {device.platform_name}".lower()
-        return any(t in (str(device.index), device.spec) or t in hay for t in tokens)
+        return not tokens or any(t in (str(device.index), device.spec) or t in hay for t in tokens)
 
-    return [d for d, label in zip(found, labels) if wanted(d, label)]
+    chosen = []
+    for device, label in zip(found, labels):
+        if not wanted(device, label):
+            continue
+        if device.compile_error is not None:
+            warn(f"no {label} column: {device.name} ({device.platform_name}) cannot build kernels: "
+                 f"{device.compile_error}")
+            continue
+        chosen.append(device)
+    return chosen
 
 
 def column_labels(found: list) -> list[str]:

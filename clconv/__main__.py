@@ -21,15 +21,17 @@ def _size(nbytes: int) -> str:
     return f"{nbytes} B"
 
 
-def _why_default(found) -> str:
+def _why_default(found, chosen) -> str:
     env = os.environ.get("CLCONV_DEVICE")
     if env:
         return f"CLCONV_DEVICE={env!r} names it"
+    working = [d for d in found if d.compile_error is None]
+    passed_over = " (devices whose compiler fails are passed over)" if len(working) < len(found) else ""
     for kind, text in (("GPU", "the first GPU"), ("ACCELERATOR", "no GPU: the first accelerator"),
-                       ("CPU", "no GPU or accelerator: the first CPU")):
-        if any(d.type == kind for d in found):
-            return text
-    return "no GPU, accelerator or CPU: the first device"
+                       ("CPU", "no GPU or accelerator: the first CPU, PoCL first")):
+        if chosen.type == kind:
+            return text + passed_over
+    return "no GPU, accelerator or CPU: the first device" + passed_over
 
 
 def describe(device) -> list[str]:
@@ -49,6 +51,7 @@ def describe(device) -> list[str]:
         f"    fp64, fp16:      {'yes' if device.has_fp64 else 'no'}, {'yes' if 'cl_khr_fp16' in extensions else 'no'}"
         " (float16 storage works without cl_khr_fp16)",
         f"    driver:          {device.driver_version}",
+        f"    compiler:        {'works' if device.compile_error is None else 'FAILS: ' + device.compile_error}",
         f"    tuned params:    {f'{tuned} cached entries' if tuned else 'none cached (built-in rows for its class)'}",
     ]
 
@@ -66,7 +69,7 @@ def main() -> int:
     except (ValueError, RuntimeError) as exc:
         print(f"default device: none ({exc})")
         return 1
-    print(f"default device (device=None): [{chosen.index}] {chosen.name}: {_why_default(found)}")
+    print(f"default device (device=None): [{chosen.index}] {chosen.name}: {_why_default(found, chosen)}")
     return 0
 
 

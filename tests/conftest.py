@@ -4,6 +4,10 @@ Environment:
   CLCONV_TEST_DEVICES  comma-separated, case-insensitive substrings of
                        "<platform name> <device name>" (or of the short test id,
                        e.g. "pocl-cpu"); only matching devices are tested.
+                       Unset: every GPU and accelerator whose compiler works,
+                       and one CPU device, the one get_device(None) would pick
+                       among CPUs (PoCL first; Intel's runtime where PoCL's
+                       compiler does not know the CPU).
   CLCONV_BINARY_CACHE  set to 0 here unless given (see below).
 """
 
@@ -110,12 +114,16 @@ def _load_devices():
             seen[name] = seen.get(name, -1) + 1
             ids[i] = f"{name}{seen[name]}"
     wanted = [s.strip().lower() for s in os.environ.get("CLCONV_TEST_DEVICES", "").split(",") if s.strip()]
-    out = []
-    for did, d in zip(ids, devs):
-        hay = f"{d.platform_name} {d.name} {did}".lower()
-        if not wanted or any(w in hay for w in wanted):
-            out.append((did, d))
-    return out
+    if wanted:
+        return [(did, d) for did, d in zip(ids, devs)
+                if any(w in f"{d.platform_name} {d.name} {did}".lower() for w in wanted)]
+    # Two CPU runtimes would double the suite's time for little: the second one is tested on its own
+    # (.ci/run's Intel stage).
+    from clconv.runtime import default_order
+
+    working = sorted((d for d in devs if d.compile_error is None), key=default_order)
+    first_cpu = next((d for d in working if d.type == "CPU"), None)
+    return [(did, d) for did, d in zip(ids, devs) if d in working and (d.type != "CPU" or d is first_cpu)]
 
 
 _DEVICES = None

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import math
 import os
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -22,10 +23,11 @@ import pyopencl.tools
 
 from .classes import (DEVICE_CLASS_ENV, DEVICE_CLASSES, DeviceProperties, classify, forced_device_class,
                       target_cpu, vector_floats)
+from .icd import register_pip_runtimes
 from .pool import HostPool
 
 __all__ = ["DEVICE_CLASSES", "DEVICE_CLASS_ENV", "Device", "DeviceProperties", "build_log", "cache_dir", "classify",
-           "devices", "forced_device_class", "get_device", "kernel_source", "target_cpu", "vector_floats"]
+           "default_order", "devices", "forced_device_class", "get_device", "kernel_source", "target_cpu", "vector_floats"]
 
 _HERE = Path(__file__).resolve().parent.parent  # the clconv package
 # Installed wheels carry the kernels as the package `clconv.kernels`; a source checkout has them at top level.
@@ -34,6 +36,15 @@ _KERNEL_DIRS = (_HERE / "kernels", _HERE.parent / "kernels")
 _NO_PLATFORM = (
     "No OpenCL platform found. Install one: `pip install pocl-binary-distribution` gives a CPU device "
     "on Linux x86-64; GPUs need their vendor's OpenCL driver (an ICD file under /etc/OpenCL/vendors)."
+)
+
+# A kernel every OpenCL C compiler builds: whether a device can compile at all (see Device.compile_error).
+_PROBE_SOURCE = "__kernel void probe(__global float *x) { x[get_global_id(0)] += 1.0f; }"
+_UNKNOWN_CPU_HINT = (
+    "this runtime's compiler does not know this CPU, so it builds no kernel here (PoCL 3.0 compiles with "
+    "LLVM 14, which predates AMD Zen 5 and rejects the fallback target 'generic'). Install Intel's OpenCL "
+    "CPU runtime, which clconv registers by itself: pip install 'clconv[intel-cpu]'; or a PoCL built with a "
+    "newer LLVM"
 )
 
 _DEVICE_TYPE_NAMES = {
@@ -117,6 +128,7 @@ class Device:
         self._allocator = None
         self._programs: dict[tuple, cl.Program] = {}
         self._kernels: dict[tuple, cl.Kernel] = {}
+        self._compile_error: str | None | bool = False  # False: not probed yet
         self.plans: dict[tuple, object] = {}  # memoised plans, at most 512, oldest out first: see passes/plan.planned
         self.properties = DeviceProperties(
             type=self.type,
@@ -141,6 +153,22 @@ class Device:
         """The class whose built-in parameter rows this device runs (one of DEVICE_CLASSES): the one its
         properties give (detected_class), unless CLCONV_DEVICE_CLASS forces another."""
         return forced_device_class() or self.detected_class
+
+    @property
+    def compile_error(self) -> str | None:
+        """None when this device's compiler builds a trivial kernel (probed once per process), else why it
+        cannot: get_device(None) passes over such a device and `python -m clconv` shows the reason."""
+        if self._compile_error is False:
+            with self.lock:
+                if self._compile_error is False:
+                    try:
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore")
+                            cl.Program(self.context, _PROBE_SOURCE).build(options=["-cl-std=CL1.2"])
+                        self._compile_error = None
+                    except cl.Error as exc:
+                        self._compile_error = _compiler_failure(exc)
+        return self._compile_error
 
     @property
     def context(self) -> cl.Context:
@@ -276,6 +304,9 @@ class Device:
                 program = cl.Program(self.context, source).build(options=options)
                 keep(program)
         except cl.Error as exc:
+            reason = _compiler_failure(exc)
+            if reason.startswith(_UNKNOWN_CPU_HINT):
+                raise RuntimeError(f"clconv cannot build kernels on {self.name} ({self.platform_name}): {reason}") from None
             raise RuntimeError(
                 f"clconv failed to build {filename} for {self.name} with options {' '.join(options)}:\n{exc}"
             ) from None
@@ -340,6 +371,15 @@ class Device:
 logger = logging.getLogger("clconv")
 
 
+def _compiler_failure(exc: cl.Error) -> str:
+    """What a failed build says, in one line, with advice where the cause is known."""
+    text = str(exc)
+    if "unknown target CPU" in text:
+        return _UNKNOWN_CPU_HINT
+    lines = [line.strip() for line in text.splitlines() if "error" in line.lower()]
+    return lines[-1] if lines else text.strip().splitlines()[0] if text.strip() else "the build failed"
+
+
 @contextlib.contextmanager
 def build_log(what: str, cl_device: cl.Device | None = None):
     """Program builds in this block send their driver's build log (pyopencl's CompilerWarning, e.g. Intel's
@@ -391,6 +431,7 @@ def devices() -> list[Device]:
         with _devices_lock:
             if _devices is None:
                 found = []
+                register_pip_runtimes(cache_dir() / "icd-vendors" / hashlib.sha256(sys.prefix.encode()).hexdigest()[:16])
                 try:
                     platforms = cl.get_platforms()
                 except cl.Error:
@@ -409,11 +450,19 @@ def devices() -> list[Device]:
 _TYPE_PREFERENCE = {"GPU": 0, "ACCELERATOR": 1, "CPU": 2}
 
 
+def default_order(device: Device) -> tuple:
+    """How get_device(None) ranks devices: GPUs, then accelerators, then CPUs; among CPUs PoCL first (the
+    runtime clconv installs, whatever order the ICD loader lists platforms in); then by index."""
+    return (_TYPE_PREFERENCE.get(device.type, 3), device.type == "CPU" and "pocl" not in device._search_text,
+            device.index)
+
+
 def get_device(spec=None) -> Device:
     """The clconv.Device that `spec` names; every module and function takes its device through this.
 
     Args:
-        spec: None (CLCONV_DEVICE when set, else the first GPU, then accelerator, then CPU), a Device, an int
+        spec: None (CLCONV_DEVICE when set, else the first GPU, then accelerator, then CPU whose compiler
+            works; PoCL first among CPUs), a Device, an int
             index into devices(), a "P:D" platform:device string, a case-insensitive substring of the device
             or platform name, vendor or version ("pocl", "nvidia", "oclgrind"), or a pyopencl.Device.
 
@@ -422,7 +471,7 @@ def get_device(spec=None) -> Device:
         program cache are shared).
 
     Raises:
-        RuntimeError: no OpenCL platform. ValueError: nothing matches (the message lists the devices), an
+        RuntimeError: no OpenCL platform, or (spec None) no device whose compiler works. ValueError: nothing matches (the message lists the devices), an
         index out of range. TypeError: another kind of spec.
     """
     if isinstance(spec, Device):
@@ -434,7 +483,12 @@ def get_device(spec=None) -> Device:
         env = os.environ.get("CLCONV_DEVICE")
         if env:
             return get_device(env)
-        return min(found, key=lambda d: (_TYPE_PREFERENCE.get(d.type, 3), d.index))
+        ranked = sorted(found, key=default_order)
+        for device in ranked:
+            if device.compile_error is None:
+                return device
+        reasons = "; ".join(f"{d.spec} {d.name!r} ({d.platform_name}): {d.compile_error}" for d in ranked)
+        raise RuntimeError(f"no OpenCL device here can build kernels: {reasons}")
     if isinstance(spec, cl.Device):
         for device in found:
             if device.cl_device == spec:
