@@ -122,7 +122,7 @@ def median_time(fn, rounds: int) -> float:
 def run_parallel(batch: int, rounds: int) -> dict:
     x = np.random.default_rng(1).standard_normal((batch, 1, RATE)).astype(np.float32)
     gflop = layer_gflop(RATE, batch)
-    devices = clconv.devices()
+    devices = [d for d in clconv.devices() if d.compile_error is None]
     rows = []
     for device in devices:
         clconv.manual_seed(0)

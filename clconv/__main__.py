@@ -28,7 +28,7 @@ def _why_default(found, chosen) -> str:
     working = [d for d in found if d.compile_error is None]
     passed_over = " (devices whose compiler fails are passed over)" if len(working) < len(found) else ""
     for kind, text in (("GPU", "the first GPU"), ("ACCELERATOR", "no GPU: the first accelerator"),
-                       ("CPU", "no GPU or accelerator: the first CPU, PoCL first")):
+                       ("CPU", "no GPU or accelerator: the first CPU (PoCL ahead of other CPU runtimes)")):
         if chosen.type == kind:
             return text + passed_over
     return "no GPU, accelerator or CPU: the first device" + passed_over

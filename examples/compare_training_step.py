@@ -50,7 +50,8 @@ def main(argv=None) -> None:
     initial = make_model()
     rng = np.random.default_rng(0)
     batches = [make_clips(args.batch, rng) for _ in range(args.steps + 1)]
-    devices = ([clconv.get_device(s) for s in args.devices.split(",")] if args.devices else clconv.devices())
+    devices = ([clconv.get_device(s) for s in args.devices.split(",")] if args.devices
+               else [d for d in clconv.devices() if d.compile_error is None])
 
     columns = [("torch", copy.deepcopy(initial))]
     columns += [(f"{d.name} ({d.platform_name})", clconv.torch.convert(copy.deepcopy(initial), cl_device=d))

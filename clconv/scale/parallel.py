@@ -33,8 +33,8 @@ _KEPT_TYPES = (TypeError, ValueError, MemoryError, RuntimeError)
 class DataParallel:
     """Run `module` (a clconv.Conv1d or ConvTranspose1d) over several OpenCL devices at once.
 
-    devices: None for every device of clconv.devices(), else a list of anything get_device accepts. A
-    device may appear more than once: it then holds that many replicas, which share its queue.
+    devices: None for every device of clconv.devices() whose compiler works, else a list of anything
+    get_device accepts. A device may appear more than once: it then holds that many replicas, which share its queue.
     balance: "measured" splits each batch in proportion to each device's throughput on the layer,
     measured at the first forward and cached; "even" splits it evenly; a sequence of positive numbers,
     one per entry of devices, fixes the proportions.
@@ -47,8 +47,11 @@ class DataParallel:
     def __init__(self, module, devices=None, balance="measured"):
         if not isinstance(module, _ConvNd):
             raise TypeError(f"DataParallel wraps a clconv.Conv1d or ConvTranspose1d, got {type(module).__name__}")
-        chosen = all_devices() if devices is None else [get_device(d) for d in devices]
+        chosen = ([d for d in all_devices() if d.compile_error is None] if devices is None
+                  else [get_device(d) for d in devices])
         if not chosen:
+            if devices is None:
+                get_device()  # raises: no platform, or no device that can build kernels
             raise ValueError("DataParallel needs at least one device")
         for device in chosen:
             check_dtype_supported(device, module.dtype)
