@@ -6,7 +6,8 @@ import pyopencl as cl
 import pytest
 
 import clconv
-from clconv.runtime import _compiler_failure, default_order, icd
+from clconv.runtime import default_order, icd
+from clconv.runtime.compiler import compiler_failure
 
 
 @pytest.fixture
@@ -46,10 +47,10 @@ def test_default_order_puts_pocl_first_among_cpus():
 
 
 def test_unknown_target_cpu_gets_advice():
-    reason = _compiler_failure(cl.Error("clBuildProgram failed: BUILD_PROGRAM_FAILURE\n"
+    reason = compiler_failure(cl.Error("clBuildProgram failed: BUILD_PROGRAM_FAILURE\n"
                                         "error: unknown target CPU 'generic'"))
     assert "pip install 'clconv[intel-cpu]'" in reason
-    plain = _compiler_failure(cl.Error("clBuildProgram failed\n<source>:1:3: error: use of undeclared identifier"))
+    plain = compiler_failure(cl.Error("clBuildProgram failed\n<source>:1:3: error: use of undeclared identifier"))
     assert plain == "<source>:1:3: error: use of undeclared identifier"
 
 

@@ -320,10 +320,10 @@ def test_output_channel_lanes_plan(device):
 
     def kernels(length, c_out):
         geo = conv_geometry((2, 8, length), (c_out, 8, 3), (c_out,), 1, 1, 1, 1, 1)
-        with clconv.params.override(strategy="register", LANES_L_MAX=32, VEC=4):
+        with clconv.params.override(strategy="register", LANES_L_MAX=32, LANES_POS=5, VEC=4):
             return [s.kernel.function_name for s in forward_plan(device, geo, np.float32, True).steps]
 
-    assert kernels(5, 4) == ["lane_weights", "pad_rows", "conv1d_forward_channel_lanes"]
+    assert kernels(5, 4) == ["lane_weights", "pad_rows", "conv1d_forward_channel_lanes"]  # 10 positions, 10 lanes
     assert "conv1d_forward_channel_lanes" not in kernels(28, 4)
     assert "conv1d_forward_channel_lanes" not in kernels(37, 4)
     assert "conv1d_forward_channel_lanes" not in kernels(5, 3)

@@ -23,6 +23,7 @@ import pyopencl.tools
 
 from .classes import (DEVICE_CLASS_ENV, DEVICE_CLASSES, DeviceProperties, classify, forced_device_class,
                       target_cpu, vector_floats)
+from .compiler import UNKNOWN_CPU_HINT, compiler_failure, probe_compiler
 from .icd import register_pip_runtimes
 from .pool import HostPool
 
@@ -36,15 +37,6 @@ _KERNEL_DIRS = (_HERE / "kernels", _HERE.parent / "kernels")
 _NO_PLATFORM = (
     "No OpenCL platform found. Install one: `pip install pocl-binary-distribution` gives a CPU device "
     "on Linux x86-64; GPUs need their vendor's OpenCL driver (an ICD file under /etc/OpenCL/vendors)."
-)
-
-# A kernel every OpenCL C compiler builds: whether a device can compile at all (see Device.compile_error).
-_PROBE_SOURCE = "__kernel void probe(__global float *x) { x[get_global_id(0)] += 1.0f; }"
-_UNKNOWN_CPU_HINT = (
-    "this runtime's compiler does not know this CPU, so it builds no kernel here (PoCL 3.0 compiles with "
-    "LLVM 14, which predates AMD Zen 5 and rejects the fallback target 'generic'). Install Intel's OpenCL "
-    "CPU runtime, which clconv registers by itself: pip install 'clconv[intel-cpu]'; or a PoCL built with a "
-    "newer LLVM"
 )
 
 _DEVICE_TYPE_NAMES = {
@@ -161,13 +153,7 @@ class Device:
         if self._compile_error is False:
             with self.lock:
                 if self._compile_error is False:
-                    try:
-                        with warnings.catch_warnings():
-                            warnings.simplefilter("ignore")
-                            cl.Program(self.context, _PROBE_SOURCE).build(options=["-cl-std=CL1.2"])
-                        self._compile_error = None
-                    except cl.Error as exc:
-                        self._compile_error = _compiler_failure(exc)
+                    self._compile_error = probe_compiler(self.context)
         return self._compile_error
 
     @property
@@ -304,8 +290,8 @@ class Device:
                 program = cl.Program(self.context, source).build(options=options)
                 keep(program)
         except cl.Error as exc:
-            reason = _compiler_failure(exc)
-            if reason.startswith(_UNKNOWN_CPU_HINT):
+            reason = compiler_failure(exc)
+            if reason == UNKNOWN_CPU_HINT:
                 raise RuntimeError(f"clconv cannot build kernels on {self.name} ({self.platform_name}): {reason}") from None
             raise RuntimeError(
                 f"clconv failed to build {filename} for {self.name} with options {' '.join(options)}:\n{exc}"
@@ -369,15 +355,6 @@ class Device:
 
 
 logger = logging.getLogger("clconv")
-
-
-def _compiler_failure(exc: cl.Error) -> str:
-    """What a failed build says, in one line, with advice where the cause is known."""
-    text = str(exc)
-    if "unknown target CPU" in text:
-        return _UNKNOWN_CPU_HINT
-    lines = [line.strip() for line in text.splitlines() if "error" in line.lower()]
-    return lines[-1] if lines else text.strip().splitlines()[0] if text.strip() else "the build failed"
 
 
 @contextlib.contextmanager
