@@ -19,7 +19,7 @@
 #define WG_SUM 256 /* work-items per channel of bias_grad_tree (a power of two) */
 #endif
 #ifdef KERNEL_BIAS_GRAD
-__kernel void bias_grad(__global const store_t *restrict dy, __global store_t *restrict db,
+__kernel EXPLICIT_VECTORS void bias_grad(__global const store_t *restrict dy, __global store_t *restrict db,
                         const int N, const int C, const int L, const int accumulate)
 {
     const int c = get_global_id(0);

@@ -69,6 +69,16 @@ static inline acc_t load_masked(__global const store_t *row, int i, int len)
     return (i >= 0 && i < len) ? v : (acc_t)0;
 }
 
+/* Kernels that write their SIMD out (accv_t vectors, lane transposes) and launch in work-groups of more
+ * than one item: Intel's CPU compiler would also pack work-items into vector lanes, turning every explicit
+ * vector load and store into a gather or scatter. Its vector-length hint of 1 keeps one work-item per
+ * thread of code; other compilers do not know the attribute and do not define the macro. */
+#if defined(cl_intel_vec_len_hint)
+#define EXPLICIT_VECTORS __attribute__((intel_vec_len_hint(1)))
+#else
+#define EXPLICIT_VECTORS
+#endif
+
 /* Maps index i of the padded row onto the row [0, len) and reads it; zero where nothing maps.
  * The final range test also covers lanes past the end of a tile, whose i may lie beyond the padding. */
 static inline acc_t load_padded(__global const store_t *row, int i, int len)

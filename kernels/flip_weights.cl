@@ -51,7 +51,7 @@ typedef store_t lane_t;
 typedef acc_t lane_t;
 #define STORE_LANE(p, i, v) ((p)[i] = (v))
 #endif
-__kernel void lane_weights(__global const store_t *restrict w, __global lane_t *restrict wl,
+__kernel EXPLICIT_VECTORS void lane_weights(__global const store_t *restrict w, __global lane_t *restrict wl,
                            const int c_in_g, const int c_out_g, const int groups, const int taps, const int co_pad)
 {
     const int row = c_in_g * taps;

@@ -35,7 +35,7 @@
 #define LINE 16 /* elements per work-item: one cache line, which divides LDP */
 #endif
 #ifdef KERNEL_PAD_ROWS
-__kernel void pad_rows(__global const store_t *restrict x, __global store_t *restrict xp,
+__kernel EXPLICIT_VECTORS void pad_rows(__global const store_t *restrict x, __global store_t *restrict xp,
                        const int L, const int pad_l, const int padded, const int LDP, const int rows)
 {
     const int lines = PHASES * LDP / LINE;
@@ -112,7 +112,7 @@ __kernel void pad_rows(__global const store_t *restrict x, __global store_t *res
 #endif
 #endif
 
-__kernel void pad_rows_blocked(__global const store_t *restrict x, __global acc_t *restrict xb,
+__kernel EXPLICIT_VECTORS void pad_rows_blocked(__global const store_t *restrict x, __global acc_t *restrict xb,
                                const int L, const int pad_l, const int LDB, const int rows)
 {
     const int squares = (LDB + VEC - 1) / VEC;
