@@ -113,10 +113,17 @@ _CPU_AVX512 = {
 # two channel tiles per window (strided 1.03 -> 1.21x, strided4 1.06 -> 1.16x). Shallow strided layers keep
 # PoCL's tiles and read no copy: with 4 x 4 tiles over a phase-split copy (STAGE_FLOPS) 5 channels K3
 # stride 2 ran 2.6 -> 0.9x torch, 13 channels K7 21 -> 13x (a depthwise K21 stride 4 gained 2.2 -> 5.3x).
+# Long taps slide through registers (conv1d_forward_slide, conv1d_backward_weight_slide), as on cpu-avx2:
+# side by side on a 2-core Zen 5 EPYC, filterbank K251 input gradient 28.9 -> 17.1 ms, weight gradient
+# 51.1 -> 16.2 ms (tiles of 2 channels against 4: 17.7 ms), multiplier K31 forward 2.7 -> 1.3-1.6,
+# input gradient 6.2 -> 2.6-3.2, weight gradient 7.0 -> 3.1-4.4 ms, K64 single-channel weight gradient
+# 14.4 -> 4.2-4.7 ms.
 _CPU_IMPLICIT_SIMD = {
     **_CPU_AVX512,
+    "forward": {**_CPU_AVX512["forward"], "SLIDE_K_MIN": 12, "SLIDE_CO": 2},
     "forward_deep": {"TILE_CO": 8, "TILE_L": 2},
     "forward_deep_strided": {"PHASE_TILE_R": 2, "TILE_CO": 4, "TILE_L": 4},
+    "backward_weight": {**_CPU_AVX512["backward_weight"], "SLIDE_K_MIN": 24, "SLIDE_CO": 2},
 }
 # GPUs: work-group tiles staged in __local memory, register micro-tiles read with vector __local loads,
 # stride-1 input gradients as forwards reading the flipped weights in place, weight gradients split over
@@ -184,7 +191,9 @@ PROVENANCE = {
                          "by side against the cpu-avx512 row it starts from, forward vs torch (others' jobs loading the "
                          "machine, which slows torch more): strided 1.01 -> 1.22x, strided4 1.19 -> 1.37x (deep strided: "
                          "4 x 4 tiles over the phase-split copy), pointwise 1.62 -> 1.83x, dense 1.37 -> 1.46x (deep 8 x 2 "
-                         "tiles); no GPU row, nor scalar work-items, came near",
+                         "tiles); no GPU row, nor scalar work-items, came near; its sliding taps measured with "
+                         "runtime 2026.22 on a 2-core Zen 5 EPYC, side by side: filterbank weight gradient "
+                         "51 -> 16 ms",
     "nvidia-gpu": "from NVIDIA's CUDA C++ best practices guide (warps of 32, 255 registers per thread, 48 KiB shared "
                   "memory per block), never timed on an NVIDIA GPU; Oclgrind instruction counts only",
     "amd-gpu": "from AMD's GCN/RDNA optimisation guides (wavefronts of 64 or 32, 64 KiB LDS per work-group), never "
