@@ -8,8 +8,10 @@
  *
  * With them dx = conv1d(dy, wf) at padding (K-1)*DILATION - pad on each side, so the input gradient runs on
  * the forward kernel and its tiles (the host picks this where the built-in table says so).
- * Grid: dim 0 = pair p = row*C_OUT_G + co of wf (row = g*C_IN_G + ci), each copying its taps: a pair's
- * taps are contiguous in w and in wf, and the divisions are two per pair, not three per element.
+ * Grid: dim 0 = block of FLIP_BLOCK input channels ci, dim 1 = g * (C_OUT_G / FLIP_BLOCK rounded up) + block
+ * of FLIP_BLOCK output channels co: a work-item moves a square of (ci, co) pairs with their taps, reading
+ * FLIP_BLOCK runs of FLIP_BLOCK * K elements of w and writing as many of wf. A work-item per pair read rows
+ * a whole weight row apart, a cache line and often a page per pair for a few taps.
  *
  * lane_weights: the weights with output channels innermost, in the accumulation type (the storage type
  * with LANES_STORED), for lanes along output channels (conv1d_forward_channel_lanes) and for the pointwise
@@ -24,18 +26,25 @@
  * took 2-4 ms on a 2-core EPYC instead of a copy's 0.3.
  */
 #ifdef KERNEL_FLIP_WEIGHTS
-__kernel void flip_weights(__global const store_t *restrict w, __global store_t *restrict wf,
-                           const int c_in_g, const int c_out_g, const int groups, const int taps)
+#define FLIP_BLOCK 8 /* input and output channels of a work-item's square of pairs */
+__kernel EXPLICIT_VECTORS void flip_weights(__global const store_t *restrict w, __global store_t *restrict wf,
+                                            const int c_in_g, const int c_out_g, const int groups, const int taps)
 {
-    const int p = get_global_id(0);
-    if (p >= c_in_g * groups * c_out_g)
+    const int blocks = (c_out_g + FLIP_BLOCK - 1) / FLIP_BLOCK; /* output-channel blocks per group */
+    const int ci0 = get_global_id(0) * FLIP_BLOCK, b = get_global_id(1);
+    if (ci0 >= c_in_g || b >= groups * blocks)
         return;
-    const int row = p / c_out_g, co = p - row * c_out_g;
-    const int g = row / c_in_g, ci = row - g * c_in_g;
-    __global const store_t *src = w + ((long)(g * c_out_g + co) * c_in_g + ci) * taps;
-    __global store_t *dst = wf + (long)p * taps;
-    for (int k = 0; k < taps; ++k)
-        STORE(dst, k, LOAD(src, taps - 1 - k));
+    const int g = b / blocks, co0 = (b - g * blocks) * FLIP_BLOCK;
+    const int ci_end = ci0 + FLIP_BLOCK < c_in_g ? ci0 + FLIP_BLOCK : c_in_g;
+    const int co_end = co0 + FLIP_BLOCK < c_out_g ? co0 + FLIP_BLOCK : c_out_g;
+    for (int co = co0; co < co_end; ++co) {
+        __global const store_t *src = w + (long)(g * c_out_g + co) * c_in_g * taps;
+        for (int ci = ci0; ci < ci_end; ++ci) {
+            __global store_t *dst = wf + ((long)(g * c_in_g + ci) * c_out_g + co) * taps;
+            for (int k = 0; k < taps; ++k)
+                STORE(dst, k, LOAD(src, ci * taps + taps - 1 - k));
+        }
+    }
 }
 #endif
 

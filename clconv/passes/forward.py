@@ -29,11 +29,12 @@ def flipped(device, geo: ConvGeometry, dtype, plan: Plan) -> Plan:
     """flip_weights.cl into the scratch buffer "flipped", then `plan` reading it as its "w"."""
     flip = device.kernel("flip_weights.cl", "flip_weights", dtype_defines(dtype))
     size = geo.out_channels * geo.in_per_group * geo.kernel_size
-    # A work-item per (row, channel) pair of wf, copying its taps; groups of 256: PoCL pays per work-group.
-    pairs = geo.out_channels * geo.in_per_group
-    flipping = Plan((line_step(device, flip, pairs, "w", "flipped", np.int32(geo.out_per_group),
-                               np.int32(geo.in_per_group), np.int32(geo.groups), np.int32(geo.kernel_size),
-                               preferred=256),),
+    # The layer's input channels (the dual's outputs) in blocks of 8 along dim 0, its output channels' blocks
+    # per group along dim 1 (flip_weights.cl).
+    squares = geo.groups * ceil_div(geo.in_per_group, 8)
+    flipping = Plan((line_step(device, flip, ceil_div(geo.out_per_group, 8), "w", "flipped",
+                               np.int32(geo.out_per_group), np.int32(geo.in_per_group), np.int32(geo.groups),
+                               np.int32(geo.kernel_size), rows=squares, preferred=16),),
                     (("flipped", size * dtype.itemsize),))
     return flipping.then(plan.renamed(w="flipped"))
 
