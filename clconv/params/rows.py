@@ -117,10 +117,13 @@ _CPU_AVX512 = {
 # side by side on a 2-core Zen 5 EPYC, filterbank K251 input gradient 28.9 -> 17.1 ms, weight gradient
 # 51.1 -> 16.2 ms (tiles of 2 channels against 4: 17.7 ms), multiplier K31 forward 2.7 -> 1.3-1.6,
 # input gradient 6.2 -> 2.6-3.2, weight gradient 7.0 -> 3.1-4.4 ms, K64 single-channel weight gradient
-# 14.4 -> 4.2-4.7 ms.
+# 14.4 -> 4.2-4.7 ms. Reductions of 128-255 products per output are staged too (STAGE_MIN), alternated
+# twice there: (32, 184, 428) K1 forward 7.0 -> 4.5-5.1 ms, input gradient 6.9 -> 4.5-4.7 ms, (8, 160, 1000)
+# K1 forward 2.6 -> 1.7-2.7 ms, (16, 64, 2000) K3 3.4 -> 2.9 ms; staging 72-96 products lost ((16, 8, 4000) K9
+# forward 1.7 -> 2.3 ms).
 _CPU_IMPLICIT_SIMD = {
     **_CPU_AVX512,
-    "forward": {**_CPU_AVX512["forward"], "SLIDE_K_MIN": 12, "SLIDE_CO": 2},
+    "forward": {**_CPU_AVX512["forward"], "SLIDE_K_MIN": 12, "SLIDE_CO": 2, "STAGE_MIN": 128},
     "forward_deep": {"TILE_CO": 8, "TILE_L": 2},
     "forward_deep_strided": {"PHASE_TILE_R": 2, "TILE_CO": 4, "TILE_L": 4},
     "backward_weight": {**_CPU_AVX512["backward_weight"], "SLIDE_K_MIN": 24, "SLIDE_CO": 2},
