@@ -120,12 +120,15 @@ _CPU_AVX512 = {
 # 14.4 -> 4.2-4.7 ms. Reductions of 128-255 products per output are staged too (STAGE_MIN), alternated
 # twice there: (32, 184, 428) K1 forward 7.0 -> 4.5-5.1 ms, input gradient 6.9 -> 4.5-4.7 ms, (8, 160, 1000)
 # K1 forward 2.6 -> 1.7-2.7 ms, (16, 64, 2000) K3 3.4 -> 2.9 ms; staging 72-96 products lost ((16, 8, 4000) K9
-# forward 1.7 -> 2.3 ms).
+# forward 1.7 -> 2.3 ms). Strided input gradients whose phases reduce over 256 products or more run per
+# phase as forwards (PHASE_DEPTH_MIN, as on cpu-avx2), alternated twice: strided4 42 -> 29 ms, strided
+# 36-38 -> 21 ms, (16, 64, 4000) -> 128 K5 stride 2 15 -> 9.5 ms, (8, 512, 2000) K3 stride 2 50-53 -> 39 ms.
 _CPU_IMPLICIT_SIMD = {
     **_CPU_AVX512,
     "forward": {**_CPU_AVX512["forward"], "SLIDE_K_MIN": 12, "SLIDE_CO": 2, "STAGE_MIN": 128},
     "forward_deep": {"TILE_CO": 8, "TILE_L": 2},
     "forward_deep_strided": {"PHASE_TILE_R": 2, "TILE_CO": 4, "TILE_L": 4},
+    "backward_data": {**_CPU_AVX512["backward_data"], "PHASE_DEPTH_MIN": 256},
     "backward_weight": {**_CPU_AVX512["backward_weight"], "SLIDE_K_MIN": 24, "SLIDE_CO": 2},
 }
 # GPUs: work-group tiles staged in __local memory, register micro-tiles read with vector __local loads,
