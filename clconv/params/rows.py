@@ -87,8 +87,14 @@ _CPU_AVX512 = {
     # Depthwise stride-1 passes of even batches: 4 samples of a channel share its weights, input vectors
     # load once for all their taps (side by side: depthwise K31 forward 100 -> 139, its input gradient
     # 80 -> 120, K3 15.6 -> 30.6 GF/s).
+    # Taps of 24 or more slide through registers (conv1d_forward_slide; weight gradients from 64 taps,
+    # conv1d_backward_weight_slide), side by side with PoCL 3.1 (Debian's, target skylake-avx512) on a
+    # 2-core Zen 5 EPYC: filterbank K251 input gradient 24-26 -> 13 ms, weight gradient 28-32 -> 14 ms,
+    # multiplier K31 forward 2.0-3.3 -> 1.2-2.2 ms, input gradient 3.9-8.4 -> 1.8-3.5 ms; depthwise K31
+    # forward unchanged, input gradient 4.7 -> 5.2 ms, weight gradient lost (8.7-11.5 -> 13.5), hence 64 there.
     "forward": {"TILE_CO": 16, "WG_CO": 1, "STAGE_MIN": 256, "WORK_MIN": 1 << 20, "NT_STORE_MIN": 16 << 20,
-                "ALIGNED_TAPS": 15, "DW_ROWS": 4, "LANES_L_MAX": 128, "LANES_POS": 8, "LANES_CV": 2},
+                "ALIGNED_TAPS": 15, "DW_ROWS": 4, "LANES_L_MAX": 128, "LANES_POS": 8, "LANES_CV": 2,
+                "SLIDE_K_MIN": 24, "SLIDE_CO": 2},
     # Deep reductions (staged input) in 8 x 3 tiles: 11 loads per 24 multiply-adds instead of 17 per 16;
     # dense forward 132-143 -> 198 GF/s side by side (grouped and tcn, shallower, lost with it).
     "forward_deep": {"TILE_CO": 8, "TILE_L": 3},
@@ -103,7 +109,8 @@ _CPU_AVX512 = {
     # C_in_g >= 16: lanes along input channels over a channel-blocked copy, 24 accumulators (dense 8 x 3):
     # the input streams one line per position and dy is broadcast (dense 105 -> 255 GF/s, prototype).
     "backward_weight": {"TILE_CO": 6, "WG_CO": 1, "TILE_K": 3, "ACC_MAX": 32, "RUN": 4096, "STAGE_MIN": 256,
-                        "STAGE_FLOPS": 1 << 24, "CI_LANES_MIN": 16, "CI_LANES_ACC": 24},
+                        "STAGE_FLOPS": 1 << 24, "CI_LANES_MIN": 16, "CI_LANES_ACC": 24, "SLIDE_K_MIN": 64,
+                        "SLIDE_CO": 2},
 }
 # CPU runtimes that vectorise across work-items (Intel's): explicit 16-float vectors in work-groups of one
 # item still beat scalar work-items vectorised 16-way along the positions (side by side on Intel's
@@ -183,7 +190,8 @@ BUILTIN = {
 PROVENANCE = {
     "cpu-avx512": "measured with PoCL 3.0 (LLVM target icelake-client) on a 2-core AVX-512 Xeon, side by side: "
                   "dense forward 131 -> 172 GF/s (16-channel tiles), deep 132-143 -> 198; weight gradient with "
-                  "channel lanes 105 -> 255; wav2vec input gradient 25 -> 56 GF/s",
+                  "channel lanes 105 -> 255; wav2vec input gradient 25 -> 56 GF/s; its sliding taps with PoCL 3.1 "
+                  "(target skylake-avx512) on a 2-core Zen 5 EPYC: filterbank weight gradient 28 -> 14 ms",
     "cpu-avx2": "measured with PoCL on the same 2-core AVX-512 Xeon (the generic CPU row, timed before the AVX-512 row "
                 "was split off): wav2vec weight gradient 18-25 -> 26-51, tcn 67 -> 128 GF/s (3 x 3 tiles); input "
                 "gradients as forwards dense 121 -> 143, tcn 88 -> 124, depthwise 21 -> 39 GF/s; its strided, "
