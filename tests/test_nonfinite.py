@@ -149,8 +149,8 @@ VARIANTS = [
       padding=1, output_padding=1),
     # short rows with lanes along output channels (13 positions per row, 26 across the batch in tiles of 6):
     # the forward and the input gradient as a forward, both over lane_weights' copy
-    v("output-lanes", 16, 16, 3, 13, dict(strategy="register", LANES_L_MAX=64, LANES_POS=6, VEC=4, AS_FORWARD=True,
-                                          SLIDE_K_MIN=None), ["lane_weights", "conv1d_forward_channel_lanes"],
+    v("output-lanes", 16, 16, 3, 13, dict(strategy="register", LANES_L_MAX=64, LANES_FLOPS_MIN=1, LANES_POS=6, VEC=4,
+                                          AS_FORWARD=True, SLIDE_K_MIN=None), ["lane_weights", "conv1d_forward_channel_lanes"],
       padding=1, dtypes=("float32", "float16")),
     # long kernels with their taps VEC apart, sliding through registers: forward and weight gradient
     v("slide", 1, 4, 25, 60, dict(strategy="register", SLIDE_K_MIN=12, LANES_L_MAX=None, VEC=4),

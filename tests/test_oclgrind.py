@@ -415,9 +415,9 @@ CASES = [
     # rows of a few outputs with lanes along output channels: 7 channels in a tile of 8, 15 positions across
     # samples in tiles of 4; the input gradient's forward form (flipped weights) in float16
     ("output-lanes-reflect-strided", dict(cin=6, cout=7, k=3, stride=2, padding=2, mode="reflect"), (3, 6, 7), "f32",
-     dict(LANES_L_MAX=64, LANES_POS=4, LANES_CV=2, VEC=4)),
+     dict(LANES_L_MAX=64, LANES_FLOPS_MIN=1, LANES_POS=4, LANES_CV=2, VEC=4)),
     ("output-lanes-f16-grouped", dict(cin=8, cout=8, k=4, dilation=2, padding=3, groups=2), (2, 8, 5), "f16",
-     dict(LANES_L_MAX=64, LANES_POS=3, LANES_CV=1, VEC=4, AS_FORWARD=True)),
+     dict(LANES_L_MAX=64, LANES_FLOPS_MIN=1, LANES_POS=3, LANES_CV=1, VEC=4, AS_FORWARD=True)),
     # a large-stride input gradient in columns (pointwise forward, then overlap-add), windows overlapping
     # across strides, reflected padding folded back
     ("input-grad-columns-reflect", dict(cin=2, cout=8, k=12, stride=8, padding=3, mode="reflect"), (2, 2, 40), "f32",

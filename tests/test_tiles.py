@@ -296,7 +296,8 @@ def test_output_channel_lanes(case, tiles, device, rng):
     dtype = np.dtype(case.dtype)
     if dtype == np.float64 and not device.has_fp64:
         pytest.skip("device has no fp64")
-    with clconv.params.override(strategy="register", LANES_L_MAX=64, VEC=4, AS_FORWARD=True, **tiles):
+    lanes = dict(strategy="register", LANES_L_MAX=64, LANES_FLOPS_MIN=1, VEC=4, AS_FORWARD=True)
+    with clconv.params.override(**lanes, **tiles):
         m = clconv.Conv1d(case.cin, case.cout, case.k, stride=case.stride, padding=case.padding,
                           dilation=case.dilation, groups=case.groups, padding_mode=case.mode, device=device,
                           dtype=dtype)
@@ -314,19 +315,23 @@ def test_output_channel_lanes(case, tiles, device, rng):
 def test_output_channel_lanes_plan(device):
     """Rows shorter than LANES_L_MAX with a vector of output channels per group take the lanes where the
     position tiles fitted to the row would leave more lanes idle; longer rows, rows that whole vectors
-    fill, or groups of fewer channels, keep the position tiles."""
+    fill, groups of fewer channels, or passes of fewer than LANES_FLOPS_MIN flops, keep the position tiles."""
     from clconv.api.checks import conv_geometry
     from clconv.passes.forward import forward_plan
 
-    def kernels(length, c_out):
+    def kernels(length, c_out, flops_min=1):
         geo = conv_geometry((2, 8, length), (c_out, 8, 3), (c_out,), 1, 1, 1, 1, 1)
-        with clconv.params.override(strategy="register", LANES_L_MAX=32, LANES_POS=5, VEC=4):
+        with clconv.params.override(strategy="register", LANES_L_MAX=32, LANES_FLOPS_MIN=flops_min, LANES_POS=5,
+                                    VEC=4):
             return [s.kernel.function_name for s in forward_plan(device, geo, np.float32, True).steps]
 
     assert kernels(5, 4) == ["lane_weights", "pad_rows", "conv1d_forward_channel_lanes"]  # 10 positions, 10 lanes
     assert "conv1d_forward_channel_lanes" not in kernels(28, 4)
     assert "conv1d_forward_channel_lanes" not in kernels(37, 4)
     assert "conv1d_forward_channel_lanes" not in kernels(5, 3)
+    flops = 2 * 2 * 4 * 5 * 8 * 3
+    assert kernels(5, 4, flops_min=flops)[-1] == "conv1d_forward_channel_lanes"
+    assert "conv1d_forward_channel_lanes" not in kernels(5, 4, flops_min=flops + 1)
 
 
 # Large-stride input gradients in columns (a pointwise forward of dy with lane_weights' copy, then

@@ -86,7 +86,8 @@ class ForwardParams(PassParams):
     SLIDE_CO: int = 1           # ... in tiles of at most this many channels
     LANES_L_MAX: Optional[int] = None   # rows of fewer outputs than this run with lanes along output channels...
     LANES_POS: int = 6          # ... a work-item taking this many positions of the batch
-    LANES_CV: int = 2           # ... and this many vectors of output channels
+    LANES_CV: int = 2           # ... and this many vectors of output channels...
+    LANES_FLOPS_MIN: int = 1 << 22  # ... in passes of at least this many flops (its two extra launches cost more below)
 
     STAGED: ClassVar[Optional[str]] = "CI_TILE"
 

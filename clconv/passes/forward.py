@@ -256,12 +256,12 @@ def _depthwise_local(device, geo: ConvGeometry, rep: ConvGeometry, dtype, has_bi
 def _channel_lanes(device, geo: ConvGeometry, dtype, has_bias: bool, fitted: ForwardParams) -> Plan | None:
     """conv1d_forward_channel_lanes over lane_weights' copy of the weights and the phase-split input, for
     rows shorter than LANES_L_MAX with at least a vector of output channels per group and 16 products per
-    output, where its lanes do more useful work than the position tiles fitted to the row (`fitted`: a
-    35-position row in 4-lane vectors fills 35 of 36 lanes of half-width vectors, 49%); None for other layers
-    (or past the device's buffer limit)."""
+    output, in passes of LANES_FLOPS_MIN flops or more (launch-bound below), where its lanes do more useful
+    work than the position tiles fitted to the row (`fitted`: a 35-position row in 4-lane vectors fills 35 of
+    36 lanes of half-width vectors, 49%); None for other layers (or past the device's buffer limit)."""
     p = pass_record(device, Pass.FORWARD, geo, dtype)
     if (p.LANES_L_MAX is None or geo.length_out >= p.LANES_L_MAX or geo.out_per_group < p.VEC
-            or geo.in_per_group * geo.kernel_size < 16):
+            or geo.in_per_group * geo.kernel_size < 16 or geo.flops() < p.LANES_FLOPS_MIN):
         return None
     span = fitted.TILE_L * fitted.VEC
     positions_used = geo.length_out / (ceil_div(geo.length_out, span) * span) * fitted.VEC / p.VEC
