@@ -177,6 +177,22 @@ def test_rows_input_gradient_only_for_unrolled_taps(taps, kernel, device, rng, m
     assert kernel in launched and other not in launched, launched
 
 
+def test_rows_input_gradient_before_stride_phases(device):
+    """A strided input gradient that both the rows kernel (few input channels) and the stride phases would
+    take accumulates in rows; without the rows kernel it runs per phase."""
+    from clconv.api.checks import conv_geometry
+    from clconv.passes.backward_data import input_gradient_plan
+
+    geo = conv_geometry((2, 2, 300), (8, 2, 3), None, 2, 1, 1, 1, 1)
+    both = dict(strategy="register", AS_FORWARD=False, ROWS_CO=4, PHASE_DEPTH_MIN=1, PHASE_FLOPS_MIN=1)
+    with clconv.params.override(ROWS_CI=4, **both):
+        rows = input_gradient_plan(device, geo, np.float32)
+    with clconv.params.override(ROWS_CI=None, **both):
+        phases = input_gradient_plan(device, geo, np.float32)
+    assert [s.kernel.function_name for s in rows.steps] == ["conv1d_backward_data_rows"]
+    assert phases.info.get("phases") == 2
+
+
 def test_cache_block_order_shares_programs(device, rng, monkeypatch):
     """The order of cache blocks (pos_block, from BLOCK_KB) is a runtime argument: a layer in blocked and in
     grid order runs the same programs."""

@@ -77,17 +77,20 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool, length: int, pad_le
         as_forward = _forward_form(device, geo, dtype, has_bias, length, pad_left)
         if as_forward is not None:
             return as_forward
-    if (p.strategy == "local" or _register_phases(rep, p)) and 1 < geo.stride <= PHASES_MAX:
+    # (strides up to 16 and taps up to UNROLL_K_MAX: the rows kernel unrolls its loops over phases and taps,
+    # and unrolled over many taps it takes long to build)
+    rows = (p.strategy == "register" and p.ROWS_CI is not None and geo.in_per_group <= p.ROWS_CI
+            and geo.out_per_group >= p.ROWS_CO and geo.stride <= 16 and geo.kernel_size <= p.UNROLL_K_MAX)
+    # Few input channels accumulate in rows rather than per phase: a phase's forward then has one or two
+    # output channels to vectorise, and wav2vec's input gradient ran several times slower per phase.
+    if (p.strategy == "local" or (_register_phases(rep, p) and not rows)) and 1 < geo.stride <= PHASES_MAX:
         phases = _phases(device, geo, dtype, has_bias, length, pad_left, p.strategy == "register")
         if phases is not None:
             return phases
     if (p.strategy == "register" and p.COLS_STRIDE_MIN is not None and geo.stride >= p.COLS_STRIDE_MIN
             and geo.out_per_group >= COLS_DEPTH_MIN):
         return _columns(device, geo, dtype, p, has_bias, length, pad_left)
-    # (strides up to 16 and taps up to UNROLL_K_MAX: the kernel unrolls its loops over phases and taps, and
-    # unrolled over many taps it takes long to build)
-    if (p.strategy == "register" and p.ROWS_CI is not None and geo.in_per_group <= p.ROWS_CI
-            and geo.out_per_group >= p.ROWS_CO and geo.stride <= 16 and geo.kernel_size <= p.UNROLL_K_MAX):
+    if rows:
         return _rows(device, geo, dtype, p, has_bias, length, pad_left)
     span_dy = p.WG_L * p.TILE_L * p.VEC + halo
     defines = {**common_defines(geo, dtype, p), "TILE_CI": p.TILE_CI,
