@@ -28,7 +28,8 @@ from .icd import register_pip_runtimes
 from .pool import HostPool
 
 __all__ = ["DEVICE_CLASSES", "DEVICE_CLASS_ENV", "Device", "DeviceProperties", "build_log", "cache_dir", "classify",
-           "default_order", "devices", "forced_device_class", "get_device", "kernel_source", "target_cpu", "vector_floats"]
+           "default_order", "devices", "forced_device_class", "get_device", "kernel_source", "target_cpu",
+           "vector_floats"]
 
 _HERE = Path(__file__).resolve().parent.parent  # the clconv package
 # Installed wheels carry the kernels as the package `clconv.kernels`; a source checkout has them at top level.
@@ -292,7 +293,8 @@ class Device:
         except cl.Error as exc:
             reason = compiler_failure(exc)
             if reason == UNKNOWN_CPU_HINT:
-                raise RuntimeError(f"clconv cannot build kernels on {self.name} ({self.platform_name}): {reason}") from None
+                raise RuntimeError(f"clconv cannot build kernels on {self.name} ({self.platform_name}): "
+                                   f"{reason}") from None
             raise RuntimeError(
                 f"clconv failed to build {filename} for {self.name} with options {' '.join(options)}:\n{exc}"
             ) from None
@@ -408,7 +410,9 @@ def devices() -> list[Device]:
         with _devices_lock:
             if _devices is None:
                 found = []
-                register_pip_runtimes(cache_dir() / "icd-vendors" / hashlib.sha256(sys.prefix.encode()).hexdigest()[:16])
+                # One vendors folder per environment: each names its own runtime libraries.
+                environment = hashlib.sha256(sys.prefix.encode()).hexdigest()[:16]
+                register_pip_runtimes(cache_dir() / "icd-vendors" / environment)
                 try:
                     platforms = cl.get_platforms()
                 except cl.Error:
@@ -439,17 +443,17 @@ def get_device(spec=None) -> Device:
 
     Args:
         spec: None (CLCONV_DEVICE when set, else the first GPU, then accelerator, then CPU whose compiler
-            works; PoCL first among CPUs), a Device, an int
-            index into devices(), a "P:D" platform:device string, a case-insensitive substring of the device
-            or platform name, vendor or version ("pocl", "nvidia", "oclgrind"), or a pyopencl.Device.
+            works, PoCL first among CPUs), a Device, an int index into devices(), a "P:D" platform:device
+            string, a case-insensitive substring of the device or platform name, vendor or version ("pocl",
+            "nvidia", "oclgrind"), or a pyopencl.Device.
 
     Returns:
         The Device: the same object for the same device in one process (its context, queue, buffer pool and
         program cache are shared).
 
     Raises:
-        RuntimeError: no OpenCL platform, or (spec None) no device whose compiler works. ValueError: nothing matches (the message lists the devices), an
-        index out of range. TypeError: another kind of spec.
+        RuntimeError: no OpenCL platform, or (spec None) no device whose compiler works. ValueError: nothing
+        matches (the message lists the devices), an index out of range. TypeError: another kind of spec.
     """
     if isinstance(spec, Device):
         return spec
