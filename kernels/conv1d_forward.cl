@@ -112,6 +112,17 @@ static inline void store_positions(__global store_t *yr, const int l, const accv
 #define CHUNK (CI_CHUNK < CI_BLOCK ? CI_CHUNK : CI_BLOCK)
 #define C_IN (C_IN_G * GROUPS)
 #define C_OUT (C_OUT_G * GROUPS)
+/* A tile of TILE_CO channels that would pass its group's last channel (co_end) slides back to end on it;
+ * the channels it then shares with its neighbour are that neighbour's to store. */
+#define TILE_BASE(co0) ((co0) + TILE_CO > co_end ? co_end - TILE_CO : (co0))
+/* Kernels of one channel tile per work-item along dim 1 (aligned runs, sliding taps): its group g, the
+ * group's end co_end, the tile's first channel co0 and its slid-back start co_base. */
+#define TILES_PER_GROUP ((C_OUT_G + TILE_CO - 1) / TILE_CO)
+#define CHANNEL_TILE_OF_ITEM                                                    \
+    const int g = get_global_id(1) / TILES_PER_GROUP;                           \
+    const int co_end = (g + 1) * C_OUT_G;                                       \
+    const int co0 = g * C_OUT_G + get_global_id(1) % TILES_PER_GROUP * TILE_CO; \
+    const int co_base = TILE_BASE(co0)
 #if STRATEGY == 0
 #define SPAN_L (WG_L * TILE_P * TILE_L * VEC)                    /* positions per work-group */
 #define SPAN_CO (WG_CO * TILE_R * TILE_CO)                       /* channels per work-group */
@@ -238,9 +249,8 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
 #define W_AT(c, k) ((c) * (C_IN_G * K) + (k))
 #define W_FIRST(co0, ci) (w + ((long)(co0) * C_IN_G + (ci)) * K)
 #endif
-/* Register tile r's first channel, and where it starts: slid back to end on the group's last channel. */
+/* Register tile r's first channel (TILE_BASE: where it starts). */
 #define TILE_FIRST(r) (co_first + (row * TILE_R + (r)) * TILE_CO)
-#define TILE_BASE(co0) ((co0) + TILE_CO > co_end ? co_end - TILE_CO : (co0))
     acc_t window[WIN_T];
     for (int cb = 0; cb < C_IN_G; cb += CHUNK) {
         const int cb_end = cb + CHUNK < C_IN_G ? cb + CHUNK : C_IN_G;
@@ -464,11 +474,7 @@ void conv1d_forward_aligned(__global const store_t *restrict x, __global const s
                             __global const store_t *restrict bias, __global store_t *restrict y,
                             const int L_in, const int L_out, const int pad_l, const int has_bias)
 {
-#define TILES_PER_GROUP ((C_OUT_G + TILE_CO - 1) / TILE_CO)
-    const int g = get_global_id(1) / TILES_PER_GROUP;
-    const int co_end = (g + 1) * C_OUT_G;
-    const int co0 = g * C_OUT_G + get_global_id(1) % TILES_PER_GROUP * TILE_CO;
-    const int co_base = co0 + TILE_CO > co_end ? co_end - TILE_CO : co0; /* slid back to end on the group */
+    CHANNEL_TILE_OF_ITEM;
     const int n = get_global_id(2);
     const int run_first = get_global_id(0) * RUN_L;
     const int run_stop = run_first + RUN_L < L_out ? run_first + RUN_L : L_out;
@@ -869,11 +875,7 @@ void conv1d_forward_slide(__global const store_t *restrict x, __global const sto
                           __global const store_t *restrict bias, __global store_t *restrict y,
                           const int L_in, const int L_out, const int pad_l, const int has_bias)
 {
-#define TILES_PER_GROUP ((C_OUT_G + TILE_CO - 1) / TILE_CO)
-    const int g = get_global_id(1) / TILES_PER_GROUP;
-    const int co_end = (g + 1) * C_OUT_G;
-    const int co0 = g * C_OUT_G + get_global_id(1) % TILES_PER_GROUP * TILE_CO;
-    const int co_base = co0 + TILE_CO > co_end ? co_end - TILE_CO : co0;
+    CHANNEL_TILE_OF_ITEM;
     const int n = get_global_id(2);
     __global const store_t *xg = x + ((long)n * C_IN + g * C_IN_G) * L_in;
     acc_t window[SLIDE_WIN];
