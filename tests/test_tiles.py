@@ -81,21 +81,29 @@ def skip_wider_than_compiled(device, vec):
         pytest.skip(f"{device.name} compiles {device.vector_floats}-float vectors: VEC={vec} runs as 8 there")
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
-@pytest.mark.parametrize("layout", LAYOUTS, ids=list(LAYOUTS))
-def test_register_layouts(case, layout, device, rng):
+def run_case(case, device, rng, batch, **overrides):
+    """The case's Conv1d on `device`, its forward of a batch of random inputs and its backward, all under
+    the parameter overrides: (m, x, y, dy, dx). Skips float64 where the device has none."""
     dtype = np.dtype(case.dtype)
     if dtype == np.float64 and not device.has_fp64:
         pytest.skip("device has no fp64")
-    skip_wider_than_compiled(device, LAYOUTS[layout].get("VEC", 0))
-    with clconv.params.override(strategy="register", **LAYOUTS[layout]):
+    with clconv.params.override(**overrides):
         m = clconv.Conv1d(case.cin, case.cout, case.k, stride=case.stride, padding=case.padding,
-                          dilation=case.dilation, groups=case.groups, padding_mode=case.mode,
-                          device=device, dtype=dtype)
-        x = rng.uniform(-1.0, 1.0, size=(3, case.cin, case.length)).astype(dtype)
+                          dilation=case.dilation, groups=case.groups, padding_mode=case.mode, device=device,
+                          dtype=dtype)
+        x = rng.uniform(-1.0, 1.0, size=(batch, case.cin, case.length)).astype(dtype)
         y = m(x)
         dy = rng.uniform(-1.0, 1.0, size=y.shape).astype(dtype)
         dx = m.backward(dy)
+    return m, x, y, dy, dx
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+@pytest.mark.parametrize("layout", LAYOUTS, ids=list(LAYOUTS))
+def test_register_layouts(case, layout, device, rng):
+    skip_wider_than_compiled(device, LAYOUTS[layout].get("VEC", 0))
+    m, x, y, dy, dx = run_case(case, device, rng, 3, strategy="register", **LAYOUTS[layout])
+    dtype = np.dtype(case.dtype)
     assert_close(y, reference_for(m, x, case), dtype, f"{layout} forward")
     check_grads(m, x, dy, dx, dtype, layout)
 
@@ -115,18 +123,10 @@ DEPTHWISE_CASES = [
 @pytest.mark.parametrize("vec", [4, 16], ids=["v4", "v16"])
 @pytest.mark.parametrize("case, batch", DEPTHWISE_CASES, ids=[f"n{b}-{c.id}" for c, b in DEPTHWISE_CASES])
 def test_depthwise_rows(case, batch, vec, device, rng):
-    dtype = np.dtype(case.dtype)
-    if dtype == np.float64 and not device.has_fp64:
-        pytest.skip("device has no fp64")
     skip_wider_than_compiled(device, vec)
-    with clconv.params.override(strategy="register", DW_ROWS=4, DW_TILE_L=2, DW_TILES=2, VEC=vec, UNROLL_K_MAX=32,
-                                AS_FORWARD=True):
-        m = clconv.Conv1d(case.cin, case.cout, case.k, padding=case.padding, dilation=case.dilation,
-                          groups=case.groups, padding_mode=case.mode, device=device, dtype=dtype)
-        x = rng.uniform(-1.0, 1.0, size=(batch, case.cin, case.length)).astype(dtype)
-        y = m(x)
-        dy = rng.uniform(-1.0, 1.0, size=y.shape).astype(dtype)
-        dx = m.backward(dy)
+    m, x, y, dy, dx = run_case(case, device, rng, batch, strategy="register", DW_ROWS=4, DW_TILE_L=2, DW_TILES=2,
+                               VEC=vec, UNROLL_K_MAX=32, AS_FORWARD=True)
+    dtype = np.dtype(case.dtype)
     assert_close(y, reference_for(m, x, case), dtype, "depthwise rows forward")
     check_grads(m, x, dy, dx, dtype, "depthwise rows")
 
@@ -172,18 +172,9 @@ PHASE_CASES = [
 
 @pytest.mark.parametrize("case", PHASE_CASES, ids=[c.id for c in PHASE_CASES])
 def test_strided_phase_tiles(case, device, rng):
+    m, x, y, dy, dx = run_case(case, device, rng, 2, strategy="register", STAGE_FLOPS=1, PHASE_TILE_R=3, TILE_CO=2,
+                               TILE_L=1, VEC=4, WORK_MIN=1)
     dtype = np.dtype(case.dtype)
-    if dtype == np.float64 and not device.has_fp64:
-        pytest.skip("device has no fp64")
-    with clconv.params.override(strategy="register", STAGE_FLOPS=1, PHASE_TILE_R=3, TILE_CO=2, TILE_L=1, VEC=4,
-                                WORK_MIN=1):
-        m = clconv.Conv1d(case.cin, case.cout, case.k, stride=case.stride, padding=case.padding,
-                          dilation=case.dilation, groups=case.groups, padding_mode=case.mode, device=device,
-                          dtype=dtype)
-        x = rng.uniform(-1.0, 1.0, size=(2, case.cin, case.length)).astype(dtype)
-        y = m(x)
-        dy = rng.uniform(-1.0, 1.0, size=y.shape).astype(dtype)
-        dx = m.backward(dy)
     assert_close(y, reference_for(m, x, case), dtype, "strided phase tiles forward")
     check_grads(m, x, dy, dx, dtype, "strided phase tiles")
 
@@ -240,18 +231,10 @@ SLIDE_CASES = [
 @pytest.mark.parametrize("vec", [4, 8, 16], ids=["v4", "v8", "v16"])
 @pytest.mark.parametrize("case", SLIDE_CASES, ids=[c.id for c in SLIDE_CASES])
 def test_slide_tiles(case, vec, device, rng):
-    dtype = np.dtype(case.dtype)
-    if dtype == np.float64 and not device.has_fp64:
-        pytest.skip("device has no fp64")
     skip_wider_than_compiled(device, vec)
-    with clconv.params.override(strategy="register", SLIDE_K_MIN=20, SLIDE_CO=3, VEC=vec, RUN=64,
-                                WORK_MIN=1 << 30, AS_FORWARD=True, TILE_REGS=15):
-        m = clconv.Conv1d(case.cin, case.cout, case.k, padding=case.padding, groups=case.groups,
-                          padding_mode=case.mode, device=device, dtype=dtype)
-        x = rng.uniform(-1.0, 1.0, size=(3, case.cin, case.length)).astype(dtype)
-        y = m(x)
-        dy = rng.uniform(-1.0, 1.0, size=y.shape).astype(dtype)
-        dx = m.backward(dy)
+    m, x, y, dy, dx = run_case(case, device, rng, 3, strategy="register", SLIDE_K_MIN=20, SLIDE_CO=3, VEC=vec,
+                               RUN=64, WORK_MIN=1 << 30, AS_FORWARD=True, TILE_REGS=15)
+    dtype = np.dtype(case.dtype)
     assert_close(y, reference_for(m, x, case), dtype, "slide forward")
     check_grads(m, x, dy, dx, dtype, "slide")
 
@@ -293,18 +276,10 @@ def test_output_channel_lanes(case, tiles, device, rng):
     from clconv.api.checks import conv_geometry
     from clconv.passes.forward import forward_plan
 
-    dtype = np.dtype(case.dtype)
-    if dtype == np.float64 and not device.has_fp64:
-        pytest.skip("device has no fp64")
     lanes = dict(strategy="register", LANES_L_MAX=64, LANES_FLOPS_MIN=1, VEC=4, AS_FORWARD=True)
+    m, x, y, dy, dx = run_case(case, device, rng, 3, **lanes, **tiles)
+    dtype = np.dtype(case.dtype)
     with clconv.params.override(**lanes, **tiles):
-        m = clconv.Conv1d(case.cin, case.cout, case.k, stride=case.stride, padding=case.padding,
-                          dilation=case.dilation, groups=case.groups, padding_mode=case.mode, device=device,
-                          dtype=dtype)
-        x = rng.uniform(-1.0, 1.0, size=(3, case.cin, case.length)).astype(dtype)
-        y = m(x)
-        dy = rng.uniform(-1.0, 1.0, size=y.shape).astype(dtype)
-        dx = m.backward(dy)
         geo = conv_geometry(x.shape, m.weight.shape, m.bias.shape, case.stride, case.padding, case.padding,
                             case.dilation, case.groups, case.mode)
         assert forward_plan(device, geo, dtype, True).info.get("channel_lanes")
@@ -350,17 +325,9 @@ def test_input_gradient_columns(case, device, rng):
     from clconv.api.checks import conv_geometry
     from clconv.passes.backward_data import input_gradient_plan
 
+    m, x, y, dy, dx = run_case(case, device, rng, 2, strategy="register", COLS_STRIDE_MIN=8)
     dtype = np.dtype(case.dtype)
-    if dtype == np.float64 and not device.has_fp64:
-        pytest.skip("device has no fp64")
     with clconv.params.override(strategy="register", COLS_STRIDE_MIN=8):
-        m = clconv.Conv1d(case.cin, case.cout, case.k, stride=case.stride, padding=case.padding,
-                          dilation=case.dilation, groups=case.groups, padding_mode=case.mode, device=device,
-                          dtype=dtype)
-        x = rng.uniform(-1.0, 1.0, size=(2, case.cin, case.length)).astype(dtype)
-        y = m(x)
-        dy = rng.uniform(-1.0, 1.0, size=y.shape).astype(dtype)
-        dx = m.backward(dy)
         geo = conv_geometry(x.shape, m.weight.shape, m.bias.shape, case.stride, case.padding, case.padding,
                             case.dilation, case.groups, case.mode)
         kernels = [s.kernel.function_name for s in input_gradient_plan(device, geo, dtype).steps]
