@@ -281,6 +281,13 @@ static inline accv_t gather_private(const acc_t *p, int s)
         UNROLL                                                                  \
         for (int c_ = 0; c_ < (COLS); ++c_)                                     \
             A[r_][c_] = 0
+/* A[r][c] += B[r][c] over the same tile: a block's partial sums folded into the running totals. */
+#define ADD_TILE(A, B, ROWS, COLS)                                              \
+    UNROLL                                                                      \
+    for (int r_ = 0; r_ < (ROWS); ++r_)                                         \
+        UNROLL                                                                  \
+        for (int c_ = 0; c_ < (COLS); ++c_)                                     \
+            A[r_][c_] += B[r_][c_]
 
 /* acc[c][t*VEC + v] += lane v of vector accumulator ACCV[c][t], for the TILE rows and TILE_L vectors a
  * register-blocked kernel keeps. */

@@ -217,11 +217,7 @@ void conv1d_backward_data(__global const store_t *restrict dy, __global const st
                 }
             }
         }
-        UNROLL
-        for (int cc = 0; cc < TILE_CI; ++cc)
-            UNROLL
-            for (int t = 0; t < TILE_L; ++t)
-                acc[cc][t] += part[cc][t];
+        ADD_TILE(acc, part, TILE_CI, TILE_L);
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 #endif

@@ -606,11 +606,7 @@ void conv1d_backward_weight_local(__global const store_t *restrict x, __global c
             }
 #endif
         }
-        UNROLL
-        for (int c = 0; c < TILE_CO; ++c)
-            UNROLL
-            for (int t = 0; t < TILE_K; ++t)
-                total[c][t] += part[c][t];
+        ADD_TILE(total, part, TILE_CO, TILE_K);
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 

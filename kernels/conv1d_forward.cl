@@ -274,11 +274,7 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
                     FORWARD_ACCUMULATE(LOAD_X_EDGE, STAGE_WINDOW)
                 }
 #endif
-                UNROLL
-                for (int c = 0; c < TILE_CO; ++c)
-                    UNROLL
-                    for (int t = 0; t < TILE_L; ++t)
-                        total[r][p][c][t] += part[c][t];
+                ADD_TILE(total[r][p], part, TILE_CO, TILE_L);
             }
         }
     }
@@ -380,11 +376,7 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
                 }
             }
         }
-        UNROLL
-        for (int cc = 0; cc < TILE_CO; ++cc)
-            UNROLL
-            for (int t = 0; t < TILE_L; ++t)
-                acc[cc][t] += part[cc][t];
+        ADD_TILE(acc, part, TILE_CO, TILE_L);
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 
@@ -896,11 +888,7 @@ void conv1d_forward_slide(__global const store_t *restrict x, __global const sto
             } else {
                 SLIDE_TAPS(SLIDE_EDGE, SLIDE_WINDOW)
             }
-            UNROLL
-            for (int c = 0; c < TILE_CO; ++c)
-                UNROLL
-                for (int t = 0; t < SLIDE_T; ++t)
-                    total[c][t] += part[c][t];
+            ADD_TILE(total, part, TILE_CO, SLIDE_T);
         }
         UNROLL
         for (int c = 0; c < TILE_CO; ++c) {
@@ -989,11 +977,7 @@ __kernel void conv1d_forward_channel_lanes(__global const store_t *restrict xs, 
                 }
             }
         }
-        UNROLL
-        for (int t = 0; t < LANES_POS; ++t)
-            UNROLL
-            for (int c = 0; c < LANES_CV; ++c)
-                total[t][c] += acc[t][c];
+        ADD_TILE(total, acc, LANES_POS, LANES_CV);
     }
     UNROLL
     for (int t = 0; t < LANES_POS; ++t) {
