@@ -42,6 +42,15 @@
  *     positions stream TILE_CO + 1 rows per vector and load the same dy vector for every input channel.
  *   conv1d_backward_weight_slide: the register tiles for stride-1 layers of long kernels, taps VEC apart
  *     so that their input vectors slide through registers (see the kernel).
+ *   conv1d_backward_weight_columns: short rows, whose positions over the whole batch are few: lanes along
+ *     the entries (ci, k) of a weight row, over pad_rows.cl's columns xc (one per position q = n*L_out + l,
+ *     in panels of SPAN = COLS_RV * VEC entries ci*K + k); every work-item sums all positions itself, so
+ *     there are no chunks to reduce:
+ *
+ *         position q:  dy[n, co_base .. +COLS_CO, l]  x  xc[g][panel][q][0 .. SPAN)
+ *                      (broadcast scalars)               (COLS_RV contiguous vectors)
+ *
+ *     and the sums go straight to dw, whose rows hold the same entries in the same order.
  *
  * Macros read: C_IN_G, C_OUT_G, GROUPS, K, STRIDE, DILATION, PAD_MODE, BIAS_SUM, dtype (common.cl),
  * tunables (the depthwise kernel's DW_TK, DW_KT, DW_WP, DW_RUN, DW_CH and LB come from the host, with no
@@ -783,6 +792,78 @@ void conv1d_backward_weight_depthwise(__global const store_t *restrict x, __glob
         for (int q = 0; q < DW_WP; ++q)
             sum += sums[row][idx][q];
         out[m * K + k] = sum;
+    }
+}
+#endif
+
+#ifdef KERNEL_CONV1D_BACKWARD_WEIGHT_COLUMNS
+/* Grid: dim 0 = block of COLS_STEPS channel tiles, which the work-item takes one after the other while its
+ * panel (positions x SPAN entries, contiguous) stays in cache; dim 1 = g * PANELS + panel; work-groups of
+ * one item. A tile overhanging the group's last channel slides back and stores only its own channels.
+ * Runtime arguments: N, L_out, accumulate (dw += the sums). */
+#ifndef COLS_CO
+#define COLS_CO 4 /* output channels per tile (at most C_OUT_G) */
+#endif
+#ifndef COLS_STEPS
+#define COLS_STEPS 8 /* channel tiles per work-item */
+#endif
+#define COLS_R (C_IN_G * K)
+#define COLS_RV (SPAN / VEC) /* vectors of entries per tile */
+__kernel EXPLICIT_VECTORS void conv1d_backward_weight_columns(__global const acc_t *restrict xc,
+                                                              __global const store_t *restrict dy,
+                                                              __global store_t *restrict dw, const int N,
+                                                              const int L_out, const int accumulate)
+{
+    const int g = get_global_id(1) / PANELS;
+    const int r0 = (get_global_id(1) - g * PANELS) * SPAN;
+    const int co_end = (g + 1) * C_OUT_G;
+    __global const acc_t *panel = xc + (long)get_global_id(1) * N * L_out * SPAN;
+    for (int step = 0; step < COLS_STEPS; ++step) {
+        const int co0 = g * C_OUT_G + (get_global_id(0) * COLS_STEPS + step) * COLS_CO;
+        if (co0 >= co_end)
+            return;
+        const int co_base = co0 + COLS_CO > co_end ? co_end - COLS_CO : co0;
+        __global const acc_t *xq = panel;
+        accv_t acc[COLS_CO][COLS_RV];
+        ZERO_TILE(acc, COLS_CO, COLS_RV);
+        for (int n = 0; n < N; ++n) {
+            __global const store_t *dyn = dy + ((long)n * C_OUT + co_base) * L_out;
+            for (int l = 0; l < L_out; ++l, xq += SPAN) {
+                accv_t xv[COLS_RV];
+                UNROLL
+                for (int j = 0; j < COLS_RV; ++j)
+                    xv[j] = *(__global const accv_t *)(xq + j * VEC);
+                UNROLL
+                for (int c = 0; c < COLS_CO; ++c) {
+                    const acc_t d = LOAD(dyn, c * L_out + l);
+                    UNROLL
+                    for (int j = 0; j < COLS_RV; ++j)
+                        acc[c][j] += d * xv[j];
+                }
+            }
+        }
+        UNROLL
+        for (int c = 0; c < COLS_CO; ++c) {
+            if (co_base + c < co0)
+                continue;
+            __global store_t *row = dw + (long)(co_base + c) * COLS_R;
+            UNROLL
+            for (int j = 0; j < COLS_RV; ++j) {
+                const int r = r0 + j * VEC;
+#ifdef HAS_STOREV
+                if (r + VEC <= COLS_R) {
+                    STOREV(row + r, accumulate ? LOADV(row + r) + acc[c][j] : acc[c][j]);
+                    continue;
+                }
+#endif
+                accv_lanes lanes;
+                lanes.v = acc[c][j];
+                UNROLL
+                for (int v = 0; v < VEC; ++v)
+                    if (r + v < COLS_R)
+                        STORE(row, r + v, accumulate ? LOAD(row, r + v) + lanes.s[v] : lanes.s[v]);
+            }
+        }
     }
 }
 #endif

@@ -25,6 +25,16 @@
  * so that it stores VEC whole vectors; squares on the padding, past LDB or with missing channels go
  * element by element. Grid: dim 0 = rb * ceil(LDB / VEC) + q0 / VEC. Macros read: C_IN_G, VEC, PAD_MODE, dtype.
  * Runtime arguments: L, pad_l, LDB, rows (of xb).
+ * pad_columns: the padded input of every output position as one column, the taps of each input channel
+ * side by side, in the accumulation type, for the passes of short rows (conv1d_backward_weight_columns).
+ * Columns are cut into panels of SPAN entries, and a panel's columns lie one after the other, so that a
+ * work-item of the pass streams its panel from contiguous memory:
+ *
+ *   xc[((g * PANELS + t) * Q + q) * SPAN + e] = xpad[n, g*C_IN_G + ci, l*STRIDE + k*DILATION - pad_l]
+ *   with ci * K + k = t * SPAN + e, q = n * L_out + l in [0, Q = N * L_out); zero past C_IN_G * K.
+ * A work-item writes LINE consecutive entries of one panel's column. Grid: dim 0 = ((g * PANELS + t) * Q +
+ * q) * (SPAN / LINE) + line. Macros read: C_IN_G, GROUPS, K, STRIDE, DILATION, PAD_MODE, SPAN, PANELS,
+ * LINE, dtype. Runtime arguments: L, pad_l, L_out, Q.
  * Each kernel is compiled only under KERNEL_<its name> (Device.kernel defines it): a program holds the
  * kernel it launches, not its neighbours.
  */
@@ -153,5 +163,28 @@ __kernel EXPLICIT_VECTORS void pad_rows_blocked(__global const store_t *restrict
     for (int i = 0; i < VEC && q0 + i < LDB; ++i)
         for (int v = 0; v < VEC; ++v)
             out[i * VEC + v] = b * VEC + v < C_IN_G ? load_padded(x + (first_row + v) * L, q0 + i - pad_l, L) : (acc_t)0;
+}
+#endif
+
+#ifdef KERNEL_PAD_COLUMNS
+__kernel EXPLICIT_VECTORS void pad_columns(__global const store_t *restrict x, __global acc_t *restrict xc,
+                                           const int L, const int pad_l, const int L_out, const int Q)
+{
+    const long item = get_global_id(0);
+    const long column = item / (SPAN / LINE); /* (g * PANELS + t) * Q + q */
+    if (column >= (long)GROUPS * PANELS * Q)
+        return;
+    const int panel = (int)(column / Q), q = (int)(column - (long)panel * Q);
+    const int g = panel / PANELS;
+    const int e0 = (panel - g * PANELS) * SPAN + (int)(item - column * (SPAN / LINE)) * LINE;
+    const int n = q / L_out, l = q - n * L_out;
+    __global const store_t *xn = x + ((long)n * GROUPS + g) * C_IN_G * L;
+    __global acc_t *out = xc + item * LINE;
+    UNROLL
+    for (int v = 0; v < LINE; ++v) {
+        const int e = e0 + v, ci = e / K, k = e - ci * K;
+        const acc_t value = load_padded(xn + (long)(ci < C_IN_G ? ci : C_IN_G - 1) * L, l * STRIDE + k * DILATION - pad_l, L);
+        out[v] = ci < C_IN_G ? value : (acc_t)0;
+    }
 }
 #endif

@@ -73,7 +73,7 @@ _CPU = {
     # depthwise 67.8 -> 54.0 ms; K15 (multiplier 4) lost, 6.5 -> 7.0 ms.
     "backward_weight": {"TILE_CO": 3, "WG_CO": 1, "TILE_K": 3, "ACC_MAX": 12, "TAPS_MAX": 5, "RUN": 4096,
                         "STAGE_MIN": 256, "STAGE_FLOPS": 1 << 24, "CI_LANES_MIN": 8, "CI_LANES_ACC": 12,
-                        "SLIDE_K_MIN": 24, "SLIDE_CO": 4},
+                        "SLIDE_K_MIN": 24, "SLIDE_CO": 4, "COLS_L_MAX": 48},
 }
 # PoCL compiling for a CPU with AVX-512 (32 vector registers of 16 floats): twice the vector width and
 # 16-channel tiles (16 x 16 accumulators; dense forward 131 -> 172 GF/s over 12 channels).
@@ -110,7 +110,7 @@ _CPU_AVX512 = {
     # the input streams one line per position and dy is broadcast (dense 105 -> 255 GF/s, prototype).
     "backward_weight": {"TILE_CO": 6, "WG_CO": 1, "TILE_K": 3, "ACC_MAX": 32, "RUN": 4096, "STAGE_MIN": 256,
                         "STAGE_FLOPS": 1 << 24, "CI_LANES_MIN": 16, "CI_LANES_ACC": 24, "SLIDE_K_MIN": 64,
-                        "SLIDE_CO": 2},
+                        "SLIDE_CO": 2, "COLS_L_MAX": 48},
 }
 # CPU runtimes that vectorise across work-items (Intel's): explicit 16-float vectors in work-groups of one
 # item still beat scalar work-items vectorised 16-way along the positions (side by side on Intel's

@@ -14,7 +14,7 @@ from ..params import ceil_div
 from ..api.checks import ConvGeometry
 from . import staging
 from .plan import (PAD_MODE_CODE, Pass, Plan, Step, acc_bytes, common_defines, compiled_class, dtype_defines,
-                   exceeds_kernel, line_step, params_key, pass_params, planned, position_block)
+                   exceeds_kernel, line_step, params_key, pass_params, pass_record, planned, position_block)
 
 PARTIAL_BYTES_CAP = 128 << 20  # partial sums of all chunks together
 
@@ -71,6 +71,11 @@ def _build(device, geo: ConvGeometry, dtype, bias: bool, accumulate: bool, max_g
         if local is not None:
             return local.then(bias_alone)
         p = replace(p, strategy="register")
+    whole = pass_record(device, Pass.BACKWARD_WEIGHT, geo, dtype)  # vectors along the weights, not the row
+    if _sums_columns(geo, whole):
+        by_columns = _columns(device, geo, dtype, accumulate, whole)
+        if by_columns is not None:
+            return by_columns.then(bias_alone)
     blocked = staging.channel_blocks(device, geo, dtype, p) if staging.blocks_channels(rep, p) else None
     if (not blocked and p.strategy == "register" and p.SLIDE_K_MIN is not None and geo.stride == 1
             and geo.dilation == 1 and geo.kernel_size >= p.SLIDE_K_MIN):
@@ -184,6 +189,34 @@ def _slide(device, geo: ConvGeometry, rep: ConvGeometry, dtype, accumulate: bool
     if not direct:
         plan = plan.then(_reduce(device, dtype, w_size, w_size, chunks, accumulate, False))
     return staged.plan.then(plan) if staged else plan
+
+
+def _sums_columns(geo: ConvGeometry, p) -> bool:
+    """Short rows over a batch of few positions (COLS_L_MAX, COLS_POSITIONS_MAX), with weight rows of two
+    vectors or more and COLS_CHANNELS_MIN output channels per group, sum over the input's columns: vectors
+    of positions fit such rows badly, and chunks of them leave each chunk a few products per weight. The
+    columns' copy holds a weight row per position; it pays for itself over many output channels."""
+    return (p.strategy == "register" and p.COLS_L_MAX is not None and geo.length_out < p.COLS_L_MAX
+            and geo.batch * geo.length_out <= p.COLS_POSITIONS_MAX and geo.out_per_group >= p.COLS_CHANNELS_MIN
+            and geo.in_per_group * geo.kernel_size >= 2 * p.VEC)
+
+
+def _columns(device, geo: ConvGeometry, dtype, accumulate: bool, p) -> Plan | None:
+    """conv1d_backward_weight_columns over pad_columns' panels: lanes along a weight row's entries, every
+    position of the batch summed by the work-item that owns the weights, straight into dw."""
+    vectors = min(p.COLS_RV, ceil_div(geo.in_per_group * geo.kernel_size, p.VEC))
+    staged = staging.columns(device, geo, dtype, vectors * p.VEC, vectors * p.VEC)
+    if staged is None:
+        return None
+    tile_co = min(p.COLS_CO, geo.out_per_group)
+    steps = min(p.COLS_STEPS, ceil_div(geo.out_per_group, tile_co))
+    defines = {**common_defines(geo, dtype, p), "SPAN": vectors * p.VEC, "PANELS": staged.row_length,
+               "COLS_CO": tile_co, "COLS_STEPS": steps}
+    kernel = device.kernel("conv1d_backward_weight.cl", "conv1d_backward_weight_columns", defines)
+    step = Step(kernel, (ceil_div(geo.out_per_group, tile_co * steps), geo.groups * staged.row_length), (1, 1),
+                ("staged", "dy", "dw", np.int32(geo.batch), np.int32(geo.length_out), np.int32(accumulate)))
+    return staged.plan.then(Plan((step,), params=replace(p, TILE_CO=tile_co, WG_L=1, WG_CO=1),
+                                 info={"chunks": 1, "bias_sum": False, "panels": staged.row_length}))
 
 
 def _local(device, geo: ConvGeometry, dtype, accumulate: bool, max_group: int | None) -> Plan | None:

@@ -75,3 +75,22 @@ def channel_blocks(device, geo: ConvGeometry, dtype, p: BackwardWeightParams) ->
     step = line_step(device, kernel, rows * squares, "x", "staged", np.int32(geo.length_in), np.int32(geo.pad_left),
                      np.int32(length), np.int32(rows))
     return Staged(Plan((step,), (("staged", nbytes),)), length, 1, True)
+
+
+def columns(device, geo: ConvGeometry, dtype, span: int, line: int) -> Staged | None:
+    """pad_columns' copy: one column of C_in_g x K entries per output position of the batch, per group,
+    in panels of `span` entries (the last one padded with zeros), in the accumulation type, written
+    `line` entries per work-item; None past the device's buffer limit. Its row_length is the number of
+    panels per group."""
+    panels = ceil_div(geo.in_per_group * geo.kernel_size, span)
+    positions = geo.batch * geo.length_out
+    nbytes = geo.groups * panels * positions * span * acc_bytes(dtype)
+    if nbytes > device.buffer_limit:
+        return None
+    kernel = device.kernel("pad_rows.cl", "pad_columns", {
+        "PAD_MODE": PAD_MODE_CODE[geo.padding_mode], "C_IN_G": geo.in_per_group, "GROUPS": geo.groups,
+        "K": geo.kernel_size, "STRIDE": geo.stride, "DILATION": geo.dilation, "SPAN": span, "PANELS": panels,
+        "LINE": line, **dtype_defines(dtype)})
+    step = line_step(device, kernel, geo.groups * panels * positions * (span // line), "x", "staged",
+                     np.int32(geo.length_in), np.int32(geo.pad_left), np.int32(geo.length_out), np.int32(positions))
+    return Staged(Plan((step,), (("staged", nbytes),)), panels, 1, False)
