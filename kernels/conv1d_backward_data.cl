@@ -35,6 +35,15 @@
  *     column read along l (the columns of one l lie L_src apart: position by position they would be read
  *     a line per element); grid: dim 0 = run, dim 1 = c, dim 2 = n.
  *
+ *   conv1d_backward_data_columns (short rows; the host's choice): the columns of the same overlap-add
+ *     straight from the layer's weights, whose rows hold a column's entries (ci, k) side by side: lanes
+ *     along the entries, the positions of the whole batch counted together, q = n * L_src + l:
+ *
+ *         output channel co:  w[g*C_OUT_G + co][r_base .. +SPAN)  x  dy[n, g*C_OUT_G + co, l] for COLS_POS q
+ *                             (COLS_RV contiguous vectors)           (broadcast scalars)
+ *
+ *     no copy of the weights, and no row too short for vectors of positions.
+ *
  * Macros read: C_IN_G, C_OUT_G, GROUPS, K, STRIDE, DILATION, dtype (common.cl), tunables below.
  * Runtime arguments: L_dst (length of dx), L_src (length of dy), pad_l, has_bias; pos_block (tile_order()
  * in common.cl; conv1d_backward_data only).
@@ -360,5 +369,73 @@ __kernel void conv1d_backward_data_cols(__global const store_t *restrict cols, _
     __global store_t *out = dx + row * L_dst + i0;
     for (int j = 0; j < run; ++j)
         STORE(out, j, sums[j] + b);
+}
+#endif
+
+#ifdef KERNEL_CONV1D_BACKWARD_DATA_COLUMNS
+/* Grid: dim 0 = tile of COLS_POS positions q, dim 1 = g * (C_IN_G * K / SPAN rounded up) + entry tile;
+ * work-groups of one item. The last entry tile slides back to end at the row's end (the host keeps
+ * SPAN = COLS_RV * VEC within C_IN_G * K) and stores only its own entries; positions past the last read
+ * the last one's dy and store nothing. Runtime arguments: L_src (dy's row), positions (N * L_src). */
+#ifndef COLS_POS
+#define COLS_POS 6 /* positions per work-item */
+#endif
+#ifndef COLS_RV
+#define COLS_RV 2 /* vectors of VEC entries (ci, k) per work-item */
+#endif
+#define COLS_R (C_IN_G * K)
+#define COLS_SPAN (COLS_RV * VEC)
+#define COLS_R_TILES ((COLS_R + COLS_SPAN - 1) / COLS_SPAN)
+__kernel EXPLICIT_VECTORS void conv1d_backward_data_columns(__global const store_t *restrict dy,
+                                                            __global const store_t *restrict w,
+                                                            __global store_t *restrict cols, const int L_src,
+                                                            const int positions)
+{
+    const int first = get_global_id(0) * COLS_POS;
+    const int g = get_global_id(1) / COLS_R_TILES;
+    const int r0 = (get_global_id(1) - g * COLS_R_TILES) * COLS_SPAN;
+    const int r_base = r0 + COLS_SPAN > COLS_R ? COLS_R - COLS_SPAN : r0;
+    __global const store_t *dyq[COLS_POS];
+    UNROLL
+    for (int t = 0; t < COLS_POS; ++t) {
+        const int q = first + t < positions ? first + t : positions - 1;
+        const int n = q / L_src;
+        dyq[t] = dy + ((long)n * C_OUT + g * C_OUT_G) * L_src + (q - n * L_src);
+    }
+    __global const store_t *wg = w + (long)g * C_OUT_G * COLS_R + r_base;
+    accv_t acc[COLS_POS][COLS_RV];
+    ZERO_TILE(acc, COLS_POS, COLS_RV);
+    for (int co = 0; co < C_OUT_G; ++co) {
+        accv_t wv[COLS_RV];
+        UNROLL
+        for (int j = 0; j < COLS_RV; ++j)
+            wv[j] = LOADV(wg + (long)co * COLS_R + j * VEC);
+        UNROLL
+        for (int t = 0; t < COLS_POS; ++t) {
+            const acc_t d = LOAD(dyq[t], co * L_src);
+            UNROLL
+            for (int j = 0; j < COLS_RV; ++j)
+                acc[t][j] += d * wv[j];
+        }
+    }
+    UNROLL
+    for (int t = 0; t < COLS_POS; ++t) {
+        const int q = first + t;
+        if (q >= positions)
+            break;
+        const int n = q / L_src, l = q - n * L_src;
+        __global store_t *col = cols + ((long)n * C_IN_G * GROUPS * K + (long)g * COLS_R) * L_src + l;
+        UNROLL
+        for (int j = 0; j < COLS_RV; ++j) {
+            accv_lanes lanes;
+            lanes.v = acc[t][j];
+            UNROLL
+            for (int v = 0; v < VEC; ++v) {
+                const int r = r_base + j * VEC + v;
+                if (r >= r0)
+                    STORE(col, (long)r * L_src, lanes.s[v]);
+            }
+        }
+    }
 }
 #endif

@@ -422,11 +422,14 @@ CASES = [
     # across strides, reflected padding folded back
     ("input-grad-columns-reflect", dict(cin=2, cout=8, k=12, stride=8, padding=3, mode="reflect"), (2, 2, 40), "f32",
      dict(COLS_STRIDE_MIN=8)),
-    # short-row weight gradients over the input's columns (pad_columns): 2-vector panels, the last partly
-    # past C_in_g x K, 3-channel tiles sliding back over the last channels, two tiles per work-item
-    ("weight-columns-reflect-strided", dict(cin=5, cout=7, k=3, stride=2, dilation=2, padding=3, mode="reflect"),
-     (3, 5, 9), "f32", dict(COLS_L_MAX=64, COLS_CHANNELS_MIN=1, COLS_CO=3, COLS_RV=2, COLS_STEPS=2, VEC=4)),
-    ("weight-columns-f16-grouped", dict(cin=8, cout=6, k=4, padding=2, groups=2, mode="circular"), (2, 8, 6), "f16",
+    # short rows in columns: weight gradients over the input's columns (pad_columns) in 2-vector panels,
+    # the last partly past C_in_g x K, 3-channel tiles sliding back over the last channels, two tiles per
+    # work-item; input-gradient columns from the weights, 4-position tiles (the last partial), the last entry
+    # tile sliding back, then the overlap-add
+    ("short-columns-reflect-strided", dict(cin=5, cout=7, k=3, stride=2, dilation=2, padding=3, mode="reflect"),
+     (3, 5, 9), "f32", dict(COLS_L_MAX=64, COLS_CHANNELS_MIN=1, COLS_CO=3, COLS_RV=2, COLS_STEPS=2, COLS_POS=4,
+                            VEC=4)),
+    ("short-columns-f16-grouped", dict(cin=8, cout=6, k=4, padding=2, groups=2, mode="circular"), (2, 8, 6), "f16",
      dict(COLS_L_MAX=64, COLS_CHANNELS_MIN=1, COLS_CO=2, COLS_RV=1, VEC=4)),
     ("float64-reflect-strided", dict(cin=2, cout=4, k=3, stride=2, padding=2, mode="reflect"), (2, 2, 12), "f64", {}),
     ("float16-zeros", dict(cin=3, cout=4, k=3, padding=1), (2, 3, 11), "f16", {}),

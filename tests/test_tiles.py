@@ -350,10 +350,13 @@ def test_transposed_columns_with_bias(device, rng):
     assert_close(y, ref, np.dtype(np.float32), "transposed columns")
 
 
-# Weight gradients of short rows over the input's columns (pad_columns, conv1d_backward_weight_columns):
-# panels of 2 vectors with a last panel partly past C_in_g x K, channel tiles of 3 sliding back over the
-# group's last channels, several tiles per work-item with a partial last block, every padding mode,
-# strides, dilations and groups; the second backward adds to the first gradient.
+# Short rows in columns: weight gradients over the input's columns (pad_columns,
+# conv1d_backward_weight_columns) in panels of 2 vectors with a last panel partly past C_in_g x K, channel
+# tiles of 3 sliding back over the group's last channels, several tiles per work-item with a partial last
+# block; input gradients whose columns come straight from the weights (conv1d_backward_data_columns), tiles
+# of 4 positions across samples with a partial last one, the last entry tile sliding back, then the
+# overlap-add. Every padding mode, strides, dilations and groups; the second backward adds to the first
+# weight gradient.
 COLUMN_CASES = [
     TileCase(7, 11, 3, 9, padding=1),
     TileCase(5, 10, 4, 17, stride=2, padding=3, dilation=2, mode="reflect"),
@@ -363,43 +366,58 @@ COLUMN_CASES = [
     TileCase(12, 10, 5, 14, padding=2, dilation=3),
 ]
 COLUMN_OVERRIDES = dict(strategy="register", COLS_L_MAX=64, COLS_CHANNELS_MIN=1, COLS_CO=3, COLS_RV=2,
-                        COLS_STEPS=2)
+                        COLS_STEPS=2, COLS_POS=4)
 
 
 @pytest.mark.parametrize("vec", [4, 8, 16], ids=["v4", "v8", "v16"])
 @pytest.mark.parametrize("case", COLUMN_CASES, ids=[c.id for c in COLUMN_CASES])
-def test_weight_columns(case, vec, device, rng):
+def test_short_row_columns(case, vec, device, rng):
     dtype = np.dtype(case.dtype)
     if case.cin // case.groups * case.k < 2 * (vec // 2 if dtype == np.float64 else vec):
-        pytest.skip("weight rows of fewer than two vectors keep the chunked kernels")
+        pytest.skip("weight rows of fewer than two vectors keep the other kernels")
     skip_wider_than_compiled(device, vec)
-    m, x, y, dy, _ = run_case(case, device, rng, 3, VEC=vec, **COLUMN_OVERRIDES)
+    m, x, y, dy, dx = run_case(case, device, rng, 3, VEC=vec, **COLUMN_OVERRIDES)
     with clconv.params.override(VEC=vec, **COLUMN_OVERRIDES):
         assert "conv1d_backward_weight_columns" in weight_kernels(device, case, x.shape, dtype)
-    check_grads(m, x, dy, None, dtype, "weight columns")
+        assert "conv1d_backward_data_columns" in input_kernels(device, case, x.shape, dtype)
+    check_grads(m, x, dy, dx, dtype, "columns")
     first = m.weight.grad.get()
     with clconv.params.override(VEC=vec, **COLUMN_OVERRIDES):
         m.backward(dy, input_grad=False)
     assert_close(m.weight.grad.get(), 2 * first.astype(np.float64), dtype, "weight columns, accumulated")
 
 
+def _geometry(case, x_shape):
+    from clconv.api.checks import conv_geometry
+
+    return conv_geometry(x_shape, (case.cout, case.cin // case.groups, case.k), (case.cout,), case.stride,
+                         case.padding, case.padding, case.dilation, case.groups, case.mode)
+
+
 def weight_kernels(device, case, x_shape, dtype):
     """The kernels of the case's weight-gradient plan under the current overrides."""
-    from clconv.api.checks import conv_geometry
     from clconv.passes.backward_weight import weight_gradient_plan
 
-    geo = conv_geometry(x_shape, (case.cout, case.cin // case.groups, case.k), (case.cout,), case.stride,
-                        case.padding, case.padding, case.dilation, case.groups, case.mode)
-    return [s.kernel.function_name for s in weight_gradient_plan(device, geo, dtype).steps]
+    return [s.kernel.function_name for s in weight_gradient_plan(device, _geometry(case, x_shape), dtype).steps]
 
 
-def test_weight_columns_plan(device):
-    """Short rows with many output channels take the columns; long rows, and too few channels, do not."""
+def input_kernels(device, case, x_shape, dtype):
+    """The kernels of the case's input-gradient plan under the current overrides."""
+    from clconv.passes.backward_data import input_gradient_plan
+
+    return [s.kernel.function_name for s in input_gradient_plan(device, _geometry(case, x_shape), dtype).steps]
+
+
+def test_short_row_columns_plan(device):
+    """Short rows with many output channels take the columns in both gradients; long rows, and too few
+    channels, do not."""
     def kernels(length, out_channels):
+        case = TileCase(32, out_channels, 3, length, padding=1)
         with clconv.params.override(strategy="register", COLS_L_MAX=48, COLS_CHANNELS_MIN=64, VEC=4):
-            return weight_kernels(device, TileCase(32, out_channels, 3, length, padding=1), (4, 32, length),
-                                  np.float32)
+            return (weight_kernels(device, case, (4, 32, length), np.float32)
+                    + input_kernels(device, case, (4, 32, length), np.float32))
 
-    assert kernels(47, 64) == ["pad_columns", "conv1d_backward_weight_columns"]
-    assert "conv1d_backward_weight_columns" not in kernels(48, 64)
-    assert "conv1d_backward_weight_columns" not in kernels(47, 63)
+    assert kernels(47, 64) == ["pad_columns", "conv1d_backward_weight_columns", "conv1d_backward_data_columns",
+                               "conv1d_backward_data_cols"]
+    for length, out_channels in ((48, 64), (47, 63)):
+        assert not {"conv1d_backward_weight_columns", "conv1d_backward_data_columns"} & set(kernels(length, out_channels))

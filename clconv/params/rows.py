@@ -55,7 +55,7 @@ _CPU = {
     # forward of dy, then an overlap-add; backward_data._columns): side by side on the EPYC, a hop-160 K400
     # filterbank's input gradient 111-165 -> 0.6-1.1 ms, (8, 256, 4000) K16 stride 16 224-254 -> 34-76 ms.
     "backward_data": {"TILE_CI": 6, "WG_CI": 1, "AS_FORWARD": True, "PHASE_DEPTH_MIN": 256,
-                      "COLS_STRIDE_MIN": 8},
+                      "COLS_STRIDE_MIN": 8, "COLS_L_MAX": 48},
     # 16 vector registers on AVX2: 3 x 3 accumulators, 3 dy vectors and the input stay unspilled
     # (4 x 3 spills: tcn 67 -> 128 GF/s with 3 x 3). Tiles picked per shape within 12 accumulators and 5 taps,
     # so that the taps split evenly (side by side against 3 x 3: strided4 K8 3 x 4 75 -> 103, stride-2 K5
@@ -101,7 +101,7 @@ _CPU_AVX512 = {
     # Input gradients with <= 4 input and >= 64 output channels per group accumulate whole runs of
     # positions in cache (conv1d_backward_data_rows): wav2vec 25 -> 56 GF/s side by side.
     "backward_data": {"TILE_CI": 16, "WG_CI": 1, "AS_FORWARD": True, "ROWS_CI": 4, "ROWS_CO": 64,
-                      "COLS_STRIDE_MIN": 8},
+                      "COLS_STRIDE_MIN": 8, "COLS_L_MAX": 48},
     # Up to 6 channels and 32 accumulators of 16 lanes, tiles picked per shape (ACC_MAX): dense 6 x 3,
     # grouped K5 4 x 5, wav2vec K10 3 x 10, depthwise K31 1 x 31. Side by side against fixed 6 x 3:
     # grouped 91 -> 107, wav2vec 64 -> 92, depthwise 56 -> 78 GF/s. Runs of 4096 positions (against

@@ -17,7 +17,7 @@ from ..api.checks import ConvGeometry
 from .forward import flipped, forward_plan, phase_forward
 from ..params import BackwardDataParams
 from .plan import (SHORT_ROWS, PAD_MODE_CODE, Pass, Plan, Step, acc_bytes, common_defines, compiled_class, dtype_defines,
-                   exceeds_kernel, line_step, pass_params, planned, position_block)
+                   exceeds_kernel, line_step, pass_params, pass_record, planned, position_block)
 
 
 def input_gradient_plan(device, geo: ConvGeometry, dtype) -> Plan:
@@ -72,6 +72,9 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool, length: int, pad_le
     rep = compiled_class(geo)
     per_phase = ceil_div(length, geo.stride)
     rep_per_phase = per_phase if per_phase < SHORT_ROWS else params.pow2_floor(per_phase)
+    whole = pass_record(device, Pass.BACKWARD_DATA, geo, dtype)  # vectors along the weights, not the row
+    if _short_columns(geo, whole):
+        return _short_rows(device, geo, dtype, whole, has_bias, length, pad_left)
     p = pass_params(device, Pass.BACKWARD_DATA, geo, dtype, geo.in_per_group, rep_per_phase, local_bytes, max_group)
     if p.AS_FORWARD:
         as_forward = _forward_form(device, geo, dtype, has_bias, length, pad_left)
@@ -213,10 +216,42 @@ def _columns(device, geo: ConvGeometry, dtype, p: BackwardDataParams, has_bias: 
                                 preferred=16),),
                      (("cols_w", columns * geo.out_per_group * dtype.itemsize),))
     product = forward_plan(device, pointwise, dtype, False).renamed(x="dy", w="cols_w", y="cols")
-    kernel = device.kernel("conv1d_backward_data.cl", "conv1d_backward_data_cols", common_defines(geo, dtype, p))
-    add = Step(kernel, (ceil_div(length, 1024), geo.in_channels, geo.batch), (1, 1, 1),  # runs of COLS_RUN
-               ("cols", "bias" if has_bias else "w", "dx", np.int32(length), np.int32(geo.length_out),
-                np.int32(pad_left), np.int32(has_bias)))
     cols_bytes = geo.batch * columns * geo.length_out * dtype.itemsize
     return transpose.then(Plan(scratch=(("cols", cols_bytes),))).then(product).then(
-        Plan((add,), params=p, info={"columns": columns}))
+        Plan((_overlap_add(device, geo, dtype, p, has_bias, length, pad_left),), params=p, info={"columns": columns}))
+
+
+def _overlap_add(device, geo: ConvGeometry, dtype, p, has_bias: bool, length: int, pad_left: int) -> Step:
+    """conv1d_backward_data_cols: the columns ("cols", N x C_in x K x L_out) added back into dx where their
+    windows overlap, in runs of at most 1024 positions of a row."""
+    run = min(1024, length)
+    kernel = device.kernel("conv1d_backward_data.cl", "conv1d_backward_data_cols",
+                           {**common_defines(geo, dtype, p), "COLS_RUN": run})
+    return Step(kernel, (ceil_div(length, run), geo.in_channels, geo.batch), (1, 1, 1),
+                ("cols", "bias" if has_bias else "w", "dx", np.int32(length), np.int32(geo.length_out),
+                 np.int32(pad_left), np.int32(has_bias)))
+
+
+def _short_columns(geo: ConvGeometry, p: BackwardDataParams) -> bool:
+    """Short rows over a batch of few positions (COLS_L_MAX, COLS_POSITIONS_MAX), with weight rows of two
+    vectors or more and reductions over COLS_CHANNELS_MIN output channels per group or more, take their
+    columns straight from the weights: the forward form would copy the weights twice (flipped, then with
+    output channels innermost), and the gather's position vectors overhang such rows."""
+    return (p.strategy == "register" and p.COLS_L_MAX is not None and geo.length_out < p.COLS_L_MAX
+            and geo.batch * geo.length_out <= p.COLS_POSITIONS_MAX and geo.out_per_group >= p.COLS_CHANNELS_MIN
+            and geo.in_per_group * geo.kernel_size >= 2 * p.VEC)
+
+
+def _short_rows(device, geo: ConvGeometry, dtype, p: BackwardDataParams, has_bias: bool, length: int,
+                pad_left: int) -> Plan:
+    """conv1d_backward_data_columns, lanes along the weights' rows, then the overlap-add."""
+    entries = geo.in_per_group * geo.kernel_size
+    vectors = min(p.COLS_RV, entries // p.VEC)
+    kernel = device.kernel("conv1d_backward_data.cl", "conv1d_backward_data_columns",
+                           {**common_defines(geo, dtype, p), "COLS_POS": p.COLS_POS, "COLS_RV": vectors})
+    positions = geo.batch * geo.length_out
+    product = Step(kernel, (ceil_div(positions, p.COLS_POS), geo.groups * ceil_div(entries, vectors * p.VEC)), (1, 1),
+                   ("dy", "w", "cols", np.int32(geo.length_out), np.int32(positions)))
+    cols_bytes = positions * geo.in_channels * geo.kernel_size * dtype.itemsize
+    return Plan((product, _overlap_add(device, geo, dtype, p, has_bias, length, pad_left)),
+                (("cols", cols_bytes),), params=p, info={"columns": geo.in_channels * geo.kernel_size})
