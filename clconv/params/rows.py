@@ -130,6 +130,14 @@ _CPU_AVX512 = {
 # forward 1.7 -> 2.3 ms). Strided input gradients whose phases reduce over 256 products or more run per
 # phase as forwards (PHASE_DEPTH_MIN, as on cpu-avx2), alternated twice: strided4 42 -> 29 ms, strided
 # 36-38 -> 21 ms, (16, 64, 4000) -> 128 K5 stride 2 15 -> 9.5 ms, (8, 512, 2000) K3 stride 2 50-53 -> 39 ms.
+# Gradients of rows shorter than COLS_L_MAX (48) with 64 output channels or more per group run in columns,
+# lanes along the weights' rows (conv1d_backward_weight_columns over pad_columns' copy of the input,
+# conv1d_backward_data_columns from the weights themselves), alternated there with the kernels before:
+# weight gradients (32, 720, 5) K5 7.8 -> 2.7 ms, (8, 256, 36) -> 512 K10 dilation 5 9.0 -> 2.7 ms,
+# (16, 256, 11) -> 512 K3 stride 4 0.84 -> 0.30 ms, (8, 128, 33) K9 stride 2 0.73 -> 0.62 ms; input
+# gradients of the same 7.7 -> 2.8, 5.3 -> 2.3, 1.93 -> 0.37, 1.21 -> 0.39 ms. A row of 55 outputs lost
+# (weight gradient 0.86 -> 1.04 ms, the copy costing more than its sums), and so did 29 output channels per
+# group (0.54 -> 1.9 ms); the cpu-avx2 and cpu-avx512 rows take the same bounds, unmeasured there.
 _CPU_IMPLICIT_SIMD = {
     **_CPU_AVX512,
     "forward": {**_CPU_AVX512["forward"], "SLIDE_K_MIN": 12, "SLIDE_CO": 2, "STAGE_MIN": 128},
@@ -207,7 +215,8 @@ PROVENANCE = {
                          "4 x 4 tiles over the phase-split copy), pointwise 1.62 -> 1.83x, dense 1.37 -> 1.46x (deep 8 x 2 "
                          "tiles); no GPU row, nor scalar work-items, came near; its sliding taps measured with "
                          "runtime 2026.22 on a 2-core Zen 5 EPYC, side by side: filterbank weight gradient "
-                         "51 -> 16 ms",
+                         "51 -> 16 ms; short-row gradients in columns there, (32, 720, 5) K5 weight gradient "
+                         "7.8 -> 2.7 ms, input gradient 7.7 -> 2.8 ms",
     "nvidia-gpu": "from NVIDIA's CUDA C++ best practices guide (warps of 32, 255 registers per thread, 48 KiB shared "
                   "memory per block), never timed on an NVIDIA GPU; Oclgrind instruction counts only",
     "amd-gpu": "from AMD's GCN/RDNA optimisation guides (wavefronts of 64 or 32, 64 KiB LDS per work-group), never "
