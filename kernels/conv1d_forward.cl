@@ -32,6 +32,8 @@
  *
  * conv1d_forward_channel_lanes (end of file; KERNEL_CONV1D_FORWARD_CHANNEL_LANES) replaces STRATEGY 0 for
  * rows of a few vectors or fewer: lanes along output channels, positions counted over the whole batch.
+ * conv1d_forward_columns (end of file; KERNEL_CONV1D_FORWARD_COLUMNS) serves short rows with many output
+ * channels: dot products along weight rows, over pad_rows.cl's columns of the input.
  * conv1d_forward_slide (end of file) serves stride-1 layers of long kernels on CPUs: taps VEC apart, whose
  * input vectors slide through registers, one load per tap.
  *
@@ -996,6 +998,100 @@ __kernel void conv1d_forward_channel_lanes(__global const store_t *restrict xs, 
                 if (co < C_OUT_G)
                     STORE(yr, (long)co * L_out, lanes.s[v] + BIAS(g * C_OUT_G + co));
             }
+        }
+    }
+}
+#endif
+
+#ifdef KERNEL_CONV1D_FORWARD_COLUMNS
+/* conv1d_forward_columns: rows too short for vectors of positions, with output channels enough to share
+ * one copy of the input laid out as columns (pad_rows.cl's pad_columns, panels of one vector: entry
+ * e = ci*K + k of position q = n*L_out + l at xc[((g * PANELS + e / VEC) * positions + q) * VEC + e % VEC]).
+ * Each output is the dot product of a weight row, as the layer holds it, with a column:
+ *
+ *   y[n, g*C_OUT_G + co, l] = bias + sum_e w[g*C_OUT_G + co][e] * xc[g][e / VEC][q][e % VEC]
+ *
+ * A work-item owns COLS_CO channels x COLS_POS positions of vector accumulators; per vector of entries it
+ * loads COLS_CO weight vectors and COLS_POS column vectors, and sums each accumulator's lanes at the end.
+ * The weights' last vector, where a row ends inside it, is read lane by lane. Grid: dim 0 = position tile,
+ * dim 1 = g * (C_OUT_G / COLS_CO rounded up) + channel tile (sliding back over the group's last channels);
+ * work-groups of one item. Runtime arguments: L_out, positions (N * L_out), has_bias.
+ */
+#ifndef COLS_CO
+#define COLS_CO 4 /* output channels per work-item (at most C_OUT_G) */
+#endif
+#ifndef COLS_POS
+#define COLS_POS 4 /* positions per work-item */
+#endif
+#define COLS_R (C_IN_G * K)
+#define COLS_FULL (COLS_R / VEC) /* whole vectors of a weight row */
+#define COLS_PANELS ((COLS_R + VEC - 1) / VEC)
+#define COLS_CO_TILES ((C_OUT_G + COLS_CO - 1) / COLS_CO)
+__kernel EXPLICIT_VECTORS void conv1d_forward_columns(__global const acc_t *restrict xc,
+                                                      __global const store_t *restrict w,
+                                                      __global const store_t *restrict bias,
+                                                      __global store_t *restrict y, const int L_out,
+                                                      const int positions, const int has_bias)
+{
+    const int first = get_global_id(0) * COLS_POS;
+    const int g = get_global_id(1) / COLS_CO_TILES;
+    const int co0 = (get_global_id(1) - g * COLS_CO_TILES) * COLS_CO;
+    const int co_base = co0 + COLS_CO > C_OUT_G ? C_OUT_G - COLS_CO : co0;
+    __global const acc_t *xq[COLS_POS];
+    UNROLL
+    for (int t = 0; t < COLS_POS; ++t) {
+        const int q = first + t < positions ? first + t : positions - 1;
+        xq[t] = xc + ((long)g * COLS_PANELS * positions + q) * VEC;
+    }
+    __global const store_t *wg = w + (long)(g * C_OUT_G + co_base) * COLS_R;
+    const long panel_step = (long)positions * VEC;
+    accv_t acc[COLS_CO][COLS_POS];
+    ZERO_TILE(acc, COLS_CO, COLS_POS);
+    for (int e = 0; e < COLS_FULL; ++e) {
+        accv_t wv[COLS_CO], xv[COLS_POS];
+        UNROLL
+        for (int c = 0; c < COLS_CO; ++c)
+            wv[c] = LOADV(wg + (long)c * COLS_R + e * VEC);
+        UNROLL
+        for (int t = 0; t < COLS_POS; ++t)
+            xv[t] = *(__global const accv_t *)(xq[t] + e * panel_step);
+        UNROLL
+        for (int c = 0; c < COLS_CO; ++c)
+            UNROLL
+            for (int t = 0; t < COLS_POS; ++t)
+                acc[c][t] += wv[c] * xv[t];
+    }
+#if COLS_R % VEC != 0
+    UNROLL
+    for (int c = 0; c < COLS_CO; ++c) {
+        accv_lanes tail;
+        UNROLL
+        for (int v = 0; v < VEC; ++v)
+            tail.s[v] = v < COLS_R % VEC ? LOAD(wg, (long)c * COLS_R + COLS_FULL * VEC + v) : (acc_t)0;
+        UNROLL
+        for (int t = 0; t < COLS_POS; ++t)
+            acc[c][t] += tail.v * *(__global const accv_t *)(xq[t] + COLS_FULL * panel_step);
+    }
+#endif
+    UNROLL
+    for (int t = 0; t < COLS_POS; ++t) {
+        const int q = first + t;
+        if (q >= positions)
+            break;
+        const int n = q / L_out;
+        __global store_t *yr = y + ((long)n * C_OUT + g * C_OUT_G) * L_out + (q - n * L_out);
+        UNROLL
+        for (int c = 0; c < COLS_CO; ++c) {
+            const int co = co_base + c;
+            if (co < co0)
+                continue;
+            accv_lanes lanes;
+            lanes.v = acc[c][t];
+            acc_t sum = 0;
+            UNROLL
+            for (int v = 0; v < VEC; ++v)
+                sum += lanes.s[v];
+            STORE(yr, (long)co * L_out, sum + BIAS(g * C_OUT_G + co));
         }
     }
 }

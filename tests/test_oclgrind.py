@@ -422,7 +422,8 @@ CASES = [
     # across strides, reflected padding folded back
     ("input-grad-columns-reflect", dict(cin=2, cout=8, k=12, stride=8, padding=3, mode="reflect"), (2, 2, 40), "f32",
      dict(COLS_STRIDE_MIN=8)),
-    # short rows in columns: weight gradients over the input's columns (pad_columns) in 2-vector panels,
+    # short rows in columns: forwards as dot products with the input's columns (3-channel tiles sliding
+    # back, rows ending inside a vector), weight gradients over those columns (pad_columns) in 2-vector panels,
     # the last partly past C_in_g x K, 3-channel tiles sliding back over the last channels, two tiles per
     # work-item; input-gradient columns from the weights, 4-position tiles (the last partial), the last entry
     # tile sliding back, then the overlap-add

@@ -350,7 +350,9 @@ def test_transposed_columns_with_bias(device, rng):
     assert_close(y, ref, np.dtype(np.float32), "transposed columns")
 
 
-# Short rows in columns: weight gradients over the input's columns (pad_columns,
+# Short rows in columns: forwards as dot products of weight rows with the input's columns (pad_columns in
+# panels of one vector, conv1d_forward_columns: channel tiles of 3 sliding back, 4-position tiles with a
+# partial last one, rows ending inside a vector), weight gradients over the input's columns (pad_columns,
 # conv1d_backward_weight_columns) in panels of 2 vectors with a last panel partly past C_in_g x K, channel
 # tiles of 3 sliding back over the group's last channels, several tiles per work-item with a partial last
 # block; input gradients whose columns come straight from the weights (conv1d_backward_data_columns), tiles
@@ -380,6 +382,8 @@ def test_short_row_columns(case, vec, device, rng):
     with clconv.params.override(VEC=vec, **COLUMN_OVERRIDES):
         assert "conv1d_backward_weight_columns" in weight_kernels(device, case, x.shape, dtype)
         assert "conv1d_backward_data_columns" in input_kernels(device, case, x.shape, dtype)
+        assert "conv1d_forward_columns" in forward_kernels(device, case, x.shape, dtype)
+    assert_close(y, reference_for(m, x, case), dtype, "columns forward")
     check_grads(m, x, dy, dx, dtype, "columns")
     first = m.weight.grad.get()
     with clconv.params.override(VEC=vec, **COLUMN_OVERRIDES):
@@ -399,6 +403,13 @@ def weight_kernels(device, case, x_shape, dtype):
     from clconv.passes.backward_weight import weight_gradient_plan
 
     return [s.kernel.function_name for s in weight_gradient_plan(device, _geometry(case, x_shape), dtype).steps]
+
+
+def forward_kernels(device, case, x_shape, dtype):
+    """The kernels of the case's forward plan under the current overrides."""
+    from clconv.passes.forward import forward_plan
+
+    return [s.kernel.function_name for s in forward_plan(device, _geometry(case, x_shape), dtype, True).steps]
 
 
 def input_kernels(device, case, x_shape, dtype):

@@ -66,6 +66,9 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool, w_flipped: bool, ma
             and geo.kernel_size >= p.SLIDE_K_MIN and geo.out_per_group <= p.SLIDE_CO_MAX):
         return _slide(device, geo, rep, dtype, has_bias, p)
     if p.strategy == "register":
+        by_columns = _columns(device, geo, dtype, has_bias)
+        if by_columns is not None:
+            return by_columns
         lanes = _channel_lanes(device, geo, dtype, has_bias, p)
         if lanes is not None:
             return lanes
@@ -251,6 +254,28 @@ def _depthwise_local(device, geo: ConvGeometry, rep: ConvGeometry, dtype, has_bi
                 (lanes, groups, 1), ("x", "w", "bias" if has_bias else "w", "y", np.int32(geo.length_in),
                                      np.int32(geo.length_out), np.int32(geo.pad_left), np.int32(has_bias)))
     return Plan((step,), params=p)
+
+
+def _columns(device, geo: ConvGeometry, dtype, has_bias: bool) -> Plan | None:
+    """conv1d_forward_columns over pad_columns' copy (panels of one vector), for rows shorter than
+    COLS_L_MAX over a batch of at most COLS_POSITIONS_MAX positions, with weight rows of two vectors or
+    more and COLS_CHANNELS_MIN output channels per group, which share the copy; None for other layers (or
+    past the device's buffer limit)."""
+    p = pass_record(device, Pass.FORWARD, geo, dtype)
+    if (p.COLS_L_MAX is None or geo.length_out >= p.COLS_L_MAX or geo.batch * geo.length_out > p.COLS_POSITIONS_MAX
+            or geo.out_per_group < p.COLS_CHANNELS_MIN or geo.in_per_group * geo.kernel_size < 2 * p.VEC):
+        return None
+    staged = staging.columns(device, geo, dtype, p.VEC, p.VEC)
+    if staged is None:
+        return None
+    tile_co = min(p.COLS_CO, geo.out_per_group)
+    kernel = device.kernel("conv1d_forward.cl", "conv1d_forward_columns",
+                           {**common_defines(geo, dtype, p), "COLS_CO": tile_co, "COLS_POS": p.COLS_POS})
+    positions = geo.batch * geo.length_out
+    step = Step(kernel, (ceil_div(positions, p.COLS_POS), geo.groups * ceil_div(geo.out_per_group, tile_co)), (1, 1),
+                ("staged", "w", "bias" if has_bias else "w", "y", np.int32(geo.length_out), np.int32(positions),
+                 np.int32(has_bias)))
+    return staged.plan.then(Plan((step,), params=p, info={"columns": staged.row_length}))
 
 
 def _channel_lanes(device, geo: ConvGeometry, dtype, has_bias: bool, fitted: ForwardParams) -> Plan | None:
