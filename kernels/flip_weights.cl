@@ -24,6 +24,15 @@
  * LANE_BLOCK runs of rows of wl. One element per step along either row alone strides by a whole row on
  * the other side, rows a power of two of bytes apart fall into a few cache sets, and a 512 x 512 x 3 weight
  * took 2-4 ms on a 2-core EPYC instead of a copy's 0.3.
+ *
+ * unphase_weights: the weight gradient of a strided layer from that of its stride phases, where the phases
+ * of each input row ran as input channels of a stride-1 layer of ceil(K / stride) taps (tap j of phase r
+ * is the layer's tap j * stride + r; those past K are dropped):
+ *
+ *   dw[co, ci, k] = (accumulate ? dw[co, ci, k] : 0) + dwp[co, ci * stride + k % stride, k / stride]
+ *
+ * A work-item per element of dw. Runtime arguments: c_in_g, taps (K), stride, phase_taps, count (dw's
+ * elements), accumulate.
  */
 #ifdef KERNEL_FLIP_WEIGHTS
 #define FLIP_BLOCK 8 /* input and output channels of a work-item's square of pairs */
@@ -85,5 +94,19 @@ __kernel EXPLICIT_VECTORS void lane_weights(__global const store_t *restrict w, 
             for (int c = 0; c < LANE_BLOCK; ++c)
                 if (co0 + c < co_pad)
                     STORE_LANE(dst, (long)i * co_pad + c, square[i][c]);
+}
+#endif
+
+#ifdef KERNEL_UNPHASE_WEIGHTS
+__kernel void unphase_weights(__global const store_t *restrict dwp, __global store_t *restrict dw, const int c_in_g,
+                              const int taps, const int stride, const int phase_taps, const int count,
+                              const int accumulate)
+{
+    const int i = get_global_id(0);
+    if (i >= count)
+        return;
+    const int row = i / taps, k = i - row * taps; /* row = co * c_in_g + ci */
+    const acc_t grad = LOAD(dwp, (row * stride + k % stride) * phase_taps + k / stride);
+    STORE(dw, i, accumulate ? LOAD(dw, i) + grad : grad);
 }
 #endif

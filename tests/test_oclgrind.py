@@ -432,6 +432,10 @@ CASES = [
                             VEC=4)),
     ("short-columns-f16-grouped", dict(cin=8, cout=6, k=4, padding=2, groups=2, mode="circular"), (2, 8, 6), "f16",
      dict(COLS_L_MAX=64, COLS_CHANNELS_MIN=1, COLS_CO=2, COLS_RV=1, VEC=4)),
+    # a strided weight gradient of a long kernel as the stride-1 gradient of its phases (sliding taps over
+    # the phases as channels, then unphase_weights dropping the phases' taps past K)
+    ("weight-stride-phases", dict(cin=2, cout=3, k=11, stride=3, padding=2, mode="reflect"), (2, 2, 40), "f32",
+     dict(SLIDE_K_MIN=3, SLIDE_CO=2, VEC=4, RUN=16)),
     ("float64-reflect-strided", dict(cin=2, cout=4, k=3, stride=2, padding=2, mode="reflect"), (2, 2, 12), "f64", {}),
     ("float16-zeros", dict(cin=3, cout=4, k=3, padding=1), (2, 3, 11), "f16", {}),
 ]

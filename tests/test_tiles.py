@@ -432,3 +432,30 @@ def test_short_row_columns_plan(device):
                                "conv1d_backward_data_cols"]
     for length, out_channels in ((48, 64), (47, 63)):
         assert not {"conv1d_backward_weight_columns", "conv1d_backward_data_columns"} & set(kernels(length, out_channels))
+
+
+# Strided weight gradients of long kernels as the stride-1 gradient of their stride phases (pad_rows.cl
+# phases taken as input channels, conv1d_backward_weight_slide, unphase_weights): strides 2-4, taps that
+# the stride does not divide (the phases' last taps past K dropped), groups, padding modes, float16 and
+# float64; the second backward adds to the first gradient.
+PHASE_WEIGHT_CASES = [
+    TileCase(1, 5, 9, 60, stride=2, padding=4),
+    TileCase(2, 4, 13, 70, stride=3, padding=2, groups=2, mode="reflect"),
+    TileCase(1, 3, 10, 50, stride=4, padding=1, dtype="float64"),
+    TileCase(2, 6, 8, 45, stride=2, padding=3, mode="circular", dtype="float16"),
+]
+PHASE_WEIGHT_OVERRIDES = dict(strategy="register", SLIDE_K_MIN=3, SLIDE_CO=2, VEC=4, RUN=16)
+
+
+@pytest.mark.parametrize("case", PHASE_WEIGHT_CASES, ids=[c.id for c in PHASE_WEIGHT_CASES])
+def test_weight_gradient_in_stride_phases(case, device, rng):
+    dtype = np.dtype(case.dtype)
+    m, x, y, dy, _ = run_case(case, device, rng, 2, **PHASE_WEIGHT_OVERRIDES)
+    with clconv.params.override(**PHASE_WEIGHT_OVERRIDES):
+        kernels = weight_kernels(device, case, x.shape, dtype)
+        assert "conv1d_backward_weight_slide" in kernels and kernels[-1] == "unphase_weights"
+    check_grads(m, x, dy, None, dtype, "stride phases")
+    first = m.weight.grad.get()
+    with clconv.params.override(**PHASE_WEIGHT_OVERRIDES):
+        m.backward(dy, input_grad=False)
+    assert_close(m.weight.grad.get(), 2 * first.astype(np.float64), dtype, "stride phases, accumulated")

@@ -141,7 +141,11 @@ _CPU_AVX512 = {
 # same columns (conv1d_forward_columns) instead of lanes along output channels: (32, 720, 5) 5.1 -> 3.8-4.3,
 # (8, 256, 36) -> 512 4.8 -> 3.4-3.7, (16, 256, 11) -> 512 0.80 -> 0.40-0.44 ms; 128 and 152 channels lost
 # ((8, 128, 33) K9 stride 2 0.44 -> 0.62 ms). The cpu-avx2 and cpu-avx512 rows take the same bounds,
-# unmeasured there.
+# unmeasured there. Strided weight gradients of ceil(K / stride) >= SLIDE_K_MIN taps slide too, over their
+# stride phases taken as input channels (every CPU row), alternated there: (2, 1, 46134) -> 53 K132 stride 2
+# 17.0 -> 2.9 ms, (2, 1, 14915) -> 128 K287 stride 4 8.6 -> 2.3 ms, (8, 1, 16000) -> 80 K251 stride 2
+# 26.7 -> 7.6 ms, (4, 1, 16000) -> 40 K101 stride 4 2.3 -> 1.8 ms, (8, 16, 4000) K64 stride 2 depthwise
+# 1.57 -> 1.26 ms.
 _CPU_IMPLICIT_SIMD = {
     **_CPU_AVX512,
     "forward": {**_CPU_AVX512["forward"], "SLIDE_K_MIN": 12, "SLIDE_CO": 2, "STAGE_MIN": 128},

@@ -71,6 +71,11 @@ def _build(device, geo: ConvGeometry, dtype, bias: bool, accumulate: bool, max_g
         if local is not None:
             return local.then(bias_alone)
         p = replace(p, strategy="register")
+    if (p.strategy == "register" and p.SLIDE_K_MIN is not None and geo.stride > 1 and geo.dilation == 1
+            and ceil_div(geo.kernel_size, geo.stride) >= p.SLIDE_K_MIN):
+        phased = _slide_phases(device, geo, dtype, accumulate)
+        if phased is not None:
+            return phased.then(bias_alone)
     whole = pass_record(device, Pass.BACKWARD_WEIGHT, geo, dtype)  # vectors along the weights, not the row
     if _sums_columns(geo, whole):
         by_columns = _columns(device, geo, dtype, accumulate, whole)
@@ -217,6 +222,34 @@ def _columns(device, geo: ConvGeometry, dtype, accumulate: bool, p) -> Plan | No
                 ("staged", "dy", "dw", np.int32(geo.batch), np.int32(geo.length_out), np.int32(accumulate)))
     return staged.plan.then(Plan((step,), params=replace(p, TILE_CO=tile_co, WG_L=1, WG_CO=1),
                                  info={"chunks": 1, "bias_sum": False, "panels": staged.row_length}))
+
+
+def _slide_phases(device, geo: ConvGeometry, dtype, accumulate: bool) -> Plan | None:
+    """A strided layer of long kernels as the stride-1 layer of its stride phases: each input row split
+    into its phases (pad_rows.cl), the phases taken as input channels of ceil(K / stride) taps, whose
+    weight gradient the sliding taps give (conv1d_backward_weight_slide needs stride 1), then put back in
+    the layer's tap order (unphase_weights). None past the device's buffer limit."""
+    s = geo.stride
+    staged = staging.phase_rows(device, geo, dtype, geo.length_out)
+    if staged is None:
+        return None
+    phase_length = staged.row_length // s
+    taps = ceil_div(geo.kernel_size, s)
+    # Rows of the phases hold phase_length elements, of which the outputs reach L_out + taps - 1 (the rest of
+    # the row, a negative right padding, is never read).
+    phases = ConvGeometry(geo.batch, geo.in_channels * s, geo.out_channels, phase_length, geo.length_out, taps, 1, 1,
+                          geo.groups, 0, geo.length_out + taps - 1 - phase_length)
+    slide = _build(device, phases, dtype, False, False)
+    if "conv1d_backward_weight_slide" not in [step.kernel.function_name for step in slide.steps]:
+        return None
+    kernel = device.kernel("flip_weights.cl", "unphase_weights", dtype_defines(dtype))
+    count = geo.out_channels * geo.in_per_group * geo.kernel_size
+    unphase = Plan((line_step(device, kernel, count, "dw_phases", "dw", np.int32(geo.in_per_group),
+                              np.int32(geo.kernel_size), np.int32(s), np.int32(taps), np.int32(count),
+                              np.int32(accumulate)),),
+                   (("dw_phases", geo.out_channels * geo.in_per_group * s * taps * dtype.itemsize),))
+    return (staged.plan.renamed(staged="phases").then(slide.renamed(x="phases", dw="dw_phases"))
+            .then(replace(unphase, params=slide.params, info={**slide.info, "phases": s})))
 
 
 def _local(device, geo: ConvGeometry, dtype, accumulate: bool, max_group: int | None) -> Plan | None:
