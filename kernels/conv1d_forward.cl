@@ -110,6 +110,15 @@ static inline void store_positions(__global store_t *yr, const int l, const accv
             STORE(yr, (l + v) * Y_STEP, lanes.s[v]);
 }
 
+/* Position q = n * L_out + l of the whole batch (short rows counted together): its output at channel
+ * g * C_OUT_G + co lies at [co * L_out] from the pointer returned. */
+static inline __global store_t *group_output_of_position(__global store_t *y, const int q, const int g,
+                                                        const int L_out)
+{
+    const int n = q / L_out;
+    return y + ((long)n * (C_OUT_G * GROUPS) + g * C_OUT_G) * L_out + (q - n * L_out);
+}
+
 #define CI_BLOCK (SUM_BLOCK / K > 0 ? SUM_BLOCK / K : 1) /* input channels per blocked partial sum */
 #define CHUNK (CI_CHUNK < CI_BLOCK ? CI_CHUNK : CI_BLOCK)
 #define C_IN (C_IN_G * GROUPS)
@@ -986,8 +995,7 @@ __kernel void conv1d_forward_channel_lanes(__global const store_t *restrict xs, 
         const int q = first + t;
         if (q >= positions)
             break;
-        const int n = q / L_out;
-        __global store_t *yr = y + ((long)n * C_OUT + g * C_OUT_G) * L_out + (q - n * L_out);
+        __global store_t *yr = group_output_of_position(y, q, g, L_out);
         UNROLL
         for (int c = 0; c < LANES_CV; ++c) {
             accv_lanes lanes;
@@ -1078,8 +1086,7 @@ __kernel EXPLICIT_VECTORS void conv1d_forward_columns(__global const acc_t *rest
         const int q = first + t;
         if (q >= positions)
             break;
-        const int n = q / L_out;
-        __global store_t *yr = y + ((long)n * C_OUT + g * C_OUT_G) * L_out + (q - n * L_out);
+        __global store_t *yr = group_output_of_position(y, q, g, L_out);
         UNROLL
         for (int c = 0; c < COLS_CO; ++c) {
             const int co = co_base + c;
