@@ -34,7 +34,8 @@ _CPU = {
     # 45-52 -> 9-14 ms, (8, 256, 36) K10 dilation 5 forward 31-46 -> 7-9 ms; 4 x 3 and 12 x 1 tiles no faster.
     "forward": {"TILE_CO": 6, "WG_CO": 1, "STAGE_MIN": 256, "WORK_MIN": 1 << 20, "NT_STORE_MIN": 16 << 20,
                 "PHASE_TILE_R": 4, "SLIDE_K_MIN": 12, "SLIDE_CO": 2, "LANES_L_MAX": 128, "LANES_POS": 6,
-                "LANES_CV": 2, "COLS_L_MAX": 48, "COLS_CHANNELS_MIN": 256},
+                "LANES_CV": 2, "COLS_L_MAX": 48,
+                "COLS_POSITIONS_MAX": 128, "COLS_CHANNELS_MIN": 64},
     # Strided forwards read the staged input split into phases (vector loads, not gathers: stride-2 grouped
     # 25 -> 39 GF/s side by side), in chunks of 24 input channels, whose weights for the work-item's 4 tiles
     # and phase-split windows share the 32 KiB first-level cache (side by side against 32 on a 2-core AMD
@@ -94,7 +95,8 @@ _CPU_AVX512 = {
     # forward unchanged, input gradient 4.7 -> 5.2 ms, weight gradient lost (8.7-11.5 -> 13.5), hence 64 there.
     "forward": {"TILE_CO": 16, "WG_CO": 1, "STAGE_MIN": 256, "WORK_MIN": 1 << 20, "NT_STORE_MIN": 16 << 20,
                 "ALIGNED_TAPS": 15, "DW_ROWS": 4, "LANES_L_MAX": 128, "LANES_POS": 8, "LANES_CV": 2,
-                "SLIDE_K_MIN": 24, "SLIDE_CO": 2, "COLS_L_MAX": 48, "COLS_CHANNELS_MIN": 256},
+                "SLIDE_K_MIN": 24, "SLIDE_CO": 2, "COLS_L_MAX": 48,
+                "COLS_POSITIONS_MAX": 128, "COLS_CHANNELS_MIN": 64},
     # Deep reductions (staged input) in 8 x 3 tiles: 11 loads per 24 multiply-adds instead of 17 per 16;
     # dense forward 132-143 -> 198 GF/s side by side (grouped and tcn, shallower, lost with it).
     "forward_deep": {"TILE_CO": 8, "TILE_L": 3},
@@ -137,11 +139,13 @@ _CPU_AVX512 = {
 # (16, 256, 11) -> 512 K3 stride 4 0.84 -> 0.30 ms, (8, 128, 33) K9 stride 2 0.73 -> 0.62 ms; input
 # gradients of the same 7.7 -> 2.8, 5.3 -> 2.3, 1.93 -> 0.37, 1.21 -> 0.39 ms. A row of 55 outputs lost
 # (weight gradient 0.86 -> 1.04 ms, the copy costing more than its sums), and so did 29 output channels per
-# group (0.54 -> 1.9 ms). Forwards of 256 output channels or more per group take dot products over the
-# same columns (conv1d_forward_columns) instead of lanes along output channels: (32, 720, 5) 5.1 -> 3.8-4.3,
-# (8, 256, 36) -> 512 4.8 -> 3.4-3.7, (16, 256, 11) -> 512 0.80 -> 0.40-0.44 ms; 128 and 152 channels lost
-# ((8, 128, 33) K9 stride 2 0.44 -> 0.62 ms). The cpu-avx2 and cpu-avx512 rows take the same bounds,
-# unmeasured there. Strided weight gradients of ceil(K / stride) >= SLIDE_K_MIN taps slide too, over their
+# group (0.54 -> 1.9 ms). Forwards of at most 128 positions in the batch take dot products over the same
+# columns (conv1d_forward_columns) instead of lanes along output channels, whose copy of the weights then
+# costs more than a copy of the input; each variant timed alone in its own process, alternated 4 times:
+# (16, 256, 11) -> 512 K3 stride 4 0.48-0.56 -> 0.27-0.32 ms, (32, 256, 11) the same 0.80-0.87 -> 0.42-0.44,
+# (8, 720, 5) K5 1.43-1.67 -> 0.96-1.08, (8, 512, 8) K3 0.68-1.0 -> 0.52-0.60 ms; with more positions the
+# lanes stay ahead ((32, 720, 5) 3.6-4.0 against 4.2-4.5 ms, (8, 256, 36) -> 512 K10 dilation 5 3.3-3.5
+# against 3.5-3.6 ms). The cpu-avx2 and cpu-avx512 rows take the same bounds, unmeasured there. Strided weight gradients of ceil(K / stride) >= SLIDE_K_MIN taps slide too, over their
 # stride phases taken as input channels (every CPU row), alternated there: (2, 1, 46134) -> 53 K132 stride 2
 # 17.0 -> 2.9 ms, (2, 1, 14915) -> 128 K287 stride 4 8.6 -> 2.3 ms, (8, 1, 16000) -> 80 K251 stride 2
 # 26.7 -> 7.6 ms, (4, 1, 16000) -> 40 K101 stride 4 2.3 -> 1.8 ms, (8, 16, 4000) K64 stride 2 depthwise
