@@ -270,6 +270,8 @@ void conv1d_forward(__global const store_t *restrict x, __global const store_t *
             const int co_base = TILE_BASE(TILE_FIRST(r));
             NO_UNROLL
             for (int p = 0; p < TILE_P; ++p) {
+                if (l0 + p * (TILE_L * VEC) >= L_out)
+                    break; /* tiles past the row's end, where the span (fitted to the length's class) overhangs it */
                 const int i0 = (l0 + p * (TILE_L * VEC)) * STRIDE - pad_l;
                 __global const store_t *xr = xg + (long)cb * L_in;
                 __global const store_t *wp = W_FIRST(co_base, cb);
