@@ -384,43 +384,52 @@ void conv1d_backward_weight_slide(__global const store_t *restrict x, __global c
 #define CI_BLOCKS ((C_IN_G + VEC - 1) / VEC)
 
 #if STRATEGY == 0 && X_BLOCKED
+#ifndef TILE_B
+#define TILE_B 1 /* channel blocks per work-item (at most CI_BLOCKS): one tap's place in the tile, for K = 1 */
+#endif
 __kernel __attribute__((reqd_work_group_size(1, 1, 1)))
 void conv1d_backward_weight_blocked(__global const acc_t *restrict xb, __global const store_t *restrict dy,
                                     __global acc_t *restrict partial, const int N, const int LDB, const int L_out,
                                     const int chunks, const int pos_block)
 {
     const int2 tile = tile_order(pos_block);
-    const int b = tile.x / K_TILES;
+    const int b0 = tile.x / K_TILES * TILE_B;
     const int k0 = tile.x % K_TILES * TILE_K;
     const int g = tile.y / CO_SPANS;
     const int co_end = (g + 1) * C_OUT_G;
     const int co0 = g * C_OUT_G + tile.y % CO_SPANS * TILE_CO;
-    /* tiles overhanging the last channel or tap slide back, as in the partial kernel */
+    /* tiles overhanging the last channel, channel block or tap slide back, as in the partial kernel */
     const int co_base = co0 + TILE_CO > co_end ? co_end - TILE_CO : co0;
+    const int b_base = b0 + TILE_B > CI_BLOCKS ? CI_BLOCKS - TILE_B : b0;
     const int k_base = k0 + TILE_K > K ? K - TILE_K : k0;
     const int chunk = get_global_id(2);
     const long total = (long)N * L_out;
     const long p_begin = total * chunk / chunks, p_end = total * (chunk + 1) / chunks;
 
-    accv_t acc[TILE_CO][TILE_K];
-    ZERO_TILE(acc, TILE_CO, TILE_K);
+    accv_t acc[TILE_CO][TILE_B][TILE_K];
+    for (int c = 0; c < TILE_CO; ++c)
+        ZERO_TILE(acc[c], TILE_B, TILE_K);
     for (long p = p_begin; p < p_end;) {
         const int n = (int)(p / L_out);
         const int l0 = (int)(p - (long)n * L_out);
         const int l1 = p_end - p < L_out - l0 ? l0 + (int)(p_end - p) : L_out;
-        __global const acc_t *xr = xb + (((long)n * GROUPS + g) * CI_BLOCKS + b) * LDB * VEC + k_base * DILATION * VEC;
+        __global const acc_t *xr = xb + (((long)n * GROUPS + g) * CI_BLOCKS + b_base) * LDB * VEC + k_base * DILATION * VEC;
         __global const store_t *dyr = dy + ((long)n * C_OUT + co_base) * L_out;
         for (int l = l0; l < l1; ++l) {
-            accv_t xv[TILE_K];
+            accv_t xv[TILE_B][TILE_K];
             UNROLL
-            for (int t = 0; t < TILE_K; ++t)
-                xv[t] = *(__global const accv_t *)(xr + (l * STRIDE + t * DILATION) * VEC);
+            for (int bb = 0; bb < TILE_B; ++bb)
+                UNROLL
+                for (int t = 0; t < TILE_K; ++t)
+                    xv[bb][t] = *(__global const accv_t *)(xr + ((long)bb * LDB + l * STRIDE + t * DILATION) * VEC);
             UNROLL
             for (int c = 0; c < TILE_CO; ++c) {
                 const acc_t d = LOAD(dyr, c * L_out + l);
                 UNROLL
-                for (int t = 0; t < TILE_K; ++t)
-                    acc[c][t] += d * xv[t];
+                for (int bb = 0; bb < TILE_B; ++bb)
+                    UNROLL
+                    for (int t = 0; t < TILE_K; ++t)
+                        acc[c][bb][t] += d * xv[bb][t];
             }
         }
         p += l1 - l0;
@@ -433,16 +442,22 @@ void conv1d_backward_weight_blocked(__global const acc_t *restrict xb, __global 
         if (co < co0)
             continue;
         UNROLL
-        for (int t = 0; t < TILE_K; ++t) {
-            const int k = k_base + t;
-            if (k < k0)
+        for (int bb = 0; bb < TILE_B; ++bb) {
+            const int b = b_base + bb;
+            if (b < b0)
                 continue;
-            accv_lanes lanes;
-            lanes.v = acc[c][t];
             UNROLL
-            for (int v = 0; v < VEC; ++v)
-                if (b * VEC + v < C_IN_G)
-                    out[(co * C_IN_G + b * VEC + v) * K + k] = lanes.s[v];
+            for (int t = 0; t < TILE_K; ++t) {
+                const int k = k_base + t;
+                if (k < k0)
+                    continue;
+                accv_lanes lanes;
+                lanes.v = acc[c][bb][t];
+                UNROLL
+                for (int v = 0; v < VEC; ++v)
+                    if (b * VEC + v < C_IN_G)
+                        out[(co * C_IN_G + b * VEC + v) * K + k] = lanes.s[v];
+            }
         }
     }
 }

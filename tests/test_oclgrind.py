@@ -377,6 +377,9 @@ CASES = [
      (2, 6, 19), "f32", dict(CI_LANES_MIN=1, CI_LANES_ACC=6, VEC=4, STAGE_FLOPS=1, BLOCK_KB=1)),
     ("weight-channel-lanes-f16-grouped", dict(cin=10, cout=4, k=2, dilation=3, padding=1, groups=2),
      (2, 10, 15), "f16", dict(CI_LANES_MIN=1, CI_LANES_ACC=4, VEC=4, STAGE_FLOPS=1)),
+    # ... for one tap, tiles of 3 channel blocks sliding back over 4, the last block partly empty
+    ("weight-channel-blocks-k1", dict(cin=15, cout=5, k=1), (2, 15, 21), "f32",
+     dict(CI_LANES_MIN=1, CI_LANES_ACC=6, CI_LANES_B=3, VEC=4, STAGE_FLOPS=1)),
     # input gradient accumulating whole rows: positions before the first and past the last dy, 3 segments
     ("data-rows-strided", dict(cin=2, cout=3, k=5, stride=3, dilation=2, padding=4), (2, 2, 40), "f32",
      dict(ROWS_CI=2, ROWS_CO=1, ROWS_SEG=4, AS_FORWARD=False, VEC=2)),

@@ -159,6 +159,24 @@ def test_weight_channel_lanes_squares(case, vec, device, rng):
     check_grads(m, x, dy, None, dtype, "channel lanes")
 
 
+# Pointwise weight gradients with channel lanes whose tiles span several channel blocks (CI_LANES_B): 3
+# blocks of 4 sliding back over 10, a partly empty last block, groups, float64 and float16.
+BLOCKS_CASES = [
+    TileCase(40, 7, 1, 50),
+    TileCase(38, 6, 1, 33, groups=2, dtype="float64"),
+    TileCase(22, 5, 1, 45, dtype="float16"),
+]
+
+
+@pytest.mark.parametrize("case", BLOCKS_CASES, ids=[c.id for c in BLOCKS_CASES])
+def test_weight_channel_lanes_blocks(case, device, rng):
+    overrides = dict(strategy="register", CI_LANES_MIN=1, CI_LANES_ACC=12, CI_LANES_B=3, VEC=4, STAGE_FLOPS=1)
+    m, x, y, dy, _ = run_case(case, device, rng, 2, **overrides)
+    with clconv.params.override(**overrides):
+        assert "conv1d_backward_weight_blocked" in weight_kernels(device, case, x.shape, np.dtype(case.dtype))
+    check_grads(m, x, dy, None, np.dtype(case.dtype), "channel blocks")
+
+
 # Strided forwards over the staged input split into phases (pad_rows.cl copies lines inside the row as
 # vectors: shuffles for strides 2 and 4, lane by lane otherwise), with several channel tiles per work-item
 # (PHASE_TILE_R), the last one partly past the group's channels, and several position tiles.

@@ -137,6 +137,7 @@ class BackwardWeightParams(PassParams):
     TAPS_MAX: Optional[int] = None      # ... of at most this many taps
     CI_LANES_MIN: Optional[int] = None  # C_in_g of at least this (and STAGE_FLOPS): vector lanes along input channels
     CI_LANES_ACC: int = 16      # ... in tiles of this many accumulators
+    CI_LANES_B: int = 1         # ... which for one tap span this many blocks of input channels
     SLIDE_K_MIN: Optional[int] = None   # stride-1, dilation-1 layers of at least this many taps: taps VEC apart...
     SLIDE_CO: int = 2           # ... in tiles of at most this many output channels...
     SLIDE_REGS: int = 16        # ... whose accumulators, input window and a dy vector fill this many registers

@@ -85,16 +85,19 @@ def _build(device, geo: ConvGeometry, dtype, bias: bool, accumulate: bool, max_g
     if (not blocked and p.strategy == "register" and p.SLIDE_K_MIN is not None and geo.stride == 1
             and geo.dilation == 1 and geo.kernel_size >= p.SLIDE_K_MIN):
         return _slide(device, geo, rep, dtype, accumulate, p).then(bias_alone)
+    tile_b = 1
     if blocked:
-        tile_co, tile_k = _weight_tiles(geo.kernel_size, geo.out_per_group, p.CI_LANES_ACC, p.CI_LANES_ACC,
-                                        channel_lanes=p.VEC, max_registers=p.TILE_REGS)
+        # One tap: the tile spans CI_LANES_B channel blocks instead (fewer dy broadcasts per input vector).
+        tile_b = min(p.CI_LANES_B, ceil_div(geo.in_per_group, p.VEC)) if geo.kernel_size == 1 else 1
+        tile_co, tile_k = _weight_tiles(geo.kernel_size, geo.out_per_group, p.CI_LANES_ACC // tile_b,
+                                        p.CI_LANES_ACC // tile_b, channel_lanes=p.VEC, max_registers=p.TILE_REGS)
         p = replace(p, WG_L=1, WG_CO=1, TILE_CO=tile_co, TILE_K=tile_k)
     elif p.strategy == "register" and p.ACC_MAX is not None:
         tile_co, tile_k = _weight_tiles(geo.kernel_size, geo.out_per_group, p.TILE_CO, p.ACC_MAX,
                                         max_taps=p.TAPS_MAX)
         p = replace(p, TILE_CO=tile_co, TILE_K=tile_k)
     tile_k = max(1, min(p.TILE_K, geo.kernel_size))
-    lanes = (ceil_div(geo.in_per_group, p.VEC) if blocked else geo.in_per_group) * ceil_div(geo.kernel_size, tile_k)
+    lanes = (ceil_div(ceil_div(geo.in_per_group, p.VEC), tile_b) if blocked else geo.in_per_group) * ceil_div(geo.kernel_size, tile_k)
     wg_a = max(1, min(p.WG_L, params.pow2_floor(lanes)))
     rows = geo.groups * ceil_div(geo.out_per_group, p.WG_CO * p.TILE_CO) * p.WG_CO
     work_items = ceil_div(lanes, wg_a) * wg_a * rows
@@ -129,7 +132,7 @@ def _build(device, geo: ConvGeometry, dtype, bias: bool, accumulate: bool, max_g
     defines = {**common_defines(geo, dtype, p), "PAD_MODE": 0 if staged else PAD_MODE_CODE[geo.padding_mode],
                "X_STAGED": phased, "X_PHASES": staged.phases if phased else 1,
                "TILE_CO": p.TILE_CO, "TILE_K": tile_k, "WG_A": wg_a, "WG_CO": p.WG_CO, "LB": p.LB,
-               "BIAS_SUM": int(bias_sum), "X_BLOCKED": int(bool(blocked))}
+               "BIAS_SUM": int(bias_sum), "X_BLOCKED": int(bool(blocked)), "TILE_B": tile_b}
     # One chunk's partial sums, laid out as dw, are the fresh gradient itself where they share its type: a
     # small pass then takes one launch (each costs tens of microseconds on a CPU device).
     direct = chunks == 1 and not accumulate and not bias_sum and acc_bytes(dtype) == dtype.itemsize
