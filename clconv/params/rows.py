@@ -56,7 +56,7 @@ _CPU = {
     # forward of dy, then an overlap-add; backward_data._columns): side by side on the EPYC, a hop-160 K400
     # filterbank's input gradient 111-165 -> 0.6-1.1 ms, (8, 256, 4000) K16 stride 16 224-254 -> 34-76 ms.
     "backward_data": {"TILE_CI": 6, "WG_CI": 1, "AS_FORWARD": True, "PHASE_DEPTH_MIN": 256,
-                      "COLS_STRIDE_MIN": 8, "COLS_L_MAX": 48},
+                      "COLS_STRIDE_MIN": 8, "COLS_L_MAX": 112},
     # 16 vector registers on AVX2: 3 x 3 accumulators, 3 dy vectors and the input stay unspilled
     # (4 x 3 spills: tcn 67 -> 128 GF/s with 3 x 3). Tiles picked per shape within 12 accumulators and 5 taps,
     # so that the taps split evenly (side by side against 3 x 3: strided4 K8 3 x 4 75 -> 103, stride-2 K5
@@ -103,7 +103,7 @@ _CPU_AVX512 = {
     # Input gradients with <= 4 input and >= 64 output channels per group accumulate whole runs of
     # positions in cache (conv1d_backward_data_rows): wav2vec 25 -> 56 GF/s side by side.
     "backward_data": {"TILE_CI": 16, "WG_CI": 1, "AS_FORWARD": True, "ROWS_CI": 4, "ROWS_CO": 64,
-                      "COLS_STRIDE_MIN": 8, "COLS_L_MAX": 48},
+                      "COLS_STRIDE_MIN": 8, "COLS_L_MAX": 112},
     # Up to 6 channels and 32 accumulators of 16 lanes, tiles picked per shape (ACC_MAX): dense 6 x 3,
     # grouped K5 4 x 5, wav2vec K10 3 x 10, depthwise K31 1 x 31. Side by side against fixed 6 x 3:
     # grouped 91 -> 107, wav2vec 64 -> 92, depthwise 56 -> 78 GF/s. Runs of 4096 positions (against
@@ -139,7 +139,9 @@ _CPU_AVX512 = {
 # (16, 256, 11) -> 512 K3 stride 4 0.84 -> 0.30 ms, (8, 128, 33) K9 stride 2 0.73 -> 0.62 ms; input
 # gradients of the same 7.7 -> 2.8, 5.3 -> 2.3, 1.93 -> 0.37, 1.21 -> 0.39 ms. A row of 55 outputs lost
 # (weight gradient 0.86 -> 1.04 ms, the copy costing more than its sums), and so did 29 output channels per
-# group (0.54 -> 1.9 ms). Forwards of at most 128 positions in the batch take dot products over the same
+# group (0.54 -> 1.9 ms). Input gradients take the columns up to rows of 111 outputs, per process,
+# alternated 4 times: (1, 152, 55) K28 1.00-1.07 -> 0.29-0.32 ms, (16, 256, 100) K3 2.0-2.1 -> 1.8 ms, (8, 256,
+# 80) K5 1.6-1.8 -> 1.2-1.4 ms; (8, 128, 128) K5 lost (0.50 -> 0.65 ms). Forwards of at most 128 positions in the batch take dot products over the same
 # columns (conv1d_forward_columns) instead of lanes along output channels, whose copy of the weights then
 # costs more than a copy of the input; each variant timed alone in its own process, alternated 4 times:
 # (16, 256, 11) -> 512 K3 stride 4 0.48-0.56 -> 0.27-0.32 ms, (32, 256, 11) the same 0.80-0.87 -> 0.42-0.44,
