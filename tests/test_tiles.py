@@ -477,3 +477,27 @@ def test_weight_gradient_in_stride_phases(case, device, rng):
     with clconv.params.override(**PHASE_WEIGHT_OVERRIDES):
         m.backward(dy, input_grad=False)
     assert_close(m.weight.grad.get(), 2 * first.astype(np.float64), dtype, "stride phases, accumulated")
+
+
+# Weight gradients of rows padded by a quarter of their length or more read the padded copy, whatever
+# their depth (the unstaged kernel would gather most vectors lane by lane through the padding map); a row
+# padded less does not.
+PADDED_CASES = [
+    TileCase(4, 8, 9, 20, padding=8, dilation=2, groups=4),
+    TileCase(3, 5, 5, 16, padding=4, mode="reflect", dtype="float64"),
+    TileCase(2, 4, 7, 24, padding=6, stride=2, mode="circular", dtype="float16"),
+]
+UNSTAGED = dict(strategy="register", STAGE_MIN=None, STAGE_FLOPS=None, SLIDE_K_MIN=None, CI_LANES_MIN=None,
+                COLS_L_MAX=None)
+
+
+@pytest.mark.parametrize("case", PADDED_CASES, ids=[c.id for c in PADDED_CASES])
+def test_weight_gradient_of_mostly_padded_rows(case, device, rng):
+    dtype = np.dtype(case.dtype)
+    m, x, y, dy, _ = run_case(case, device, rng, 2, **UNSTAGED)
+    with clconv.params.override(**UNSTAGED):
+        assert weight_kernels(device, case, x.shape, dtype)[:2] == ["pad_rows", "conv1d_backward_weight_partial"]
+        padded_less = TileCase(case.cin, case.cout, case.k, 4 * 2 * case.padding + 1, padding=case.padding,
+                               groups=case.groups)
+        assert "pad_rows" not in weight_kernels(device, padded_less, (2, case.cin, padded_less.length), dtype)
+    check_grads(m, x, dy, None, dtype, "mostly padded rows")
