@@ -295,3 +295,29 @@ def test_load_monitor_records_samples():
     monitor.sample("end", final=True)
     assert [s["at"] for s in monitor.samples] == ["start", "end"]
     assert all(s["other_cores"] is None or s["other_cores"] >= 0 for s in monitor.samples)
+
+
+PARAMS_BENCH = BENCH.parent / "compare_params.py"
+
+
+def test_compare_params_times_each_variant_in_its_own_processes():
+    # what is checked is that every variant runs in its own processes and is reported, not its speed
+    proc = subprocess.run([sys.executable, str(PARAMS_BENCH), "--shape", "2,4,20,6,3,2,1", "--pass", "weight",
+                           "--rounds", "2", "--calls", "2", "--warmup", "1", "{}", '{"TILE_CO": 2}'],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].startswith("2,4,20,6,3,2,1,1,1 weight, 2 process(es) per variant")
+    assert [line.rsplit(": ", 1)[0].strip() for line in lines[1:]] == ["{}", '{"TILE_CO": 2}']
+    assert all(len(line.rsplit(": ", 1)[1].split(" ms;")[0].split()) == 2 for line in lines[1:])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--shape", "1,2,3", "{}"], "expected N,C_IN,L,C_OUT,K"),
+    (["--shape", "2,4,20,4,3,0", "{}"], "non-positive stride"),
+    (["--shape", "2,4,20,4,3", "TILE_CO=2"], "not JSON"),
+    (["--shape", "2,4,20,4,3", "[1]"], "must be a JSON object"),
+])
+def test_compare_params_rejects_bad_arguments(args, message):
+    proc = subprocess.run([sys.executable, str(PARAMS_BENCH), *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and message in proc.stderr
