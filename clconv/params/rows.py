@@ -111,7 +111,8 @@ _CPU_AVX512 = {
     # C_in_g >= 16: lanes along input channels over a channel-blocked copy, 24 accumulators (dense 8 x 3):
     # the input streams one line per position and dy is broadcast (dense 105 -> 255 GF/s, prototype).
     "backward_weight": {"TILE_CO": 6, "WG_CO": 1, "TILE_K": 3, "ACC_MAX": 32, "RUN": 4096, "STAGE_MIN": 256,
-                        "STAGE_FLOPS": 1 << 24, "CI_LANES_MIN": 16, "CI_LANES_ACC": 24, "CI_LANES_B": 4, "SLIDE_K_MIN": 64,
+                        "STAGE_FLOPS": 1 << 24, "CI_LANES_MIN": 16, "CI_LANES_ACC": 24, "CI_LANES_B": 4,
+                        "SLIDE_K_MIN": 64,
                         "SLIDE_CO": 2, "COLS_L_MAX": 48},
 }
 # CPU runtimes that vectorise across work-items (Intel's): explicit 16-float vectors in work-groups of one
@@ -134,27 +135,28 @@ _CPU_AVX512 = {
 # 36-38 -> 21 ms, (16, 64, 4000) -> 128 K5 stride 2 15 -> 9.5 ms, (8, 512, 2000) K3 stride 2 50-53 -> 39 ms.
 # Gradients of rows shorter than COLS_L_MAX (48) with 64 output channels or more per group run in columns,
 # lanes along the weights' rows (conv1d_backward_weight_columns over pad_columns' copy of the input,
-# conv1d_backward_data_columns from the weights themselves), alternated there with the kernels before:
-# weight gradients (32, 720, 5) K5 7.8 -> 2.7 ms, (8, 256, 36) -> 512 K10 dilation 5 9.0 -> 2.7 ms,
-# (16, 256, 11) -> 512 K3 stride 4 0.84 -> 0.30 ms, (8, 128, 33) K9 stride 2 0.73 -> 0.62 ms; input
-# gradients of the same 7.7 -> 2.8, 5.3 -> 2.3, 1.93 -> 0.37, 1.21 -> 0.39 ms. A row of 55 outputs lost
-# (weight gradient 0.86 -> 1.04 ms, the copy costing more than its sums), and so did 29 output channels per
-# group (0.54 -> 1.9 ms). Input gradients take the columns up to rows of 111 outputs, per process,
-# alternated 4 times: (1, 152, 55) K28 1.00-1.07 -> 0.29-0.32 ms, (16, 256, 100) K3 2.0-2.1 -> 1.8 ms, (8, 256,
-# 80) K5 1.6-1.8 -> 1.2-1.4 ms; (8, 128, 128) K5 lost (0.50 -> 0.65 ms). Forwards of at most 128 positions in the batch take dot products over the same
-# columns (conv1d_forward_columns) instead of lanes along output channels, whose copy of the weights then
-# costs more than a copy of the input; each variant timed alone in its own process, alternated 4 times:
+# conv1d_backward_data_columns from the weights themselves), alternated there with the kernels before: weight
+# gradients (32, 720, 5) K5 7.8 -> 2.7 ms, (8, 256, 36) -> 512 K10 dilation 5 9.0 -> 2.7 ms, (16, 256, 11) ->
+# 512 K3 stride 4 0.84 -> 0.30 ms, (8, 128, 33) K9 stride 2 0.73 -> 0.62 ms; input gradients of the same 7.7
+# -> 2.8, 5.3 -> 2.3, 1.93 -> 0.37, 1.21 -> 0.39 ms. A row of 55 outputs lost (weight gradient 0.86 -> 1.04
+# ms, the copy costing more than its sums), and so did 29 output channels per group (0.54 -> 1.9 ms). Input
+# gradients take the columns up to rows of 111 outputs, per process, alternated 4 times: (1, 152, 55) K28
+# 1.00-1.07 -> 0.29-0.32 ms, (16, 256, 100) K3 2.0-2.1 -> 1.8 ms, (8, 256, 80) K5 1.6-1.8 -> 1.2-1.4 ms; (8,
+# 128, 128) K5 lost (0.50 -> 0.65 ms). Forwards of at most 128 positions in the batch take dot products over
+# the same columns (conv1d_forward_columns) instead of lanes along output channels, whose copy of the weights
+# then costs more than a copy of the input; each variant timed alone in its own process, alternated 4 times:
 # (16, 256, 11) -> 512 K3 stride 4 0.48-0.56 -> 0.27-0.32 ms, (32, 256, 11) the same 0.80-0.87 -> 0.42-0.44,
 # (8, 720, 5) K5 1.43-1.67 -> 0.96-1.08, (8, 512, 8) K3 0.68-1.0 -> 0.52-0.60 ms; with more positions the
 # lanes stay ahead ((32, 720, 5) 3.6-4.0 against 4.2-4.5 ms, (8, 256, 36) -> 512 K10 dilation 5 3.3-3.5
-# against 3.5-3.6 ms). The cpu-avx2 and cpu-avx512 rows take the same bounds, unmeasured there. Strided weight gradients of ceil(K / stride) >= SLIDE_K_MIN taps slide too, over their
-# stride phases taken as input channels (every CPU row), alternated there: (2, 1, 46134) -> 53 K132 stride 2
-# 17.0 -> 2.9 ms, (2, 1, 14915) -> 128 K287 stride 4 8.6 -> 2.3 ms, (8, 1, 16000) -> 80 K251 stride 2
-# 26.7 -> 7.6 ms, (4, 1, 16000) -> 40 K101 stride 4 2.3 -> 1.8 ms, (8, 16, 4000) K64 stride 2 depthwise
-# 1.57 -> 1.26 ms. Pointwise weight gradients with channel lanes take 4 channel blocks x 6 output channels per
-# tile (CI_LANES_B; 24 x 1 broadcast a dy element per multiply-add), per process, alternated 4 times:
-# (16, 256, 1000) -> 512 15.3-18.9 -> 11.3-12.5 ms (3 blocks 12.5-13.5, 6 blocks 18.0-18.5), (32, 184, 428)
-# 3.0-3.4 -> 2.8-3.0 ms.
+# against 3.5-3.6 ms). The cpu-avx2 and cpu-avx512 rows take the same bounds (cpu-avx512's checked with PoCL
+# 3.1, PROVENANCE; cpu-avx2's unmeasured). Strided weight gradients of ceil(K / stride) >= SLIDE_K_MIN taps
+# slide too, over their stride phases taken as input channels (every CPU row), alternated there: (2, 1, 46134)
+# -> 53 K132 stride 2 17.0 -> 2.9 ms, (2, 1, 14915) -> 128 K287 stride 4 8.6 -> 2.3 ms, (8, 1, 16000) -> 80
+# K251 stride 2 26.7 -> 7.6 ms, (4, 1, 16000) -> 40 K101 stride 4 2.3 -> 1.8 ms, (8, 16, 4000) K64 stride 2
+# depthwise 1.57 -> 1.26 ms. Pointwise weight gradients with channel lanes take 4 channel blocks x 6 output
+# channels per tile (CI_LANES_B; 24 x 1 broadcast a dy element per multiply-add), per process, alternated 4
+# times: (16, 256, 1000) -> 512 15.3-18.9 -> 11.3-12.5 ms (3 blocks 12.5-13.5, 6 blocks 18.0-18.5), (32, 184,
+# 428) 3.0-3.4 -> 2.8-3.0 ms.
 _CPU_IMPLICIT_SIMD = {
     **_CPU_AVX512,
     "forward": {**_CPU_AVX512["forward"], "SLIDE_K_MIN": 12, "SLIDE_CO": 2, "STAGE_MIN": 128},
@@ -216,7 +218,12 @@ PROVENANCE = {
     "cpu-avx512": "measured with PoCL 3.0 (LLVM target icelake-client) on a 2-core AVX-512 Xeon, side by side: "
                   "dense forward 131 -> 172 GF/s (16-channel tiles), deep 132-143 -> 198; weight gradient with "
                   "channel lanes 105 -> 255; wav2vec input gradient 25 -> 56 GF/s; its sliding taps with PoCL 3.1 "
-                  "(target skylake-avx512) on a 2-core Zen 5 EPYC: filterbank weight gradient 28 -> 14 ms",
+                  "(target skylake-avx512) on a 2-core Zen 5 EPYC: filterbank weight gradient 28 -> 14 ms; there too, "
+                  "each variant alone in its own processes: short rows in columns, (32, 720, 5) K5 weight gradient "
+                  "7.2 -> 2.2 ms, input gradient 4.3 -> 2.5 ms, (16, 256, 11) -> 512 K3 stride 4 forward "
+                  "0.69 -> 0.36 ms; "
+                  "(2, 1, 46134) -> 53 K132 stride 2 weight gradient in stride phases 3.2 -> 2.2 ms; pointwise weight "
+                  "gradient in 4 channel blocks 11.8 -> 11.3 ms",
     "cpu-avx2": "measured with PoCL on the same 2-core AVX-512 Xeon (the generic CPU row, timed before the AVX-512 row "
                 "was split off): wav2vec weight gradient 18-25 -> 26-51, tcn 67 -> 128 GF/s (3 x 3 tiles); input "
                 "gradients as forwards dense 121 -> 143, tcn 88 -> 124, depthwise 21 -> 39 GF/s; its strided, "
