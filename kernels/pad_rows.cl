@@ -26,7 +26,8 @@
  * element by element. Grid: dim 0 = rb * ceil(LDB / VEC) + q0 / VEC. Macros read: C_IN_G, VEC, PAD_MODE, dtype.
  * Runtime arguments: L, pad_l, LDB, rows (of xb).
  * pad_columns: the padded input of every output position as one column, the taps of each input channel
- * side by side, in the accumulation type, for the passes of short rows (conv1d_backward_weight_columns).
+ * side by side, in the accumulation type, for the passes of short rows (conv1d_forward_columns,
+ * conv1d_backward_weight_columns).
  * Columns are cut into panels of SPAN entries, and a panel's columns lie one after the other, so that a
  * work-item of the pass streams its panel from contiguous memory:
  *

@@ -14,6 +14,7 @@ import numpy as np
 from .. import params
 from ..params import ceil_div
 from ..api.checks import ConvGeometry
+from . import staging
 from .forward import flipped, forward_plan, phase_forward
 from ..params import BackwardDataParams
 from .plan import (SHORT_ROWS, PAD_MODE_CODE, Pass, Plan, Step, acc_bytes, common_defines, compiled_class, dtype_defines,
@@ -73,7 +74,7 @@ def _build(device, geo: ConvGeometry, dtype, has_bias: bool, length: int, pad_le
     per_phase = ceil_div(length, geo.stride)
     rep_per_phase = per_phase if per_phase < SHORT_ROWS else params.pow2_floor(per_phase)
     whole = pass_record(device, Pass.BACKWARD_DATA, geo, dtype)  # vectors along the weights, not the row
-    if _short_columns(geo, whole):
+    if staging.takes_columns(geo, whole):
         return _short_rows(device, geo, dtype, whole, has_bias, length, pad_left)
     p = pass_params(device, Pass.BACKWARD_DATA, geo, dtype, geo.in_per_group, rep_per_phase, local_bytes, max_group)
     if p.AS_FORWARD:
@@ -223,8 +224,9 @@ def _columns(device, geo: ConvGeometry, dtype, p: BackwardDataParams, has_bias: 
 
 def _overlap_add(device, geo: ConvGeometry, dtype, p, has_bias: bool, length: int, pad_left: int) -> Step:
     """conv1d_backward_data_cols: the columns ("cols", N x C_in x K x L_out) added back into dx where their
-    windows overlap, in runs of at most 1024 positions of a row."""
-    run = min(1024, length)
+    windows overlap, in runs of at most 1024 positions of a row (sized by the length's power of two: lengths
+    share programs)."""
+    run = min(1024, params.pow2_ceil(length))
     kernel = device.kernel("conv1d_backward_data.cl", "conv1d_backward_data_cols",
                            {**common_defines(geo, dtype, p), "COLS_RUN": run})
     return Step(kernel, (ceil_div(length, run), geo.in_channels, geo.batch), (1, 1, 1),
@@ -232,19 +234,11 @@ def _overlap_add(device, geo: ConvGeometry, dtype, p, has_bias: bool, length: in
                  np.int32(pad_left), np.int32(has_bias)))
 
 
-def _short_columns(geo: ConvGeometry, p: BackwardDataParams) -> bool:
-    """Short rows over a batch of few positions (COLS_L_MAX, COLS_POSITIONS_MAX), with weight rows of two
-    vectors or more and reductions over COLS_CHANNELS_MIN output channels per group or more, take their
-    columns straight from the weights: the forward form would copy the weights twice (flipped, then with
-    output channels innermost), and the gather's position vectors overhang such rows."""
-    return (p.strategy == "register" and p.COLS_L_MAX is not None and geo.length_out < p.COLS_L_MAX
-            and geo.batch * geo.length_out <= p.COLS_POSITIONS_MAX and geo.out_per_group >= p.COLS_CHANNELS_MIN
-            and geo.in_per_group * geo.kernel_size >= 2 * p.VEC)
-
-
 def _short_rows(device, geo: ConvGeometry, dtype, p: BackwardDataParams, has_bias: bool, length: int,
                 pad_left: int) -> Plan:
-    """conv1d_backward_data_columns, lanes along the weights' rows, then the overlap-add."""
+    """conv1d_backward_data_columns, lanes along the weights' rows, then the overlap-add: the forward form
+    would copy the weights twice (flipped, then with output channels innermost), and the gather's position
+    vectors overhang such rows."""
     entries = geo.in_per_group * geo.kernel_size
     vectors = min(p.COLS_RV, entries // p.VEC)
     kernel = device.kernel("conv1d_backward_data.cl", "conv1d_backward_data_columns",

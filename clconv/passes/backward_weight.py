@@ -77,7 +77,7 @@ def _build(device, geo: ConvGeometry, dtype, bias: bool, accumulate: bool, max_g
         if phased is not None:
             return phased.then(bias_alone)
     whole = pass_record(device, Pass.BACKWARD_WEIGHT, geo, dtype)  # vectors along the weights, not the row
-    if _sums_columns(geo, whole):
+    if staging.takes_columns(geo, whole):
         by_columns = _columns(device, geo, dtype, accumulate, whole)
         if by_columns is not None:
             return by_columns.then(bias_alone)
@@ -97,7 +97,8 @@ def _build(device, geo: ConvGeometry, dtype, bias: bool, accumulate: bool, max_g
                                         max_taps=p.TAPS_MAX)
         p = replace(p, TILE_CO=tile_co, TILE_K=tile_k)
     tile_k = max(1, min(p.TILE_K, geo.kernel_size))
-    lanes = (ceil_div(ceil_div(geo.in_per_group, p.VEC), tile_b) if blocked else geo.in_per_group) * ceil_div(geo.kernel_size, tile_k)
+    tiles_ci = ceil_div(ceil_div(geo.in_per_group, p.VEC), tile_b) if blocked else geo.in_per_group
+    lanes = tiles_ci * ceil_div(geo.kernel_size, tile_k)
     wg_a = max(1, min(p.WG_L, params.pow2_floor(lanes)))
     rows = geo.groups * ceil_div(geo.out_per_group, p.WG_CO * p.TILE_CO) * p.WG_CO
     work_items = ceil_div(lanes, wg_a) * wg_a * rows
@@ -119,7 +120,7 @@ def _build(device, geo: ConvGeometry, dtype, bias: bool, accumulate: bool, max_g
 
     chunks = chunk_count(positions, vectors)
     staged = blocked or (staging.phase_rows(device, geo, dtype, ceil_div(geo.length_out, p.VEC) * p.VEC)
-                         if staging.stages_input(rep, p) or _mostly_padding(geo, p) else None)
+                         if staging.stages_input(rep, p) or _mostly_padding(rep, p) else None)
     # Cache blocks of input rows: each chunk's run of positions of one input row (or channel block), over
     # the strides; taken from the shape's class.
     rep_positions = rep.batch * rep.length_out
@@ -210,32 +211,24 @@ def _mostly_padding(geo: ConvGeometry, p) -> bool:
     return p.strategy == "register" and (geo.pad_left + geo.pad_right) * PADDED_SHARE >= geo.length_in
 
 
-def _sums_columns(geo: ConvGeometry, p) -> bool:
-    """Short rows over a batch of few positions (COLS_L_MAX, COLS_POSITIONS_MAX), with weight rows of two
-    vectors or more and COLS_CHANNELS_MIN output channels per group, sum over the input's columns: vectors
-    of positions fit such rows badly, and chunks of them leave each chunk a few products per weight. The
-    columns' copy holds a weight row per position; it pays for itself over many output channels."""
-    return (p.strategy == "register" and p.COLS_L_MAX is not None and geo.length_out < p.COLS_L_MAX
-            and geo.batch * geo.length_out <= p.COLS_POSITIONS_MAX and geo.out_per_group >= p.COLS_CHANNELS_MIN
-            and geo.in_per_group * geo.kernel_size >= 2 * p.VEC)
-
-
 def _columns(device, geo: ConvGeometry, dtype, accumulate: bool, p) -> Plan | None:
     """conv1d_backward_weight_columns over pad_columns' panels: lanes along a weight row's entries, every
-    position of the batch summed by the work-item that owns the weights, straight into dw."""
+    position of the batch summed by the work-item that owns the weights, straight into dw (chunks of a
+    few hundred positions would leave each a few products per weight, and a reduce after)."""
     vectors = min(p.COLS_RV, ceil_div(geo.in_per_group * geo.kernel_size, p.VEC))
     staged = staging.columns(device, geo, dtype, vectors * p.VEC, vectors * p.VEC)
     if staged is None:
         return None
+    panels = staging.panels_of(geo, vectors * p.VEC)
     tile_co = min(p.COLS_CO, geo.out_per_group)
     steps = min(p.COLS_STEPS, ceil_div(geo.out_per_group, tile_co))
-    defines = {**common_defines(geo, dtype, p), "SPAN": vectors * p.VEC, "PANELS": staged.row_length,
+    defines = {**common_defines(geo, dtype, p), "SPAN": vectors * p.VEC, "PANELS": panels,
                "COLS_CO": tile_co, "COLS_STEPS": steps}
     kernel = device.kernel("conv1d_backward_weight.cl", "conv1d_backward_weight_columns", defines)
-    step = Step(kernel, (ceil_div(geo.out_per_group, tile_co * steps), geo.groups * staged.row_length), (1, 1),
+    step = Step(kernel, (ceil_div(geo.out_per_group, tile_co * steps), geo.groups * panels), (1, 1),
                 ("staged", "dy", "dw", np.int32(geo.batch), np.int32(geo.length_out), np.int32(accumulate)))
     return staged.plan.then(Plan((step,), params=replace(p, TILE_CO=tile_co, WG_L=1, WG_CO=1),
-                                 info={"chunks": 1, "bias_sum": False, "panels": staged.row_length}))
+                                 info={"chunks": 1, "bias_sum": False, "panels": panels}))
 
 
 def _slide_phases(device, geo: ConvGeometry, dtype, accumulate: bool) -> Plan | None:

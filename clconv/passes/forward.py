@@ -257,13 +257,11 @@ def _depthwise_local(device, geo: ConvGeometry, rep: ConvGeometry, dtype, has_bi
 
 
 def _columns(device, geo: ConvGeometry, dtype, has_bias: bool) -> Plan | None:
-    """conv1d_forward_columns over pad_columns' copy (panels of one vector), for rows shorter than
-    COLS_L_MAX over a batch of at most COLS_POSITIONS_MAX positions, with weight rows of two vectors or
-    more and COLS_CHANNELS_MIN output channels per group, which share the copy; None for other layers (or
-    past the device's buffer limit)."""
+    """conv1d_forward_columns over pad_columns' copy (panels of one vector) where the layer takes columns
+    (staging.takes_columns), the output channels sharing the copy; None for other layers (or past the
+    device's buffer limit)."""
     p = pass_record(device, Pass.FORWARD, geo, dtype)
-    if (p.COLS_L_MAX is None or geo.length_out >= p.COLS_L_MAX or geo.batch * geo.length_out > p.COLS_POSITIONS_MAX
-            or geo.out_per_group < p.COLS_CHANNELS_MIN or geo.in_per_group * geo.kernel_size < 2 * p.VEC):
+    if not staging.takes_columns(geo, p):
         return None
     staged = staging.columns(device, geo, dtype, p.VEC, p.VEC)
     if staged is None:
@@ -275,7 +273,7 @@ def _columns(device, geo: ConvGeometry, dtype, has_bias: bool) -> Plan | None:
     step = Step(kernel, (ceil_div(positions, p.COLS_POS), geo.groups * ceil_div(geo.out_per_group, tile_co)), (1, 1),
                 ("staged", "w", "bias" if has_bias else "w", "y", np.int32(geo.length_out), np.int32(positions),
                  np.int32(has_bias)))
-    return staged.plan.then(Plan((step,), params=p, info={"columns": staged.row_length}))
+    return staged.plan.then(Plan((step,), params=p, info={"panels": staging.panels_of(geo, p.VEC)}))
 
 
 def _channel_lanes(device, geo: ConvGeometry, dtype, has_bias: bool, fitted: ForwardParams) -> Plan | None:

@@ -77,12 +77,29 @@ def channel_blocks(device, geo: ConvGeometry, dtype, p: BackwardWeightParams) ->
     return Staged(Plan((step,), (("staged", nbytes),)), length, 1, True)
 
 
+def takes_columns(geo: ConvGeometry, p) -> bool:
+    """A register-strategy pass of short rows (COLS_L_MAX) over a batch of few positions
+    (COLS_POSITIONS_MAX), with COLS_CHANNELS_MIN output channels per group or more and weight rows of two
+    vectors or more, runs over columns, its lanes along a weight row's entries (input channel, tap):
+    vectors of positions fit such rows badly, and the copies the columns need (of the input, once per
+    position) cost less than those of the weights the other short-row kernels read. Each pass's record
+    holds its own bounds."""
+    return (p.strategy == "register" and p.COLS_L_MAX is not None and geo.length_out < p.COLS_L_MAX
+            and geo.batch * geo.length_out <= p.COLS_POSITIONS_MAX and geo.out_per_group >= p.COLS_CHANNELS_MIN
+            and geo.in_per_group * geo.kernel_size >= 2 * p.VEC)
+
+
+def panels_of(geo: ConvGeometry, span: int) -> int:
+    """Panels of `span` entries per column of C_in_g x K entries (pad_columns)."""
+    return ceil_div(geo.in_per_group * geo.kernel_size, span)
+
+
 def columns(device, geo: ConvGeometry, dtype, span: int, line: int) -> Staged | None:
     """pad_columns' copy: one column of C_in_g x K entries per output position of the batch, per group,
-    in panels of `span` entries (the last one padded with zeros), in the accumulation type, written
-    `line` entries per work-item; None past the device's buffer limit. Its row_length is the number of
-    panels per group."""
-    panels = ceil_div(geo.in_per_group * geo.kernel_size, span)
+    in panels_of(geo, span) panels of `span` entries (the last one padded with zeros), in the accumulation
+    type, written `line` entries per work-item; None past the device's buffer limit. Its rows are a panel's
+    columns, `span` long."""
+    panels = panels_of(geo, span)
     positions = geo.batch * geo.length_out
     nbytes = geo.groups * panels * positions * span * acc_bytes(dtype)
     if nbytes > device.buffer_limit:
@@ -93,4 +110,4 @@ def columns(device, geo: ConvGeometry, dtype, span: int, line: int) -> Staged | 
         "LINE": line, **dtype_defines(dtype)})
     step = line_step(device, kernel, geo.groups * panels * positions * (span // line), "x", "staged",
                      np.int32(geo.length_in), np.int32(geo.pad_left), np.int32(geo.length_out), np.int32(positions))
-    return Staged(Plan((step,), (("staged", nbytes),)), panels, 1, False)
+    return Staged(Plan((step,), (("staged", nbytes),)), span, 1, False)
